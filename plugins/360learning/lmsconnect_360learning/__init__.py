@@ -1,0 +1,1 @@
+"""The 360Learning connector for lmsconnect."""
