@@ -50,7 +50,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
 import attrs
@@ -149,6 +149,9 @@ class SimEnrollment:
     completion_percentage: int = 0
     total_time_seconds: int = 0
     expired_on: int | None = None
+
+
+_S = TypeVar("_S", bound="TalentLMSSimulator")
 
 
 class _ApiError(Exception):
@@ -254,7 +257,7 @@ class TalentLMSSimulator:
 
         #: Every HTTP request received, whatever its outcome.
         self.calls = 0
-        #: Requests per route, e.g. ``"GET /v1/users"``, ``"GET /v1/courses/id"``, ``"POST /v1/createcourse"``.
+        #: Requests per route: ``"GET /v1/users"``, ``"GET /v1/courses/id"``, ``"POST /v1/createcourse"``...
         self.calls_by_route: collections.Counter[str] = collections.Counter()
         #: Requests answered 429 (rate limit or throttle burst).
         self.rejected_calls = 0
@@ -303,7 +306,7 @@ class TalentLMSSimulator:
         if runner is not None:
             await runner.cleanup()
 
-    async def __aenter__(self) -> Self:
+    async def __aenter__(self: _S) -> _S:
         await self.start()
         return self
 
@@ -607,31 +610,45 @@ class TalentLMSSimulator:
             form = {k: v for k, v in posted.items() if isinstance(v, str)}
 
         rng = self._fault_rng(request, form)
-        fault_draws = [rng.random() for _ in range(4)]
+        slow, drop, throttle, fail = (rng.random() for _ in range(4))
+        # The request is admitted, counted and applied when it arrives; the latency is spent before
+        # the answer leaves, as on a real network where the rate counter sits at the vendor's door.
+        response = self._respond(
+            request, action, {**path_params, **form}, bad_params, throttle, fail
+        )
         delay = self.latency
-        if fault_draws[0] < self.slow_rate:
+        if slow < self.slow_rate:
             self.faults["slow"] += 1
             delay += self.slow_seconds
         if delay > 0:
             await asyncio.sleep(delay)
-        if fault_draws[1] < self.drop_rate:
+        if drop < self.drop_rate:
             self.faults["drop"] += 1
             if request.transport is not None:
                 request.transport.abort()
             # The connection is gone; aiohttp discards whatever we return.
             return web.Response(status=500)
+        return response
 
+    def _respond(
+        self,
+        request: web.Request,
+        action: str,
+        params: dict[str, str],
+        bad_params: bool,
+        throttle_draw: float,
+        fail_draw: float,
+    ) -> web.Response:
         try:
             self._authenticate(request)
             if action != "ratelimit":
-                self._admit(fault_draws[2])
-                if fault_draws[3] < self.fault_rate:
+                self._admit(throttle_draw)
+                if fail_draw < self.fault_rate:
                     self.faults["500"] += 1
                     raise _ApiError(500, "Internal server error", kind="api_error")
             if bad_params:
                 raise _ApiError(400, "Invalid arguments provided")
-            params = {**path_params, **form}
-            body = self._dispatch(request.method, action, params)
+            return web.json_response(self._dispatch(request.method, action, params))
         except _ApiError as err:
             if err.status == 429:
                 self.rejected_calls += 1
@@ -640,7 +657,6 @@ class TalentLMSSimulator:
                 status=err.status,
                 headers=err.headers,
             )
-        return web.json_response(body)
 
     def _fault_rng(self, request: web.Request, form: Mapping[str, str]) -> random.Random:
         if not (self.fault_rate or self.drop_rate or self.slow_rate or self.throttle_rate):

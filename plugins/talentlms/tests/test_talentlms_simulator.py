@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from lmsconnect_talentlms.testing import INSTRUCTOR_USER_TYPES, TalentLMSSimulator
 
 DATE_RE = re.compile(r"^\d{2}/\d{2}/\d{4}, \d{2}:\d{2}:\d{2}$")
@@ -63,10 +62,9 @@ async def _raw(sim: TalentLMSSimulator, path: str, **kwargs: Any) -> tuple[int, 
 class TestAuth:
     async def test_missing_key_is_401_with_error_body(self, sim: TalentLMSSimulator) -> None:
         """No Authorization header → 401 and TalentLMS's error shape."""
-        async with aiohttp.ClientSession() as session:
-            async with session.get(sim.url + "/v1/users") as resp:
-                assert resp.status == 401
-                body = await resp.json()
+        async with aiohttp.ClientSession() as session, session.get(sim.url + "/v1/users") as resp:
+            assert resp.status == 401
+            body = await resp.json()
         assert body == {
             "error": {"type": "invalid_request_error", "message": "Invalid API key provided"}
         }
