@@ -22,10 +22,14 @@ class Client:
         self.token = ""
 
     async def authenticate(self) -> None:
-        async with self.session.post(f"{self.sim.url}{V2}/oauth2/token", json={
-            "grant_type": "client_credentials", "client_id": self.sim.client_id,
-            "client_secret": self.sim.client_secret,
-        }) as response:
+        async with self.session.post(
+            f"{self.sim.url}{V2}/oauth2/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": self.sim.client_id,
+                "client_secret": self.sim.client_secret,
+            },
+        ) as response:
             assert response.status == 200
             self.token = (await response.json())["access_token"]
 
@@ -70,9 +74,15 @@ async def started(session: aiohttp.ClientSession, **options: Any) -> tuple[Learn
 
 def external_item(external_id: str, **overrides: Any) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "externalId": external_id, "name": f"Course {external_id}", "description": "About it",
-        "launchUrl": f"https://content.example.com/{external_id}", "imageUrl": "https://content.example.com/i.png",
-        "duration": 45, "defaultLang": "en", "sources": [{"name": "lmsconnect"}], "subjects": [],
+        "externalId": external_id,
+        "name": f"Course {external_id}",
+        "description": "About it",
+        "launchUrl": f"https://content.example.com/{external_id}",
+        "imageUrl": "https://content.example.com/i.png",
+        "duration": 45,
+        "defaultLang": "en",
+        "sources": [{"name": "lmsconnect"}],
+        "subjects": [],
         "translations": [{"lang": "fr", "translatedFields": {"name": "Cours"}}],
     }
     item.update(overrides)
@@ -93,10 +103,18 @@ async def wait_operation(client: Client, location: str, timeout: float = 5.0) ->
 class TestToken:
     status = 0
 
-    async def token_body(self, session: aiohttp.ClientSession, sim: Learning360Simulator,
-                         body: dict[str, str] | None = None) -> Any:
-        body = body if body is not None else {
-            "grant_type": "client_credentials", "client_id": sim.client_id, "client_secret": sim.client_secret}
+    async def token_body(
+        self, session: aiohttp.ClientSession, sim: Learning360Simulator, body: dict[str, str] | None = None
+    ) -> Any:
+        body = (
+            body
+            if body is not None
+            else {
+                "grant_type": "client_credentials",
+                "client_id": sim.client_id,
+                "client_secret": sim.client_secret,
+            }
+        )
         async with session.post(f"{sim.url}{V2}/oauth2/token", json=body) as response:
             self.status = response.status
             return await response.json()
@@ -109,15 +127,27 @@ class TestToken:
         assert status == 200
         assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["access_token"]
 
-    @pytest.mark.parametrize(("body", "status", "error"), [
-        pytest.param({"grant_type": "password", "client_id": "x", "client_secret": "y"}, 400,
-                     "unsupported_grant_type", id="wrong-grant"),
-        pytest.param({"client_id": "x"}, 400, "invalid_request", id="no-grant"),
-        pytest.param({"grant_type": "client_credentials", "client_id": "sim-client-id", "client_secret": "nope"},
-                     401, "invalid_client", id="wrong-secret"),
-    ])
-    async def test_token_errors(self, session: aiohttp.ClientSession, body: dict[str, str], status: int,
-                                error: str) -> None:
+    @pytest.mark.parametrize(
+        ("body", "status", "error"),
+        [
+            pytest.param(
+                {"grant_type": "password", "client_id": "x", "client_secret": "y"},
+                400,
+                "unsupported_grant_type",
+                id="wrong-grant",
+            ),
+            pytest.param({"client_id": "x"}, 400, "invalid_request", id="no-grant"),
+            pytest.param(
+                {"grant_type": "client_credentials", "client_id": "sim-client-id", "client_secret": "nope"},
+                401,
+                "invalid_client",
+                id="wrong-secret",
+            ),
+        ],
+    )
+    async def test_token_errors(
+        self, session: aiohttp.ClientSession, body: dict[str, str], status: int, error: str
+    ) -> None:
         """Bad token requests fail with the vendor's flat error strings."""
         async with Learning360Simulator(users=3, courses=1, enrollments=0) as sim:
             assert await self.token_body(session, sim, body) == {"error": error}
@@ -157,8 +187,9 @@ class TestHeadersAndScopes:
         """Calls without 360-api-version: v2.0 are refused."""
         sim, client = await started(session)
         try:
-            async with session.get(f"{sim.url}{V2}/users",
-                                   headers={"Authorization": f"Bearer {client.token}"}) as response:
+            async with session.get(
+                f"{sim.url}{V2}/users", headers={"Authorization": f"Bearer {client.token}"}
+            ) as response:
                 assert response.status == 400
                 assert (await response.json())["error"]["code"] == "invalidInput"
         finally:
@@ -225,7 +256,12 @@ class TestRateLimits:
     def test_defaults_are_the_vendor_limits(self) -> None:
         """50 GET/s, 10 writes/s, 3 running bulk operations unless told otherwise."""
         sim = Learning360Simulator(users=1, courses=0, enrollments=0)
-        assert (sim.read_limit, sim.write_limit, sim.rate_window, sim.max_running_bulk_operations) == (50, 10, 1.0, 3)
+        assert (sim.read_limit, sim.write_limit, sim.rate_window, sim.max_running_bulk_operations) == (
+            50,
+            10,
+            1.0,
+            3,
+        )
 
     async def test_reads_beyond_the_limit_get_429(self, session: aiohttp.ClientSession) -> None:
         """The sixth read inside the window is refused with tooManyRequests, then the window frees up."""
@@ -246,8 +282,10 @@ class TestRateLimits:
         sim, client = await started(session, write_limit=2, read_limit=100, rate_window=5)
         try:
             course_id = next(iter(sim.company.courses))
-            statuses = [(await client.call("PUT", f"{V2}/courses/{course_id}/archive", json={"archived": True}))[0]
-                        for _ in range(3)]
+            statuses = [
+                (await client.call("PUT", f"{V2}/courses/{course_id}/archive", json={"archived": True}))[0]
+                for _ in range(3)
+            ]
             assert statuses == [200, 200, 429]
             assert (await client.call("GET", f"{V2}/courses/{course_id}"))[0] == 200
         finally:
@@ -261,14 +299,20 @@ class TestCourses:
         try:
             attempt = next(iter(sim.company.attempts.values()))
             course_id = attempt.course_id
-            status, body, _ = await client.call("PUT", f"{V2}/courses/{course_id}/archive", json={"archived": True})
+            status, body, _ = await client.call(
+                "PUT", f"{V2}/courses/{course_id}/archive", json={"archived": True}
+            )
             assert status == 200 and body["status"] == "archived"
             archived, _ = await client.all_pages(f"{V2}/courses", **{"status[eq]": "archived"})
             assert [c["_id"] for c in archived] == [course_id]
-            status, body, _ = await client.call("PUT", f"{V2}/courses/{course_id}/archive", json={"archived": False})
+            status, body, _ = await client.call(
+                "PUT", f"{V2}/courses/{course_id}/archive", json={"archived": False}
+            )
             assert status == 200 and body["status"] == "published"
             assert sim.attempts(course_id=course_id)
-            status, body, _ = await client.call("PUT", f"{V2}/courses/{'0' * 24}/archive", json={"archived": True})
+            status, body, _ = await client.call(
+                "PUT", f"{V2}/courses/{'0' * 24}/archive", json={"archived": True}
+            )
             assert status == 404 and body["error"]["code"] == "courseNotFound"
         finally:
             await sim.stop()
@@ -291,7 +335,10 @@ class TestBulkOperations:
         integration = sim.own_integration_id
         try:
             status, _, response = await client.call(
-                "PUT", f"{V2}/bulk/integrations/{integration}/courses", json={"input": [external_item("new-1")]})
+                "PUT",
+                f"{V2}/bulk/integrations/{integration}/courses",
+                json={"input": [external_item("new-1")]},
+            )
             assert status == 202
             location = response.headers["Location"]
             assert location.startswith(f"{sim.url}{V2}/bulk/operations/")
@@ -314,8 +361,11 @@ class TestBulkOperations:
 
             # The same externalId again replaces the course instead of adding one.
             sim.processing_delay = 0
-            _, _, response = await client.call("PUT", f"{V2}/bulk/integrations/{integration}/courses",
-                                               json={"input": [external_item("new-1", name="Renamed")]})
+            _, _, response = await client.call(
+                "PUT",
+                f"{V2}/bulk/integrations/{integration}/courses",
+                json={"input": [external_item("new-1", name="Renamed")]},
+            )
             await wait_operation(client, response.headers["Location"])
             _, results, _ = await client.call("GET", f"{response.headers['Location']}/results")
             assert results[0]["resourceId"] == course_id
@@ -328,33 +378,49 @@ class TestBulkOperations:
         sim, client = await started(session)
         try:
             status, body, _ = await client.call(
-                "PUT", f"{V2}/bulk/integrations/{sim.own_integration_id}/courses",
-                json={"input": [external_item("x", duration=0)]})
+                "PUT",
+                f"{V2}/bulk/integrations/{sim.own_integration_id}/courses",
+                json={"input": [external_item("x", duration=0)]},
+            )
             assert status == 400 and body["error"]["code"] == "invalidInput"
             assert not sim.company.operations
             status, body, _ = await client.call(
-                "PUT", f"{V2}/bulk/integrations/{'f' * 24}/courses", json={"input": [external_item("x")]})
+                "PUT", f"{V2}/bulk/integrations/{'f' * 24}/courses", json={"input": [external_item("x")]}
+            )
             assert status == 404 and body["error"]["code"] == "integrationNotFound"
         finally:
             await sim.stop()
 
-    async def test_enrollment_and_completion_appear_after_the_delay(self, session: aiohttp.ClientSession) -> None:
+    async def test_enrollment_and_completion_appear_after_the_delay(
+        self, session: aiohttp.ClientSession
+    ) -> None:
         """A 0 % stats import creates an attempt, a 100 % one completes it, each only once processed."""
         sim, client = await started(session, processing_delay=0.3)
         integration = sim.own_integration_id
         try:
-            await client.call("PUT", f"{V2}/bulk/integrations/{integration}/courses",
-                              json={"input": [external_item("enr-1")]})
+            await client.call(
+                "PUT",
+                f"{V2}/bulk/integrations/{integration}/courses",
+                json={"input": [external_item("enr-1")]},
+            )
             sim.process_bulk_operations()
-            course_id = next(c.id for c in sim.company.courses.values()
-                             if c.external and c.external["externalId"] == "enr-1")
+            course_id = next(
+                c.id
+                for c in sim.company.courses.values()
+                if c.external and c.external["externalId"] == "enr-1"
+            )
             user_id = next(u.id for u in sim.company.users.values() if u.status == "active")
-            stat = {"courseIdentifier": {"type": "internalId", "value": course_id},
-                    "userIdentifier": {"type": "internalId", "value": user_id},
-                    "progress": 0, "timeSpent": 1,
-                    "firstActivityAt": "2026-01-05T10:00:00.000Z", "lastActivityAt": "2026-01-05T10:00:00.000Z"}
-            status, _, response = await client.call("POST", f"{V2}/bulk/integrations/{integration}/stats",
-                                                     json={"input": [stat]})
+            stat = {
+                "courseIdentifier": {"type": "internalId", "value": course_id},
+                "userIdentifier": {"type": "internalId", "value": user_id},
+                "progress": 0,
+                "timeSpent": 1,
+                "firstActivityAt": "2026-01-05T10:00:00.000Z",
+                "lastActivityAt": "2026-01-05T10:00:00.000Z",
+            }
+            status, _, response = await client.call(
+                "POST", f"{V2}/bulk/integrations/{integration}/stats", json={"input": [stat]}
+            )
             assert status == 202
             query = {"userId[eq]": user_id, "courseId[eq]": course_id}
             assert (await client.all_pages(f"{V2}/courses/stats", **query))[0] == []
@@ -362,10 +428,17 @@ class TestBulkOperations:
             attempts, _ = await client.all_pages(f"{V2}/courses/stats", **query)
             assert len(attempts) == 1 and attempts[0]["progress"] == 0 and "completedAt" not in attempts[0]
 
-            done = {**stat, "progress": 100, "score": 88, "timeSpent": 60_000, "result": "success",
-                    "lastActivityAt": "2026-01-06T09:30:00.000Z"}
-            _, _, response = await client.call("POST", f"{V2}/bulk/integrations/{integration}/stats",
-                                               json={"input": [done]})
+            done = {
+                **stat,
+                "progress": 100,
+                "score": 88,
+                "timeSpent": 60_000,
+                "result": "success",
+                "lastActivityAt": "2026-01-06T09:30:00.000Z",
+            }
+            _, _, response = await client.call(
+                "POST", f"{V2}/bulk/integrations/{integration}/stats", json={"input": [done]}
+            )
             still, _ = await client.all_pages(f"{V2}/courses/stats", **query)
             assert "completedAt" not in still[0]
             await wait_operation(client, response.headers["Location"])
@@ -381,15 +454,24 @@ class TestBulkOperations:
         try:
             native = next(c for c in sim.company.courses.values() if c.type == "native")
             user = next(u for u in sim.company.users.values() if u.status == "active")
-            stat = {"courseIdentifier": {"type": "internalId", "value": native.id},
-                    "userIdentifier": {"type": "mail", "value": user.mail}, "progress": 0, "timeSpent": 1,
-                    "firstActivityAt": "2026-01-05T10:00:00Z", "lastActivityAt": "2026-01-05T10:00:00Z"}
-            _, _, response = await client.call("POST", f"{V2}/bulk/integrations/{sim.own_integration_id}/stats",
-                                               json={"input": [stat]})
+            stat = {
+                "courseIdentifier": {"type": "internalId", "value": native.id},
+                "userIdentifier": {"type": "mail", "value": user.mail},
+                "progress": 0,
+                "timeSpent": 1,
+                "firstActivityAt": "2026-01-05T10:00:00Z",
+                "lastActivityAt": "2026-01-05T10:00:00Z",
+            }
+            _, _, response = await client.call(
+                "POST", f"{V2}/bulk/integrations/{sim.own_integration_id}/stats", json={"input": [stat]}
+            )
             operation = await wait_operation(client, response.headers["Location"])
             assert operation["status"] == "completed"
             _, results, _ = await client.call("GET", f"{response.headers['Location']}/results")
-            assert results[0]["status"] == "error" and "courseNotBelongToIntegration" in results[0]["errorMessage"]
+            assert (
+                results[0]["status"] == "error"
+                and "courseNotBelongToIntegration" in results[0]["errorMessage"]
+            )
         finally:
             await sim.stop()
 
@@ -399,7 +481,9 @@ class TestBulkOperations:
         try:
             path = f"{V2}/bulk/integrations/{sim.own_integration_id}/courses"
             for index in range(3):
-                assert (await client.call("PUT", path, json={"input": [external_item(f"c{index}")]}))[0] == 202
+                assert (await client.call("PUT", path, json={"input": [external_item(f"c{index}")]}))[
+                    0
+                ] == 202
             status, body, _ = await client.call("PUT", path, json={"input": [external_item("c4")]})
             assert status == 429 and body["error"]["code"] == "bulkOperationsConcurrencyLimitReached"
             sim.process_bulk_operations()
@@ -416,11 +500,17 @@ class TestIntegrations:
         try:
             listed, _ = await client.all_pages(f"{V2}/integrations")
             assert listed[0]["externalPlatform"] == "lmsconnect" and len(listed) == 4
-            status, body, _ = await client.call("POST", f"{V2}/integrations", json={"externalPlatform": "Mine"})
+            status, body, _ = await client.call(
+                "POST", f"{V2}/integrations", json={"externalPlatform": "Mine"}
+            )
             assert status == 201 and body["externalPlatform"] == "Mine"
-            status, body, _ = await client.call("POST", f"{V2}/integrations", json={"externalPlatform": "Mine"})
+            status, body, _ = await client.call(
+                "POST", f"{V2}/integrations", json={"externalPlatform": "Mine"}
+            )
             assert status == 400 and body["error"]["code"] == "duplicateExternalPlatform"
-            status, body, _ = await client.call("POST", f"{V2}/integrations", json={"externalPlatform": "Udemy"})
+            status, body, _ = await client.call(
+                "POST", f"{V2}/integrations", json={"externalPlatform": "Udemy"}
+            )
             assert status == 400 and body["error"]["code"] == "reservedPlatformName"
         finally:
             await sim.stop()
@@ -442,21 +532,28 @@ class TestCountersDeterminismFaults:
 
     def test_same_seed_same_company(self) -> None:
         """Data depends only on the seed."""
+
         def snapshot(seed: int) -> list[Any]:
             company = Learning360Simulator(users=40, courses=10, enrollments=80, seed=seed).company
-            return [[u.to_json() for u in company.users.values()], [c.to_json() for c in company.courses.values()],
-                    [a.to_json() for a in company.attempts.values()]]
+            return [
+                [u.to_json() for u in company.users.values()],
+                [c.to_json() for c in company.courses.values()],
+                [a.to_json() for a in company.attempts.values()],
+            ]
+
         assert snapshot(7) == snapshot(7)
         assert snapshot(7) != snapshot(8)
 
     async def test_faults_are_injected_deterministically(self, session: aiohttp.ClientSession) -> None:
         """The same fault seed gives the same statuses for the same sequence of calls."""
+
         async def statuses() -> list[int]:
             sim, client = await started(session, fault_rate=0.3, throttle_rate=0.2, fault_seed=3)
             try:
                 return [(await client.call("GET", f"{V2}/groups"))[0] for _ in range(30)]
             finally:
                 await sim.stop()
+
         first = await statuses()
         assert first == await statuses()
         assert {200, 500, 429} <= set(first)

@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -31,17 +31,43 @@ __all__ = ["ALL_SCOPES", "Learning360Simulator"]
 API_VERSION_HEADER = "360-api-version"
 API_VERSION = "v2.0"
 
-ALL_SCOPES = frozenset({
-    "users:read", "users:write", "groups:read", "groups:write", "groups:bulk", "courses:read",
-    "courses:write", "courseStats:read", "paths:read", "paths:write", "pathStats:read",
-    "integrations:read", "integrations:write", "integrations:bulk", "bulkOperations:read",
-})
+ALL_SCOPES = frozenset(
+    {
+        "users:read",
+        "users:write",
+        "groups:read",
+        "groups:write",
+        "groups:bulk",
+        "courses:read",
+        "courses:write",
+        "courseStats:read",
+        "paths:read",
+        "paths:write",
+        "pathStats:read",
+        "integrations:read",
+        "integrations:write",
+        "integrations:bulk",
+        "bulkOperations:read",
+    }
+)
 
 # Fixed page sizes from the OpenAPI files; the API takes no page-size parameter.
-PAGE_SIZES = {"users": 500, "courses": 500, "attempts": 500, "groups": 500, "integrations": 100, "operations": 20}
+PAGE_SIZES = {
+    "users": 500,
+    "courses": 500,
+    "attempts": 500,
+    "groups": 500,
+    "integrations": 100,
+    "operations": 20,
+}
 # Input caps of the bulk endpoints (400 inputTooLong beyond them).
-BULK_CAPS = {"importExternalCourses": 10_000, "archiveExternalCourses": 1_000, "importExternalStatistics": 10_000}
+BULK_CAPS = {
+    "importExternalCourses": 10_000,
+    "archiveExternalCourses": 1_000,
+    "importExternalStatistics": 10_000,
+}
 
+_S = TypeVar("_S", bound="Learning360Simulator")
 Kind = Literal["token", "read", "write", "bulk"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,8 +176,13 @@ class Learning360Simulator:
         fault_methods: Iterable[str] = ("GET",),
     ) -> None:
         self.company = Company(seed=seed, processing_delay=processing_delay)
-        self.company.generate(users=users, courses=courses, enrollments=enrollments, providers=providers,
-                              archived_share=archived_share)
+        self.company.generate(
+            users=users,
+            courses=courses,
+            enrollments=enrollments,
+            providers=providers,
+            archived_share=archived_share,
+        )
         self.seed = seed
         self.latency = latency
         self.client_id = client_id
@@ -182,12 +213,15 @@ class Learning360Simulator:
         self._tokens: dict[str, float] = {}
         self._token_rng = random.Random(f"360learning-tokens-{seed}")
         self._windows: dict[str, collections.deque[float]] = {
-            "read": collections.deque(), "write": collections.deque(),
+            "read": collections.deque(),
+            "write": collections.deque(),
         }
         self._fault_keys: collections.Counter[str] = collections.Counter()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
-        self._route_kinds = {(method, path): (kind, scope) for method, path, _h, kind, scope in self._routes()}
+        self._route_kinds = {
+            (method, path): (kind, scope) for method, path, _h, kind, scope in self._routes()
+        }
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -208,12 +242,13 @@ class Learning360Simulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> Self:
+    async def __aenter__(self: _S) -> _S:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
     @property
@@ -287,24 +322,60 @@ class Learning360Simulator:
             ("GET", f"{v2}/groups", self._list_groups, "read", "groups:read"),
             ("GET", f"{v2}/integrations", self._list_integrations, "read", "integrations:read"),
             ("POST", f"{v2}/integrations", self._create_integration, "write", "integrations:write"),
-            ("GET", f"{v2}/integrations/{{integrationId}}", self._get_integration, "read", "integrations:read"),
-            ("GET", f"{v2}/integrations/{{integrationId}}/courses/{{externalId}}", self._get_external_course,
-             "read", "integrations:read"),
+            (
+                "GET",
+                f"{v2}/integrations/{{integrationId}}",
+                self._get_integration,
+                "read",
+                "integrations:read",
+            ),
+            (
+                "GET",
+                f"{v2}/integrations/{{integrationId}}/courses/{{externalId}}",
+                self._get_external_course,
+                "read",
+                "integrations:read",
+            ),
             ("GET", f"{v2}/courses", self._list_courses, "read", "courses:read"),
             ("GET", f"{v2}/courses/stats", self._list_stats, "read", "courseStats:read"),
             ("GET", f"{v2}/courses/{{courseId}}", self._get_course, "read", "courses:read"),
             ("PUT", f"{v2}/courses/{{courseId}}/archive", self._archive_course, "write", "courses:write"),
-            ("PUT", f"{v2}/bulk/integrations/{{integrationId}}/courses", self._bulk_import_courses, "bulk",
-             "integrations:bulk"),
-            ("DELETE", f"{v2}/bulk/integrations/{{integrationId}}/courses", self._bulk_archive_courses, "bulk",
-             "integrations:bulk"),
-            ("POST", f"{v2}/bulk/integrations/{{integrationId}}/stats", self._bulk_import_stats, "bulk",
-             "integrations:bulk"),
+            (
+                "PUT",
+                f"{v2}/bulk/integrations/{{integrationId}}/courses",
+                self._bulk_import_courses,
+                "bulk",
+                "integrations:bulk",
+            ),
+            (
+                "DELETE",
+                f"{v2}/bulk/integrations/{{integrationId}}/courses",
+                self._bulk_archive_courses,
+                "bulk",
+                "integrations:bulk",
+            ),
+            (
+                "POST",
+                f"{v2}/bulk/integrations/{{integrationId}}/stats",
+                self._bulk_import_stats,
+                "bulk",
+                "integrations:bulk",
+            ),
             ("GET", f"{v2}/bulk/operations", self._list_operations, "read", "bulkOperations:read"),
-            ("GET", f"{v2}/bulk/operations/{{bulkOperationId}}", self._get_operation, "read",
-             "bulkOperations:read"),
-            ("GET", f"{v2}/bulk/operations/{{bulkOperationId}}/results", self._get_results, "read",
-             "bulkOperations:read"),
+            (
+                "GET",
+                f"{v2}/bulk/operations/{{bulkOperationId}}",
+                self._get_operation,
+                "read",
+                "bulkOperations:read",
+            ),
+            (
+                "GET",
+                f"{v2}/bulk/operations/{{bulkOperationId}}/results",
+                self._get_results,
+                "read",
+                "bulkOperations:read",
+            ),
         ]
 
     @web.middleware
@@ -314,41 +385,53 @@ class Learning360Simulator:
         canonical = resource.canonical if resource is not None else request.path
         route = f"{request.method} {canonical}"
         self.calls_by_route[route] = self.calls_by_route[route] + 1
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
         kind, scope = self._route_kinds.get((request.method, canonical), ("read", None))
         response = await self._guarded(request, handler, kind, scope)
         if response.status == 429:
             self.rejected_calls += 1
         return response
 
-    async def _guarded(self, request: web.Request, handler: Handler, kind: Kind,
-                       scope: str | None) -> web.StreamResponse:
-        if kind != "token":
-            fault = self._draw_fault(request)
-            if fault == "drop":
-                # Close the socket without answering, like a load balancer that gives up.
-                if request.transport is not None:
-                    request.transport.close()
-                return web.Response(status=500)
-            if fault == "500":
-                return _json({"error": {"code": "internalServerError", "message": "simulated fault"}}, 500)
-            if fault == "429":
-                return _json({"error": "tooManyRequests"}, 429)
-            if fault == "slow":
-                await asyncio.sleep(self.slow_delay)
-        try:
-            if kind != "token":
+    async def _guarded(
+        self, request: web.Request, handler: Handler, kind: Kind, scope: str | None
+    ) -> web.StreamResponse:
+        # Faults, auth and rate limits are decided when the request arrives (that is when the vendor
+        # counts it); the latency is spent before answering, whatever the answer.
+        fault = self._draw_fault(request) if kind != "token" else None
+        refusal: ApiError | None = None
+        if fault is None and kind != "token":
+            try:
                 self._authenticate(request, scope)
                 self._check_rate(kind)
+            except ApiError as error:
+                refusal = error
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        if fault == "drop":
+            # Close the socket without answering, like a load balancer that gives up.
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
+        if fault == "500":
+            return _json({"error": {"code": "internalServerError", "message": "simulated fault"}}, 500)
+        if fault == "429":
+            return _json({"error": "tooManyRequests"}, 429)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_delay)
+        if refusal is not None:
+            return _error(refusal)
+        try:
             self.company.advance()
             return await handler(request)
         except ApiError as error:
             return _error(error)
 
     def _draw_fault(self, request: web.Request) -> str | None:
-        rates = (("500", self.fault_rate), ("429", self.throttle_rate), ("drop", self.drop_rate),
-                 ("slow", self.slow_rate))
+        rates = (
+            ("500", self.fault_rate),
+            ("429", self.throttle_rate),
+            ("drop", self.drop_rate),
+            ("slow", self.slow_rate),
+        )
         if request.method not in self.fault_methods or not any(rate > 0 for _, rate in rates):
             return None
         key = f"{request.method} {request.path_qs}"
@@ -370,8 +453,9 @@ class Learning360Simulator:
             self._tokens.pop(token, None)
             raise ApiError(401, "invalid_token", flat=True)
         if request.headers.get(API_VERSION_HEADER) != API_VERSION:
-            raise ApiError(400, "invalidInput",
-                           f"header {API_VERSION_HEADER} is required and must be {API_VERSION!r}")
+            raise ApiError(
+                400, "invalidInput", f"header {API_VERSION_HEADER} is required and must be {API_VERSION!r}"
+            )
         if scope is not None and scope not in self.scopes:
             raise ApiError(403, "invalid_scope", f"this operation requires the {scope} scope")
 
@@ -407,16 +491,18 @@ class Learning360Simulator:
                 values.append(value)
         return [(field, op, tuple(values)) for (field, op), values in grouped.items()]
 
-    def _paged(self, request: web.Request, collection: str, records: dict[str, Any],
-               render: Callable[[Any], JSON]) -> web.Response:
+    def _paged(
+        self, request: web.Request, collection: str, records: dict[str, Any], render: Callable[[Any], JSON]
+    ) -> web.Response:
         token = request.query.get("next")
         if token:
             after, filters = _decode_cursor(token)
         else:
             after, filters = None, self._filters(request, collection)
         getters = {field: getter for field, (_ops, getter) in _FILTERS[collection].items()}
-        page, last = self.company.page(collection, records, filters, getters, after=after,
-                                       size=PAGE_SIZES[collection])
+        page, last = self.company.page(
+            collection, records, filters, getters, after=after, size=PAGE_SIZES[collection]
+        )
         headers: dict[str, str] = {}
         if last is not None:
             target = f"{request.path}?next={quote(_encode_cursor(last, filters))}"
@@ -433,7 +519,7 @@ class Learning360Simulator:
 
     def _bulk_items(self, body: Any, kind: str) -> list[JSON]:
         if not isinstance(body, dict) or not isinstance(body.get("input"), list) or not body["input"]:
-            raise ApiError(400, "invalidInput", "the body must be {\"input\": [ ... ]} with at least one item")
+            raise ApiError(400, "invalidInput", 'the body must be {"input": [ ... ]} with at least one item')
         items: list[JSON] = body["input"]
         if len(items) > BULK_CAPS[kind]:
             raise ApiError(400, "inputTooLong", f"at most {BULK_CAPS[kind]} items per call")
@@ -446,8 +532,11 @@ class Learning360Simulator:
             raise ApiError(503, "bulkAPIDisabled", "the Bulk API is disabled for this platform")
         self.company.integration(integration_id)
         if self.company.running_operations() >= self.max_running_bulk_operations:
-            raise ApiError(429, "bulkOperationsConcurrencyLimitReached",
-                           f"at most {self.max_running_bulk_operations} bulk operations may run at once")
+            raise ApiError(
+                429,
+                "bulkOperationsConcurrencyLimitReached",
+                f"at most {self.max_running_bulk_operations} bulk operations may run at once",
+            )
         operation = self.company.submit(kind, integration_id, items)
         location = f"{self.url}/api/v2/bulk/operations/{operation.id}"
         return web.Response(status=202, headers={"Location": location})
@@ -469,8 +558,13 @@ class Learning360Simulator:
         token = f"sim360.{self.tokens_issued}.{self._token_rng.getrandbits(128):032x}"
         self._tokens[token] = time.monotonic() + self.token_lifetime
         lifetime = int(self.token_lifetime)
-        return _json({"token_type": "Bearer", "access_token": token,
-                      "expires_in": str(lifetime) if self.expires_in_as_string else lifetime})
+        return _json(
+            {
+                "token_type": "Bearer",
+                "access_token": token,
+                "expires_in": str(lifetime) if self.expires_in_as_string else lifetime,
+            }
+        )
 
     async def _list_users(self, request: web.Request) -> web.Response:
         return self._paged(request, "users", self.company.users, SimUser.to_json)
@@ -497,7 +591,9 @@ class Learning360Simulator:
         return _json(self.company.integration(request.match_info["integrationId"]).to_json())
 
     async def _get_external_course(self, request: web.Request) -> web.Response:
-        course = self.company.external_course(request.match_info["integrationId"], request.match_info["externalId"])
+        course = self.company.external_course(
+            request.match_info["integrationId"], request.match_info["externalId"]
+        )
         return _json(course.external_json())
 
     async def _list_courses(self, request: web.Request) -> web.Response:
@@ -509,7 +605,7 @@ class Learning360Simulator:
     async def _archive_course(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         if not isinstance(body, dict) or not isinstance(body.get("archived"), bool):
-            raise ApiError(400, "invalidInput", "the body must be {\"archived\": true|false}")
+            raise ApiError(400, "invalidInput", 'the body must be {"archived": true|false}')
         return _json(self.company.set_archived(request.match_info["courseId"], body["archived"]).to_json())
 
     async def _list_stats(self, request: web.Request) -> web.Response:
@@ -536,13 +632,27 @@ class Learning360Simulator:
         items = self._bulk_items(await self._body(request), "importExternalStatistics")
         for index, item in enumerate(items):
             where = f"input[{index}]"
-            require(item, ("courseIdentifier", "userIdentifier", "progress", "timeSpent", "firstActivityAt",
-                           "lastActivityAt"), where)
-            for key, kinds in (("courseIdentifier", ("externalId", "internalId")),
-                               ("userIdentifier", ("mail", "internalId"))):
+            require(
+                item,
+                (
+                    "courseIdentifier",
+                    "userIdentifier",
+                    "progress",
+                    "timeSpent",
+                    "firstActivityAt",
+                    "lastActivityAt",
+                ),
+                where,
+            )
+            for key, kinds in (
+                ("courseIdentifier", ("externalId", "internalId")),
+                ("userIdentifier", ("mail", "internalId")),
+            ):
                 ident = item[key]
                 if not isinstance(ident, dict) or ident.get("type") not in kinds or not ident.get("value"):
-                    raise ApiError(400, "invalidInput", f"{where}.{key} must be {{type: {'|'.join(kinds)}, value}}")
+                    raise ApiError(
+                        400, "invalidInput", f"{where}.{key} must be {{type: {'|'.join(kinds)}, value}}"
+                    )
             if not isinstance(item["progress"], int) or not 0 <= item["progress"] <= 100:
                 raise ApiError(400, "invalidInput", f"{where}.progress must be an integer 0..100")
             score = item.get("score")

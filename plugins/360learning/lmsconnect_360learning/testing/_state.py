@@ -13,10 +13,12 @@ import bisect
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
+
+UTC = timezone.utc
 
 JSON = dict[str, Any]
 
@@ -28,17 +30,63 @@ _RUNTIME_ID_PREFIX = 0x70000000
 BULK_STATES = ("pending", "queued", "running", "completed")
 
 FIRST_NAMES = (
-    "Amira", "Bruno", "Chloé", "Dmitri", "Elena", "Farid", "Greta", "Hiroshi", "Inès", "Jonas",
-    "Kemi", "Lucas", "Maëlle", "Nikolai", "Olga", "Pedro", "Quentin", "Rosa", "Sven", "Tamar",
+    "Amira",
+    "Bruno",
+    "Chloé",
+    "Dmitri",
+    "Elena",
+    "Farid",
+    "Greta",
+    "Hiroshi",
+    "Inès",
+    "Jonas",
+    "Kemi",
+    "Lucas",
+    "Maëlle",
+    "Nikolai",
+    "Olga",
+    "Pedro",
+    "Quentin",
+    "Rosa",
+    "Sven",
+    "Tamar",
 )
 LAST_NAMES = (
-    "Bernard", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Haddad", "Ivanova", "Jansen",
-    "Kowalski", "Laurent", "Moreau", "Nakamura", "Okafor", "Petit", "Rossi", "Schmidt", "Tanaka",
+    "Bernard",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "García",
+    "Haddad",
+    "Ivanova",
+    "Jansen",
+    "Kowalski",
+    "Laurent",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petit",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
 )
 COURSE_TOPICS = (
-    "Onboarding", "Security Awareness", "Negotiation", "Data Privacy", "Leadership", "Python",
-    "Customer Empathy", "Time Management", "Public Speaking", "Excel", "Inclusive Hiring",
-    "Feedback Culture", "Project Management", "Sales Basics", "First Aid",
+    "Onboarding",
+    "Security Awareness",
+    "Negotiation",
+    "Data Privacy",
+    "Leadership",
+    "Python",
+    "Customer Empathy",
+    "Time Management",
+    "Public Speaking",
+    "Excel",
+    "Inclusive Hiring",
+    "Feedback Culture",
+    "Project Management",
+    "Sales Basics",
+    "First Aid",
 )
 LANGS = ("en", "fr", "de", "es", "it")
 # Built-in content connectors: their names are reserved and they are not API integrations, so
@@ -93,8 +141,13 @@ class SimUser:
 
     def to_json(self) -> JSON:
         body: JSON = {
-            "_id": self.id, "mail": self.mail, "username": self.username, "status": self.status,
-            "lang": self.lang, "firstName": self.first_name, "lastName": self.last_name,
+            "_id": self.id,
+            "mail": self.mail,
+            "username": self.username,
+            "status": self.status,
+            "lang": self.lang,
+            "firstName": self.first_name,
+            "lastName": self.last_name,
         }
         if self.job:
             body["job"] = self.job
@@ -134,9 +187,13 @@ class SimIntegration:
 
     def to_json(self) -> JSON:
         body: JSON = {
-            "_id": self.id, "externalPlatform": self.external_platform, "authorId": self.author_id,
-            "groupId": self.group_id, "defaultCompletion": self.default_completion,
-            "defaultProgress": self.default_progress, "noGroupPropagation": False,
+            "_id": self.id,
+            "externalPlatform": self.external_platform,
+            "authorId": self.author_id,
+            "groupId": self.group_id,
+            "defaultCompletion": self.default_completion,
+            "defaultProgress": self.default_progress,
+            "noGroupPropagation": False,
         }
         if self.logo_url:
             body["externalPlatformLogoUrl"] = self.logo_url
@@ -165,14 +222,26 @@ class SimCourse:
 
     def to_json(self) -> JSON:
         body: JSON = {
-            "_id": self.id, "name": self.name, "sourceLang": self.default_lang,
-            "defaultLang": self.default_lang, "authorId": self.author_id, "coAuthorIds": [],
-            "groupId": self.group_id, "createdAt": self.created_at, "modifiedAt": self.modified_at,
-            "status": self.status, "type": self.type, "currentVersionNumber": self.version,
+            "_id": self.id,
+            "name": self.name,
+            "sourceLang": self.default_lang,
+            "defaultLang": self.default_lang,
+            "authorId": self.author_id,
+            "coAuthorIds": [],
+            "groupId": self.group_id,
+            "createdAt": self.created_at,
+            "modifiedAt": self.modified_at,
+            "status": self.status,
+            "type": self.type,
+            "currentVersionNumber": self.version,
             "collaborativeLearning": False,
             "translations": [
-                {"lang": lang, "published": True, "translatorIds": [self.author_id],
-                 "translatedFields": {"name": f"{self.name} ({lang})"}}
+                {
+                    "lang": lang,
+                    "published": True,
+                    "translatorIds": [self.author_id],
+                    "translatedFields": {"name": f"{self.name} ({lang})"},
+                }
                 for lang in self.translations
             ],
         }
@@ -205,10 +274,15 @@ class SimAttempt:
 
     def to_json(self) -> JSON:
         body: JSON = {
-            "_id": self.id, "courseId": self.course_id, "userId": self.user_id,
-            "versionNumber": self.version, "lang": self.lang,
-            "firstActivityAt": self.first_activity_at, "lastActivityAt": self.last_activity_at,
-            "timeSpent": self.time_spent, "progress": self.progress,
+            "_id": self.id,
+            "courseId": self.course_id,
+            "userId": self.user_id,
+            "versionNumber": self.version,
+            "lang": self.lang,
+            "firstActivityAt": self.first_activity_at,
+            "lastActivityAt": self.last_activity_at,
+            "timeSpent": self.time_spent,
+            "progress": self.progress,
         }
         if self.completed_at is not None:
             body["completedAt"] = self.completed_at
@@ -326,8 +400,9 @@ class Company:
 
     # seeding -------------------------------------------------------------------------------
 
-    def generate(self, *, users: int, courses: int, enrollments: int, providers: int,
-                 archived_share: float) -> None:
+    def generate(
+        self, *, users: int, courses: int, enrollments: int, providers: int, archived_share: float
+    ) -> None:
         rng = self.rng
         self.company_id = self._seed_id(_SEED_EPOCH)
         self.admin_id = self._seed_id(_SEED_EPOCH)
@@ -339,8 +414,16 @@ class Company:
             self._add_group(SimGroup(id=self._seed_id(moment), name=name, parent_id=root.id))
         group_ids = [g for g in self.order["groups"] if g != root.id] or [root.id]
 
-        admin = SimUser(id=self.admin_id, mail="admin@sim.360learning.test", username="admin",
-                        status="active", lang="en", first_name="Ada", last_name="Admin", job="Platform admin")
+        admin = SimUser(
+            id=self.admin_id,
+            mail="admin@sim.360learning.test",
+            username="admin",
+            status="active",
+            lang="en",
+            first_name="Ada",
+            last_name="Admin",
+            job="Platform admin",
+        )
         self._add_user(admin)
         for index in range(max(users - 1, 0)):
             moment = _SEED_EPOCH + timedelta(minutes=7 * (index + 1))
@@ -348,9 +431,14 @@ class Company:
             roll = rng.random()
             status = "active" if roll < 0.9 else ("invited" if roll < 0.95 else "deleted")
             user = SimUser(
-                id=self._seed_id(moment), mail=f"{_ascii(first)}.{_ascii(last)}.{index}@example.com",
-                username=f"{_ascii(first)}{index}", status=status, lang=rng.choice(LANGS),
-                first_name=first, last_name=last, job=rng.choice((None, "Engineer", "Sales rep", "Manager")),
+                id=self._seed_id(moment),
+                mail=f"{_ascii(first)}.{_ascii(last)}.{index}@example.com",
+                username=f"{_ascii(first)}{index}",
+                status=status,
+                lang=rng.choice(LANGS),
+                first_name=first,
+                last_name=last,
+                job=rng.choice((None, "Engineer", "Sales rep", "Manager")),
             )
             if status == "deleted":
                 user.deleted_at = [iso(moment + timedelta(days=200))]
@@ -359,13 +447,16 @@ class Company:
             self._add_user(user)
 
         # The first integration is the one the connector writes through (see connect_config).
-        names = ("lmsconnect",) + INTEGRATION_NAMES
+        names = ("lmsconnect", *INTEGRATION_NAMES)
         for index in range(max(providers, 1)):
             name = names[index] if index < len(names) else f"Provider {index}"
             moment = _SEED_EPOCH + timedelta(hours=index + 1)
             integration = SimIntegration(
-                id=self._seed_id(moment), external_platform=name, author_id=self.admin_id,
-                group_id=root.id, logo_url=f"https://cdn.example.com/logos/{index}.png",
+                id=self._seed_id(moment),
+                external_platform=name,
+                author_id=self.admin_id,
+                group_id=root.id,
+                logo_url=f"https://cdn.example.com/logos/{index}.png",
             )
             self._add_integration(integration)
         self.own_integration_id = self.order["integrations"][0]
@@ -381,12 +472,19 @@ class Company:
             kind = "native" if roll < 0.4 else ("elearning standard" if roll < 0.5 else "external")
             modified = moment + timedelta(days=rng.randint(0, 400))
             course = SimCourse(
-                id=self._seed_id(moment), name=f"{topic} {index + 1}",
+                id=self._seed_id(moment),
+                name=f"{topic} {index + 1}",
                 description=f"Everything about {topic.lower()}, part {index + 1}.",
-                duration=rng.choice((5, 15, 30, 45, 60, 90)), default_lang=lang,
-                author_id=self.admin_id, group_id=rng.choice(group_ids), created_at=iso(moment),
-                modified_at=iso(modified), status="published", type=kind,
-                version=rng.randint(1, 4), translations=extra,
+                duration=rng.choice((5, 15, 30, 45, 60, 90)),
+                default_lang=lang,
+                author_id=self.admin_id,
+                group_id=rng.choice(group_ids),
+                created_at=iso(moment),
+                modified_at=iso(modified),
+                status="published",
+                type=kind,
+                version=rng.randint(1, 4),
+                translations=extra,
             )
             if rng.random() < archived_share:
                 course.status = "archived"
@@ -399,14 +497,20 @@ class Company:
                     course.external_platform = integration.external_platform
                     course.integration_id = integration.id
                     course.external = {
-                        "externalId": external_id, "name": course.name, "description": course.description,
+                        "externalId": external_id,
+                        "name": course.name,
+                        "description": course.description,
                         "launchUrl": f"https://content.example.com/launch/{external_id}",
                         "imageUrl": f"https://content.example.com/img/{external_id}.png",
-                        "duration": course.duration, "defaultLang": lang,
-                        "sources": [{"name": integration.external_platform}], "subjects": [topic],
+                        "duration": course.duration,
+                        "defaultLang": lang,
+                        "sources": [{"name": integration.external_platform}],
+                        "subjects": [topic],
                         "contentType": "course",
-                        "translations": [{"lang": other, "translatedFields": {"name": f"{course.name} ({other})"}}
-                                         for other in extra],
+                        "translations": [
+                            {"lang": other, "translatedFields": {"name": f"{course.name} ({other})"}}
+                            for other in extra
+                        ],
                     }
             self._add_course(course)
             course_ids.append(course.id)
@@ -422,9 +526,15 @@ class Company:
             progress = 100 if roll < 0.45 else (0 if roll < 0.6 else rng.randint(1, 99))
             end = start + timedelta(minutes=rng.randint(1, 600))
             attempt = SimAttempt(
-                id=self._seed_id(start), course_id=course.id, user_id=user_id, version=rng.randint(1, course.version),
-                lang=course.default_lang, first_activity_at=iso(start), last_activity_at=iso(end),
-                time_spent=int((end - start).total_seconds() * 1000) if progress else 1, progress=progress,
+                id=self._seed_id(start),
+                course_id=course.id,
+                user_id=user_id,
+                version=rng.randint(1, course.version),
+                lang=course.default_lang,
+                first_activity_at=iso(start),
+                last_activity_at=iso(end),
+                time_spent=int((end - start).total_seconds() * 1000) if progress else 1,
+                progress=progress,
             )
             if progress == 100:
                 attempt.completed_at = iso(end)
@@ -455,9 +565,16 @@ class Company:
 
     # listing -------------------------------------------------------------------------------
 
-    def page(self, collection: str, records: Mapping[str, Any], filters: Sequence[Filter],
-             getters: Mapping[str, Callable[[Any], Any]], *, after: str | None, size: int,
-             ) -> tuple[list[Any], str | None]:
+    def page(
+        self,
+        collection: str,
+        records: Mapping[str, Any],
+        filters: Sequence[Filter],
+        getters: Mapping[str, Callable[[Any], Any]],
+        *,
+        after: str | None,
+        size: int,
+    ) -> tuple[list[Any], str | None]:
         """One page of a collection in ``_id`` order, after ``after``; returns the last id if more remain."""
         ids = self.order[collection]
         start = bisect.bisect_right(ids, after) if after else 0
@@ -475,10 +592,18 @@ class Company:
 
     # writes --------------------------------------------------------------------------------
 
-    def add_user(self, *, first_name: str, last_name: str, mail: str, status: str = "active",
-                 lang: str = "en") -> SimUser:
-        user = SimUser(id=self.new_id(), mail=mail, username=mail.split("@")[0], status=status, lang=lang,
-                       first_name=first_name, last_name=last_name)
+    def add_user(
+        self, *, first_name: str, last_name: str, mail: str, status: str = "active", lang: str = "en"
+    ) -> SimUser:
+        user = SimUser(
+            id=self.new_id(),
+            mail=mail,
+            username=mail.split("@")[0],
+            status=status,
+            lang=lang,
+            first_name=first_name,
+            last_name=last_name,
+        )
         self._add_user(user)
         return user
 
@@ -497,7 +622,10 @@ class Company:
         if author_id not in self.users:
             raise ApiError(404, "userNotFound", f"user {author_id} not found")
         integration = SimIntegration(
-            id=self.new_id(), external_platform=name, author_id=author_id, group_id=group_id,
+            id=self.new_id(),
+            external_platform=name,
+            author_id=author_id,
+            group_id=group_id,
             logo_url=body.get("externalPlatformLogoUrl"),
             default_completion=bool(body.get("defaultCompletion", False)),
             default_progress=int(body.get("defaultProgress", 0)),
@@ -520,10 +648,16 @@ class Company:
     def external_course(self, integration_id: str, external_id: str) -> SimCourse:
         self.integration(integration_id)
         for course in self.courses.values():
-            if (course.integration_id == integration_id and course.external
-                    and course.external["externalId"] == external_id and course.status != "deleted"):
+            if (
+                course.integration_id == integration_id
+                and course.external
+                and course.external["externalId"] == external_id
+                and course.status != "deleted"
+            ):
                 return course
-        raise ApiError(404, "courseNotFound", f"no course with externalId {external_id!r} in this integration")
+        raise ApiError(
+            404, "courseNotFound", f"no course with externalId {external_id!r} in this integration"
+        )
 
     def set_archived(self, course_id: str, archived: bool) -> SimCourse:
         course = self.course(course_id)
@@ -539,8 +673,13 @@ class Company:
 
     def submit(self, kind: str, integration_id: str, items: list[JSON]) -> SimBulkOperation:
         operation = SimBulkOperation(
-            id=self.new_id(), type=kind, integration_id=integration_id, items=items,
-            created_at=datetime.now(UTC), created_mono=self.clock(), delay=self.processing_delay,
+            id=self.new_id(),
+            type=kind,
+            integration_id=integration_id,
+            items=items,
+            created_at=datetime.now(UTC),
+            created_mono=self.clock(),
+            delay=self.processing_delay,
         )
         self.operations[operation.id] = operation
         self._insert("operations", operation.id)
@@ -580,7 +719,9 @@ class Company:
             try:
                 results.append({"input": item, "status": "success", **handler(integration, item)})
             except ApiError as error:
-                results.append({"input": item, "status": "error", "errorMessage": f"{error.code}: {error.message}"})
+                results.append(
+                    {"input": item, "status": "error", "errorMessage": f"{error.code}: {error.message}"}
+                )
         operation.results = results
         operation.status = "completed"
         operation.ended_at = operation.created_at + timedelta(seconds=max(operation.delay, 0.0))
@@ -593,11 +734,19 @@ class Company:
             course = self.external_course(integration.id, external_id)
         except ApiError:
             course = SimCourse(
-                id=self.new_id(), name=item["name"], description=item.get("description"),
-                duration=item.get("duration"), default_lang=item["defaultLang"],
-                author_id=item.get("authorId") or integration.author_id, group_id=integration.group_id,
-                created_at=now, modified_at=now, status="published", type="external",
-                external_platform=integration.external_platform, integration_id=integration.id,
+                id=self.new_id(),
+                name=item["name"],
+                description=item.get("description"),
+                duration=item.get("duration"),
+                default_lang=item["defaultLang"],
+                author_id=item.get("authorId") or integration.author_id,
+                group_id=integration.group_id,
+                created_at=now,
+                modified_at=now,
+                status="published",
+                type="external",
+                external_platform=integration.external_platform,
+                integration_id=integration.id,
             )
             self._add_course(course)
         else:
@@ -634,8 +783,11 @@ class Company:
         else:
             course = self.course(identifier.get("value", ""))
             if course.integration_id != integration.id:
-                raise ApiError(400, "courseNotBelongToIntegration",
-                               f"course {course.id} does not belong to integration {integration.id}")
+                raise ApiError(
+                    400,
+                    "courseNotBelongToIntegration",
+                    f"course {course.id} does not belong to integration {integration.id}",
+                )
         user = self._find_user(item["userIdentifier"])
         first = parse_iso(item["firstActivityAt"])
         last = parse_iso(item["lastActivityAt"])
@@ -645,17 +797,27 @@ class Company:
         new_attempt = bool(item.get("forceNew")) or not existing or all(first > end for end in ends)
         if not new_attempt:
             # An import updates the open attempts whose activity window covers firstActivityAt.
-            targets = [a for a in existing if a.completed_at is None
-                       and parse_iso(a.first_activity_at) <= first <= max(parse_iso(a.last_activity_at), last)]
+            targets = [
+                a
+                for a in existing
+                if a.completed_at is None
+                and parse_iso(a.first_activity_at) <= first <= max(parse_iso(a.last_activity_at), last)
+            ]
             if not targets:
                 raise ApiError(400, "invalidInput", "no open attempt covers firstActivityAt")
             for attempt in targets:
                 self._apply_stat(attempt, item, progress, last)
             return {"resourceId": targets[0].id}
         attempt = SimAttempt(
-            id=self.new_id(), course_id=course.id, user_id=user.id, version=course.version,
-            lang=item.get("lang") or course.default_lang, first_activity_at=iso(first),
-            last_activity_at=iso(last), time_spent=int(item["timeSpent"]), progress=progress,
+            id=self.new_id(),
+            course_id=course.id,
+            user_id=user.id,
+            version=course.version,
+            lang=item.get("lang") or course.default_lang,
+            first_activity_at=iso(first),
+            last_activity_at=iso(last),
+            time_spent=int(item["timeSpent"]),
+            progress=progress,
         )
         self._apply_stat(attempt, item, progress, last)
         self._add_attempt(attempt)
@@ -674,10 +836,14 @@ class Company:
 
     # inspection ----------------------------------------------------------------------------
 
-    def attempts_of(self, *, user_id: str | None = None, course_id: str | None = None) -> Iterator[SimAttempt]:
+    def attempts_of(
+        self, *, user_id: str | None = None, course_id: str | None = None
+    ) -> Iterator[SimAttempt]:
         for attempt_id in self.order["attempts"]:
             attempt = self.attempts[attempt_id]
-            if (user_id is None or attempt.user_id == user_id) and (course_id is None or attempt.course_id == course_id):
+            if (user_id is None or attempt.user_id == user_id) and (
+                course_id is None or attempt.course_id == course_id
+            ):
                 yield attempt
 
 
@@ -691,4 +857,3 @@ def require(item: Mapping[str, Any], fields: Iterable[str], where: str) -> None:
     missing = [name for name in fields if item.get(name) in (None, "")]
     if missing:
         raise ApiError(400, "invalidInput", f"{where}: missing required field(s) {', '.join(missing)}")
-
