@@ -351,9 +351,7 @@ class TalentLMSSimulator:
     def courses_with_code(self, code: str) -> list[SimCourse]:
         return [c for c in self.courses if c.code == code]
 
-    def enrollments(
-        self, *, course_id: int | None = None, user_id: int | None = None
-    ) -> list[SimEnrollment]:
+    def enrollments(self, *, course_id: int | None = None, user_id: int | None = None) -> list[SimEnrollment]:
         """Enrolments, optionally of one course and/or one user, ordered by (course, user)."""
         out: list[SimEnrollment] = []
         for cid in sorted(self._enrollments):
@@ -518,11 +516,7 @@ class TalentLMSSimulator:
             else:
                 draw = rng.random()
                 user_type = (
-                    "Admin-Type"
-                    if draw < 0.02
-                    else "Trainer-Type"
-                    if draw < 0.08
-                    else LEARNER_USER_TYPE
+                    "Admin-Type" if draw < 0.02 else "Trainer-Type" if draw < 0.08 else LEARNER_USER_TYPE
                 )
             first = rng.choice(_FIRST_NAMES)
             last = rng.choice(_LAST_NAMES)
@@ -613,9 +607,7 @@ class TalentLMSSimulator:
         slow, drop, throttle, fail = (rng.random() for _ in range(4))
         # The request is admitted, counted and applied when it arrives; the latency is spent before
         # the answer leaves, as on a real network where the rate counter sits at the vendor's door.
-        response = self._respond(
-            request, action, {**path_params, **form}, bad_params, throttle, fail
-        )
+        response = self._respond(request, action, {**path_params, **form}, bad_params, throttle, fail)
         delay = self.latency
         if slow < self.slow_rate:
             self.faults["slow"] += 1
@@ -813,9 +805,7 @@ class TalentLMSSimulator:
         # The account type wins: an instructor-capable account cannot be enrolled as a learner, and a
         # learner account cannot teach.
         enrollment = self.enroll(user.id, course.id, enrolled_on=int(time.time()))
-        return [
-            {"user_id": str(user.id), "course_id": str(course.id), "role": enrollment.role}
-        ]
+        return [{"user_id": str(user.id), "course_id": str(course.id), "role": enrollment.role}]
 
     def _a_removeuserfromcourse(self, params: dict[str, str]) -> Any:
         user = self._user_from(params)
@@ -833,8 +823,10 @@ class TalentLMSSimulator:
             raise _ApiError(400, "The requested user is not enrolled in this course")
         status = _completion_status(enrollment)
         per_unit = max(1, enrollment.total_time_seconds // max(1, course.units))
-        done_units = course.units if enrollment.completed_on else (
-            course.units * enrollment.completion_percentage // 100
+        done_units = (
+            course.units
+            if enrollment.completed_on
+            else (course.units * enrollment.completion_percentage // 100)
         )
         units = []
         for n in range(course.units):
@@ -980,8 +972,7 @@ class TalentLMSSimulator:
                     "total_time": _fmt_total_time(enrollment.total_time_seconds),
                     "total_time_seconds": enrollment.total_time_seconds,
                     "last_accessed_unit_url": (
-                        f"https://sim.talentlms.com/course/lastaccessedunit/course_id:{cid},"
-                        f"user_id:{user.id}"
+                        f"https://sim.talentlms.com/course/lastaccessedunit/course_id:{cid},user_id:{user.id}"
                     ),
                 }
             )

@@ -33,9 +33,7 @@ class Client:
         async with self.session.get(self.sim.url + path, headers=headers) as resp:
             return resp.status, await resp.json(), resp.headers
 
-    async def post(
-        self, path: str, data: dict[str, str], *, json_body: bool = False
-    ) -> tuple[int, Any, Any]:
+    async def post(self, path: str, data: dict[str, str], *, json_body: bool = False) -> tuple[int, Any, Any]:
         headers = _auth(self.sim.api_key)
         kwargs: dict[str, Any] = {"json": data} if json_body else {"data": data}
         async with self.session.post(self.sim.url + path, headers=headers, **kwargs) as resp:
@@ -65,9 +63,7 @@ class TestAuth:
         async with aiohttp.ClientSession() as session, session.get(sim.url + "/v1/users") as resp:
             assert resp.status == 401
             body = await resp.json()
-        assert body == {
-            "error": {"type": "invalid_request_error", "message": "Invalid API key provided"}
-        }
+        assert body == {"error": {"type": "invalid_request_error", "message": "Invalid API key provided"}}
 
     async def test_wrong_key_is_401(self, client: Client) -> None:
         """A wrong key in Basic auth → 401."""
@@ -234,9 +230,7 @@ class TestEnrollment:
         enrollment = sim.enrollment(user_id, course.id)
         assert enrollment is not None and enrollment.role == "instructor"
 
-    async def test_double_enrollment_and_removal(
-        self, client: Client, sim: TalentLMSSimulator
-    ) -> None:
+    async def test_double_enrollment_and_removal(self, client: Client, sim: TalentLMSSimulator) -> None:
         """Enrolling twice is a 400; removeuserfromcourse (a GET) un-enrols."""
         course = sim.add_course(name="Fresh")
         form = {"user_id": "4", "course_id": str(course.id)}
@@ -255,9 +249,7 @@ class TestEnrollment:
         course = sim.add_course(name="Fresh")
         sim.enroll(4, course.id)
         sim.set_progress(4, course.id, percentage=100, completed_on=1_700_000_000)
-        status, body, _ = await client.get(
-            f"/v1/getuserstatusincourse/course_id:{course.id},user_id:4"
-        )
+        status, body, _ = await client.get(f"/v1/getuserstatusincourse/course_id:{course.id},user_id:4")
         assert status == 200
         assert body["completion_status"] == "Completed"
         assert body["completed_on_timestamp"] == "1700000000"
@@ -370,9 +362,7 @@ class TestDeterminismAndCounters:
         bodies = []
         for _ in range(2):
             async with TalentLMSSimulator(users=20, courses=4, enrollments=40, seed=11) as sim:
-                bodies.append(
-                    (await _raw(sim, "/v1/users"))[1] + [(await _raw(sim, "/v1/courses/id:2"))[1]]
-                )
+                bodies.append((await _raw(sim, "/v1/users"))[1] + [(await _raw(sim, "/v1/courses/id:2"))[1]])
         assert bodies[0] == bodies[1]
 
     async def test_enrollment_count_is_exact(self) -> None:

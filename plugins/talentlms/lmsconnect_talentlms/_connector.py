@@ -1,0 +1,855 @@
+"""The TalentLMS (API v1) connector."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from lmsconnect import (
+    ActionFailed,
+    ActionResult,
+    AuthenticationError,
+    Course,
+    CourseProgression,
+    CourseRevision,
+    DeactivateCourse,
+    EnrollUser,
+    InvalidInput,
+    InvalidRemoteResponse,
+    ItemError,
+    ItemResult,
+    ItemStatus,
+    LMSConnectError,
+    NotFound,
+    PermissionDenied,
+    ProgressionStatus,
+    RateLimited,
+    RemoteError,
+    RevisionStatus,
+    UpsertCourses,
+    User,
+    UserStatus,
+)
+from lmsconnect.plugin import (
+    Capabilities,
+    CheckItem,
+    CheckStatus,
+    Connector,
+    ConnectorSpec,
+    HttpClient,
+    RateBudget,
+    RateWindow,
+    Response,
+    Secret,
+    action_support,
+    config_field,
+    model_support,
+    retry_after,
+    stream_map,
+)
+
+from ._wire import build_path, days_from_minutes, error_of, parse_datetime, parse_int, parse_str
+
+__all__ = ["TalentLMSConfig", "TalentLMSConnector"]
+
+SLUG: Final = "talentlms"
+#: Calls per hour when /v1/ratelimit cannot be read: the Small and Basic plans' budget.
+DEFAULT_HOURLY_BUDGET: Final = 2000
+BURST_LIMIT: Final = 200
+BURST_PERIOD_S: Final = 5.0
+HOUR_S: Final = 3600.0
+
+# Item error codes callers branch on.
+COURSE_UPDATE_NOT_SUPPORTED: Final = "LMS.COURSE_UPDATE_NOT_SUPPORTED"
+ENROLLED_AS_TRAINER: Final = "LMS.ENROLLED_AS_TRAINER"
+ROLLBACK_FAILED: Final = "LMS.ROLLBACK_FAILED"
+
+_INSTRUCTOR: Final = "instructor"
+
+
+@attrs.frozen(kw_only=True)
+class TalentLMSConfig:
+    """How to reach one TalentLMS domain."""
+
+    api_key: Secret = config_field(
+        help="The API key (super-admin: Account & Settings → Basic settings → Enable API)", secret=True
+    )
+    domain: str | None = config_field(
+        default=None,
+        help="Your TalentLMS domain (give this or base_url)",
+        example="acme.talentlms.com",
+    )
+    base_url: str | None = config_field(
+        default=None,
+        help="The API root instead of domain, e.g. for a mapped domain or a simulator",
+        example="https://acme.talentlms.com/api",
+    )
+    hourly_budget: int | None = config_field(
+        default=None,
+        help="Calls per hour this connection may spend; default: the plan limit /v1/ratelimit reports "
+        "(2,000 if it cannot be read). Set it lower to leave room for other integrations",
+    )
+    page_size: int = config_field(default=500, help="Users per page when listing users")
+    concurrency: int = config_field(
+        default=16, help="Course-detail calls in flight while reading course progressions"
+    )
+    utc_offset_minutes: int = config_field(
+        default=0,
+        help="Your domain's time-zone offset from UTC, in minutes; used only for formatted dates that "
+        "have no *_timestamp sibling (user and course creation dates)",
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.domain) == bool(self.base_url):
+            raise ValueError("give exactly one of domain (acme.talentlms.com) and base_url")
+        if self.domain and ("/" in self.domain or ":" in self.domain):
+            raise ValueError(
+                f"domain must be a host name like acme.talentlms.com, not {self.domain!r}; "
+                "pass a URL as base_url"
+            )
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with https:// (got {self.base_url!r})")
+        if self.hourly_budget is not None and self.hourly_budget < 1:
+            raise ValueError("hourly_budget must be at least 1")
+        if self.page_size < 1 or self.concurrency < 1:
+            raise ValueError("page_size and concurrency must be at least 1")
+
+    @property
+    def api_root(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"https://{self.domain}/api"
+
+
+class _PlanWindow(RateWindow):
+    """The hourly plan budget as TalentLMS counts it: a fixed window with a known remainder and reset.
+
+    Seeded from ``/v1/ratelimit`` (limit, remaining, reset), so calls other integrations already spent
+    this hour are not ours to spend again; each later window starts full.
+    """
+
+    def __init__(self, limit: int, *, remaining: int | None = None, reset_in: float = HOUR_S) -> None:
+        super().__init__(limit, HOUR_S, name=f"{limit}/hour")
+        self.remaining = limit if remaining is None else max(0, min(limit, remaining))
+        self.reset_at = time.monotonic() + max(0.0, reset_in)
+
+    def delay(self, now: float) -> float:
+        if now >= self.reset_at:
+            self.remaining = self.limit
+            self.reset_at = now + HOUR_S
+        return 0.0 if self.remaining > 0 else self.reset_at - now
+
+    def record(self, now: float) -> None:
+        self.remaining -= 1
+
+    def floor_seconds(self, calls: int) -> float:
+        if calls <= self.remaining:
+            return 0.0
+        later = (calls - self.remaining - 1) // self.limit
+        return max(0.0, self.reset_at - time.monotonic()) + later * HOUR_S
+
+
+_UPSERT_NOTE: Final = (
+    "The course's `code` holds `origin_id`, so an upsert first lists the courses (one call) and finds "
+    "the course it made before: a repeated or retried upsert never creates a second course. "
+    "`duration` (minutes) is sent as `time_limit` in whole days, rounded up (1 → 1 day, 1441 → 2 days). "
+    "TalentLMS API v1 has no course-edit call: an existing course whose title, description or "
+    "duration differ is reported per item as `failed` with the code LMS.COURSE_UPDATE_NOT_SUPPORTED "
+    "(never claimed as updated); one that already matches is `unchanged`. If a create call fails "
+    "without an answer, the connector lists the courses again and reports `created` when the course "
+    "is there."
+)
+_DEACTIVATE_NOTE: Final = (
+    "TalentLMS cannot deactivate or archive a course: this permanently DELETES the course and every "
+    "enrolment and progress in it (POST /v1/deletecourse). Irreversible. Connect with "
+    "allow_destructive=False to get DestructiveActionRefused instead."
+)
+_ENROLL_NOTE: Final = (
+    "TalentLMS picks the role from the user's account type: SuperAdmin, admin and trainer (instructor) "
+    "types are enrolled as trainers, with no progression. When that happens the connector un-enrolls "
+    "the user again (rollback) and raises ActionFailed with the item code LMS.ENROLLED_AS_TRAINER; if "
+    "the rollback fails, the code is LMS.ROLLBACK_FAILED and the message says the user is still "
+    "enrolled as a trainer. A user already enrolled as a learner is `unchanged`."
+)
+
+
+CAPABILITIES: Final = Capabilities.build(
+    slug=SLUG,
+    name="TalentLMS",
+    models={
+        "users": model_support(
+            "first_name",
+            "last_name",
+            "work_email",
+            "status",
+            "remote_created_at",
+            notes={
+                "status": "TalentLMS `status` active/inactive",
+                "remote_created_at": "`created_on` (no timestamp sibling; read in utc_offset_minutes)",
+                "remote_data": "the `/v1/users` list entry",
+            },
+        ),
+        "courses": model_support(
+            "remote_created_at",
+            "origin_id",
+            notes={
+                "origin_id": "the course `code` (where upsert_courses keeps origin_id); empty code → None",
+                "remote_created_at": "`creation_date` (no timestamp sibling; read in utc_offset_minutes)",
+            },
+        ),
+        "course_revisions": model_support(
+            "course_id",
+            "title",
+            "description",
+            "status",
+            "remote_created_at",
+            note="TalentLMS has no course versions: one revision per course, sharing the course's remote id.",
+            notes={"status": "course `status` active/inactive", "title": "course `name`"},
+        ),
+        "course_progressions": model_support(
+            "user_id",
+            "course_revision_id",
+            "status",
+            "completed_at",
+            "enrolled_at",
+            note="Read from each course's detail (GET /v1/courses/id:N lists every enrolled user with "
+            "completion data): one call per course, not one per user × course pair. Trainers "
+            "(instructors) have no progression in TalentLMS and produce none. remote_id is "
+            "`<user id>:<course id>`.",
+            notes={
+                "status": "COMPLETED when completed_on is set; DROPPED when the enrolment expired "
+                "before completion; IN_PROGRESS when completion_percentage > 0; else ENROLLED",
+                "completed_at": "completed_on_timestamp (completed_on as fallback)",
+                "enrolled_at": "enrolled_on_timestamp (enrolled_on as fallback)",
+            },
+        ),
+    },
+    actions={
+        "upsert_courses": action_support(
+            "items.origin_id",
+            "items.course.type",
+            "items.course.title",
+            "items.course.description",
+            "items.course.duration",
+            note=_UPSERT_NOTE,
+            notes={
+                "items.origin_id": "stored in the course `code`",
+                "items.course.type": "EXTERNAL only",
+                "items.course.title": "course `name`",
+                "items.course.duration": "minutes → whole days (`time_limit`), rounded up",
+            },
+        ),
+        "deactivate_course": action_support("course_id", flags={"destructive"}, note=_DEACTIVATE_NOTE),
+        "enroll_user": action_support("user_id", "course_revision_id", flags={"rollback"}, note=_ENROLL_NOTE),
+    },
+    features={
+        "passthrough": "raw v1 calls (e.g. GET /v1/siteinfo) with the connection's Basic auth and "
+        "rate budgets; write path-style parameters yourself",
+        "scope_testing": "401 → bad API key; 403 → the API is not enabled for the domain (or the domain "
+        "is inactive). TalentLMS v1 keys have no scopes: an enabled key may call every endpoint",
+        "per_model_tests": "reads the first record of each model",
+    },
+    unsupported_notes={
+        "complete_course": "TalentLMS's API coverage offers no way to mark a course complete "
+        "(v1 can only reset progress)",
+        "course_providers": "TalentLMS has no course providers",
+        "skills": "TalentLMS has no skills",
+        "revision_skills": "TalentLMS has no skills",
+    },
+)
+
+
+class TalentLMSConnector(Connector[TalentLMSConfig]):
+    """TalentLMS through API v1.
+
+    >>> async with lmsconnect.connect("talentlms", domain="acme.talentlms.com", api_key=key) as lms:
+    ...     async for progression in lms.list(lmsconnect.CourseProgression):
+    ...         print(progression.user_id, progression.status)
+    """
+
+    spec = ConnectorSpec(
+        slug=SLUG,
+        name="TalentLMS",
+        config=TalentLMSConfig,
+        api_versions=("v1",),
+        simulator="lmsconnect_talentlms.testing:TalentLMSSimulator",
+        docs_url="https://www.talentlms.com/pages/docs/TalentLMS-API-Documentation.pdf",
+    )
+    capabilities = CAPABILITIES
+
+    #: The hourly limit /v1/ratelimit reported when the connection opened (None if it could not be read).
+    plan_limit: int | None = None
+    _plan_window: _PlanWindow
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def create_http(self) -> HttpClient:
+        key = self.config.api_key.reveal()
+        token = base64.b64encode(f"{key}:".encode()).decode("ascii")
+        header = f"Basic {token}"
+
+        async def auth(headers: dict[str, str]) -> None:
+            headers["Authorization"] = header
+
+        # Reads and writes share TalentLMS's budgets: one 200-per-5-s window and the plan's hour.
+        # A small margin absorbs the gap between our send time and TalentLMS's count.
+        self._plan_window = _PlanWindow(self.config.hourly_budget or DEFAULT_HOURLY_BUDGET)
+        budget = RateBudget(
+            RateWindow(BURST_LIMIT, BURST_PERIOD_S, name="200/5s", margin=0.25), self._plan_window
+        )
+        return HttpClient(
+            slug=SLUG,
+            base_url=self.config.api_root,
+            read_budget=budget,
+            write_budget=budget,
+            auth=auth,
+            error_mapper=self._map_error,
+            secrets=(key, token),
+            options=self.http_options,
+            headers={"Accept": "application/json"},
+        )
+
+    async def on_open(self) -> None:
+        await self._calibrate()
+
+    async def _calibrate(self) -> None:
+        """Size the hourly budget from /v1/ratelimit (free: it does not count against the limit)."""
+        try:
+            response = await self.http.request("GET", build_path("ratelimit"), raise_for_status=False)
+        except LMSConnectError:
+            return
+        if response.status != 200:
+            # Credentials problems surface at the first real call or in check(), with their mapping.
+            return
+        try:
+            body = response.json()
+        except InvalidRemoteResponse:
+            return
+        if not isinstance(body, Mapping):
+            return
+        limit = parse_int(body.get("limit"))
+        remaining = parse_int(body.get("remaining"))
+        reset = parse_int(body.get("reset"))
+        if limit is None or limit < 1:
+            return
+        self.plan_limit = limit
+        budget = min(limit, self.config.hourly_budget or limit)
+        reset_in = HOUR_S if reset is None else max(0.0, reset - time.time())
+        window = self._plan_window
+        window.limit = budget
+        window.name = f"{budget}/hour"
+        window.remaining = budget if remaining is None else max(0, min(budget, remaining))
+        window.reset_at = time.monotonic() + reset_in
+
+    def _map_error(self, response: Response) -> LMSConnectError | None:
+        try:
+            body = response.json()
+        except InvalidRemoteResponse:
+            body = None
+        kind, message = error_of(body)
+        return _error_for(
+            response.status,
+            kind,
+            message,
+            where=f"{response.method} {response.url}",
+            headers=response.headers,
+        )
+
+    async def _get(self, action: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = await self.http.request("GET", build_path(action, params))
+        return self._body(response)
+
+    async def _post(self, action: str, form: Mapping[str, Any]) -> Any:
+        response = await self.http.request(
+            "POST", build_path(action), data={k: str(v) for k, v in form.items()}
+        )
+        return self._body(response)
+
+    def _body(self, response: Response) -> Any:
+        body = response.json()
+        kind, message = error_of(body)
+        if message is not None:
+            # TalentLMS has been seen to send error bodies with a 2xx status; an error is an error.
+            raise self.http.raise_mapped(
+                _error_for(400, kind, message, where=f"{response.method} {response.url}")
+            )
+        return body
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    @property
+    def _offset(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.config.utc_offset_minutes)
+
+    async def read_users(self) -> AsyncIterator[User]:
+        page_size = self.config.page_size
+        seen: set[str] = set()
+        page = 1
+        while True:
+            rows = await self._get("users", {"page_size": page_size, "page_number": page})
+            if not isinstance(rows, list):
+                raise InvalidRemoteResponse(
+                    f"GET /v1/users returned {type(rows).__name__}, expected a list", connector=SLUG
+                )
+            for row in rows:
+                user = self._user(row)
+                # Pages are positional: a user created while we page shifts the rest by one.
+                if user is not None and user.remote_id not in seen:
+                    seen.add(user.remote_id)
+                    yield user
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    def _user(self, row: Any) -> User | None:
+        if not isinstance(row, Mapping):
+            return None
+        remote_id = parse_str(row.get("id"))
+        if remote_id is None:
+            return None
+        return User(
+            id=self.make_id("users", remote_id),
+            remote_id=remote_id,
+            first_name=parse_str(row.get("first_name")),
+            last_name=parse_str(row.get("last_name")),
+            work_email=parse_str(row.get("email")),
+            status=_user_status(row.get("status")),
+            remote_created_at=parse_datetime(row, "created_on", utc_offset=self._offset),
+            remote_data={"/v1/users": dict(row)},
+        )
+
+    async def _course_rows(self) -> list[Mapping[str, Any]]:
+        rows = await self._get("courses")
+        if not isinstance(rows, list):
+            raise InvalidRemoteResponse(
+                f"GET /v1/courses returned {type(rows).__name__}, expected a list", connector=SLUG
+            )
+        return [r for r in rows if isinstance(r, Mapping) and parse_str(r.get("id")) is not None]
+
+    async def read_courses(self) -> AsyncIterator[Course]:
+        for row in await self._course_rows():
+            remote_id = str(parse_str(row.get("id")))
+            yield Course(
+                id=self.make_id("courses", remote_id),
+                remote_id=remote_id,
+                origin_id=parse_str(row.get("code")),
+                remote_created_at=parse_datetime(row, "creation_date", utc_offset=self._offset),
+                remote_data={"/v1/courses": dict(row)},
+            )
+
+    async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
+        for row in await self._course_rows():
+            remote_id = str(parse_str(row.get("id")))
+            yield CourseRevision(
+                id=self.make_id("course_revisions", remote_id),
+                remote_id=remote_id,
+                course_id=self.make_id("courses", remote_id),
+                title=parse_str(row.get("name")),
+                description=parse_str(row.get("description")),
+                status=_revision_status(row.get("status")),
+                remote_created_at=parse_datetime(row, "creation_date", utc_offset=self._offset),
+                remote_data={"/v1/courses": dict(row)},
+            )
+
+    async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        course_ids = [str(parse_str(r.get("id"))) for r in await self._course_rows()]
+        details = stream_map(course_ids, self._course_detail, concurrency=self.config.concurrency)
+        async for course_id, detail in details:
+            if detail is None:
+                continue  # deleted between the list and the detail call
+            path = f"/v1/courses/id:{course_id}"
+            for row in detail.get("users") or ():
+                progression = self._progression(course_id, row, path)
+                if progression is not None:
+                    yield progression
+
+    async def _course_detail(self, course_id: str) -> tuple[str, Mapping[str, Any] | None]:
+        try:
+            detail = await self._get("courses", {"id": course_id})
+        except NotFound:
+            return course_id, None
+        if not isinstance(detail, Mapping):
+            raise InvalidRemoteResponse(
+                f"GET /v1/courses/id:{course_id} returned {type(detail).__name__}, expected an object",
+                connector=SLUG,
+            )
+        return course_id, detail
+
+    def _progression(self, course_id: str, row: Any, path: str) -> CourseProgression | None:
+        if not isinstance(row, Mapping):
+            return None
+        user_id = parse_str(row.get("id"))
+        role = (parse_str(row.get("role")) or "").lower()
+        if user_id is None or role == _INSTRUCTOR:
+            return None
+        remote_id = f"{user_id}:{course_id}"
+        completed_at = parse_datetime(row, "completed_on", utc_offset=self._offset)
+        expired_at = parse_datetime(row, "expired_on", utc_offset=self._offset)
+        percentage = parse_int(row.get("completion_percentage")) or 0
+        if completed_at is not None:
+            status = ProgressionStatus.COMPLETED
+        elif expired_at is not None:
+            status = ProgressionStatus.DROPPED
+        elif percentage > 0:
+            status = ProgressionStatus.IN_PROGRESS
+        else:
+            status = ProgressionStatus.ENROLLED
+        return CourseProgression(
+            id=self.make_id("course_progressions", remote_id),
+            remote_id=remote_id,
+            user_id=self.make_id("users", user_id),
+            course_revision_id=self.make_id("course_revisions", course_id),
+            status=status,
+            enrolled_at=parse_datetime(row, "enrolled_on", utc_offset=self._offset),
+            completed_at=completed_at,
+            remote_data={path: dict(row)},
+        )
+
+    # -- actions -----------------------------------------------------------------------------------
+
+    async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
+        by_code = await self._courses_by_code()
+        results = []
+        for item in action.items:
+            results.append(await self._upsert_one(item.origin_id, item.course, by_code))
+        return ActionResult(action="upsert_courses", items=tuple(results))
+
+    async def _courses_by_code(self) -> dict[str, Mapping[str, Any]]:
+        by_code: dict[str, Mapping[str, Any]] = {}
+        for row in await self._course_rows():
+            code = parse_str(row.get("code"))
+            # With duplicates (made by hand in TalentLMS), the oldest course is the one we track.
+            if code is not None and code not in by_code:
+                by_code[code] = row
+        return by_code
+
+    async def _upsert_one(
+        self, origin_id: str, course: Any, by_code: dict[str, Mapping[str, Any]]
+    ) -> ItemResult:
+        wanted: dict[str, str] = {"name": course.title, "description": course.description or ""}
+        if course.duration is not None:
+            wanted["time_limit"] = str(days_from_minutes(course.duration))
+        existing = by_code.get(origin_id)
+        if existing is not None:
+            return self._compare(origin_id, existing, wanted)
+        form = {**wanted, "code": origin_id}
+        try:
+            created = await self._post("createcourse", form)
+        except (RemoteError, RateLimited) as exc:
+            # The create may have been applied before the failure; look before reporting.
+            try:
+                again = await self._courses_by_code()
+            except LMSConnectError:
+                again = {}
+            if origin_id in again:
+                by_code[origin_id] = again[origin_id]
+                return self._item_created(
+                    origin_id,
+                    again[origin_id],
+                    detail="created (confirmed by listing after the create call failed)",
+                )
+            return _failed(origin_id, exc.code, f"the course was not created: {exc}")
+        except InvalidInput as exc:
+            return _failed(origin_id, exc.code, f"TalentLMS refused the course: {exc}")
+        if not isinstance(created, Mapping) or parse_str(created.get("id")) is None:
+            return _failed(origin_id, InvalidRemoteResponse.code, "createcourse answered without a course id")
+        by_code[origin_id] = created
+        return self._item_created(origin_id, created)
+
+    def _item_created(self, origin_id: str, row: Mapping[str, Any], *, detail: str = "") -> ItemResult:
+        remote_id = str(parse_str(row.get("id")))
+        days = parse_int(row.get("time_limit"))
+        return ItemResult(
+            key=origin_id,
+            status=ItemStatus.CREATED,
+            id=self.make_id("courses", remote_id),
+            remote_id=remote_id,
+            detail=detail or (f"time_limit {days} day(s)" if days else ""),
+        )
+
+    def _compare(self, origin_id: str, row: Mapping[str, Any], wanted: Mapping[str, str]) -> ItemResult:
+        remote_id = str(parse_str(row.get("id")))
+        current = {
+            "name": parse_str(row.get("name")) or "",
+            "description": parse_str(row.get("description")) or "",
+            "time_limit": str(parse_int(row.get("time_limit")) or 0),
+        }
+        differs = [k for k, v in wanted.items() if (v.strip() if k != "time_limit" else v) != current[k]]
+        if not differs:
+            return ItemResult(
+                key=origin_id,
+                status=ItemStatus.UNCHANGED,
+                id=self.make_id("courses", remote_id),
+                remote_id=remote_id,
+                detail=f"course {remote_id} (code {origin_id!r}) already matches",
+            )
+        names = {"name": "title", "description": "description", "time_limit": "duration"}
+        return ItemResult(
+            key=origin_id,
+            status=ItemStatus.FAILED,
+            id=self.make_id("courses", remote_id),
+            remote_id=remote_id,
+            error=ItemError(
+                code=COURSE_UPDATE_NOT_SUPPORTED,
+                message=(
+                    f"course {remote_id} (code {origin_id!r}) exists but its "
+                    f"{', '.join(names[k] for k in differs)} differ(s), and TalentLMS API v1 has no "
+                    "course-edit call; edit it in TalentLMS, or delete it (deactivate_course) and "
+                    "upsert again"
+                ),
+            ),
+        )
+
+    async def handle_deactivate_course(self, action: DeactivateCourse) -> ActionResult:
+        course_id = self.remote_id("courses", action.course_id, field="course_id")
+        if parse_int(course_id) is None:
+            raise InvalidInput(
+                f"course_id: TalentLMS course ids are integers, got {course_id!r}", field="course_id"
+            )
+        try:
+            await self._post("deletecourse", {"course_id": course_id})
+        except RemoteError:
+            # Dropped or failed after TalentLMS may have deleted it: the course is gone or it is not.
+            if await self._course_exists(course_id):
+                raise
+        return ActionResult(
+            action="deactivate_course",
+            items=(
+                ItemResult(
+                    key=action.course_id,
+                    status=ItemStatus.UPDATED,
+                    id=self.make_id("courses", course_id),
+                    remote_id=course_id,
+                    detail="deleted permanently (TalentLMS cannot deactivate a course)",
+                ),
+            ),
+        )
+
+    async def _course_exists(self, course_id: str) -> bool:
+        try:
+            await self._get("courses", {"id": course_id})
+        except NotFound:
+            return False
+        return True
+
+    async def handle_enroll_user(self, action: EnrollUser) -> ActionResult:
+        user_id = self.remote_id("users", action.user_id, field="user_id")
+        course_id = self.remote_id("course_revisions", action.course_revision_id, field="course_revision_id")
+        for name, value in (("user_id", user_id), ("course_revision_id", course_id)):
+            if parse_int(value) is None:
+                raise InvalidInput(f"{name}: TalentLMS ids are integers, got {value!r}", field=name)
+        key = f"{action.user_id}:{action.course_revision_id}"
+        progression_remote = f"{user_id}:{course_id}"
+        progression_id = self.make_id("course_progressions", progression_remote)
+        role: str | None
+        try:
+            answer = await self._post(
+                "addusertocourse", {"user_id": user_id, "course_id": course_id, "role": "learner"}
+            )
+            role = _role_of(answer)
+        except InvalidInput as exc:
+            if "already enrolled" not in (exc.vendor_message or str(exc)).lower():
+                raise
+            current = await self._role_in_course(user_id, course_id)
+            if current == _INSTRUCTOR:
+                # Not ours to undo: it existed before this call.
+                raise ActionFailed(
+                    f"user {user_id} is already enrolled in course {course_id} as a trainer "
+                    "(instructor); TalentLMS keeps no progression for trainers",
+                    result=_one_failed(
+                        "enroll_user",
+                        key,
+                        ENROLLED_AS_TRAINER,
+                        "already enrolled as a trainer; left unchanged",
+                    ),
+                    connector=SLUG,
+                ) from None
+            return ActionResult(
+                action="enroll_user",
+                items=(
+                    ItemResult(
+                        key=key,
+                        status=ItemStatus.UNCHANGED,
+                        id=progression_id,
+                        remote_id=progression_remote,
+                        detail="already enrolled as a learner",
+                    ),
+                ),
+            )
+        except RemoteError:
+            # No answer: find out whether TalentLMS enrolled the user, and as what.
+            role = await self._role_in_course(user_id, course_id)
+            if role is None:
+                raise
+        if role == _INSTRUCTOR:
+            await self._roll_back_trainer(user_id, course_id, key)
+        return ActionResult(
+            action="enroll_user",
+            items=(
+                ItemResult(
+                    key=key,
+                    status=ItemStatus.CREATED,
+                    id=progression_id,
+                    remote_id=progression_remote,
+                    detail=f"enrolled as {role or 'learner'}",
+                ),
+            ),
+        )
+
+    async def _role_in_course(self, user_id: str, course_id: str) -> str | None:
+        try:
+            status = await self._get("getuserstatusincourse", {"course_id": course_id, "user_id": user_id})
+        except (InvalidInput, NotFound):
+            return None
+        return (parse_str(status.get("role")) or "").lower() if isinstance(status, Mapping) else None
+
+    async def _roll_back_trainer(self, user_id: str, course_id: str, key: str) -> None:
+        why = (
+            f"TalentLMS enrolled user {user_id} in course {course_id} as a trainer (instructor) because "
+            "of the user's account type; trainers have no progression"
+        )
+        try:
+            # A GET that writes; retrying it is safe (a second removal only says "not enrolled").
+            await self.http.request(
+                "GET",
+                build_path("removeuserfromcourse", {"user_id": user_id, "course_id": course_id}),
+                idempotent=True,
+                write=True,
+            )
+        except LMSConnectError as exc:
+            still = await self._role_in_course_quietly(user_id, course_id)
+            if still is not None:
+                raise ActionFailed(
+                    f"{why}. Rolling back failed ({exc}): the user is STILL ENROLLED AS A TRAINER in "
+                    f"course {course_id}; remove them in TalentLMS",
+                    result=_one_failed(
+                        "enroll_user",
+                        key,
+                        ROLLBACK_FAILED,
+                        "enrolled as a trainer and the rollback failed: still enrolled",
+                    ),
+                    connector=SLUG,
+                ) from exc
+        raise ActionFailed(
+            f"{why}. The enrolment was rolled back (the user is not enrolled); change the user's "
+            "account type to a learner type to enrol them as a learner",
+            result=_one_failed(
+                "enroll_user", key, ENROLLED_AS_TRAINER, "enrolled as a trainer by TalentLMS; rolled back"
+            ),
+            connector=SLUG,
+        )
+
+    async def _role_in_course_quietly(self, user_id: str, course_id: str) -> str | None:
+        try:
+            return await self._role_in_course(user_id, course_id)
+        except LMSConnectError:
+            # Cannot tell: assume the worst so the error does not claim a clean rollback.
+            return _INSTRUCTOR
+
+    # -- scope testing ------------------------------------------------------------------------------
+
+    async def check_access(self) -> Sequence[CheckItem]:
+        try:
+            await self._get("ratelimit")
+        except PermissionDenied as exc:
+            return (
+                CheckItem(
+                    kind="credentials",
+                    name="api_enabled",
+                    status=CheckStatus.MISSING_PERMISSION,
+                    permissions=("API access (Account & Settings → Basic settings → Enable API)",),
+                    detail=str(exc),
+                ),
+            )
+        except AuthenticationError:
+            raise
+        items = [
+            CheckItem(
+                kind="credentials",
+                name="credentials",
+                status=CheckStatus.OK,
+                detail="API key accepted; the API is enabled for the domain",
+            ),
+        ]
+        for name, cap in self.capabilities.actions.items():
+            if cap.supported:
+                items.append(
+                    CheckItem(
+                        kind="action",
+                        name=name,
+                        status=CheckStatus.OK,
+                        detail="TalentLMS v1 keys have no scopes; an enabled key may call every endpoint",
+                    )
+                )
+        return items
+
+
+def _error_for(
+    status: int,
+    kind: str | None,
+    message: str | None,
+    *,
+    where: str,
+    headers: Mapping[str, str] | None = None,
+) -> LMSConnectError:
+    vendor = f"{kind}: {message}" if kind and message else message
+    if status == 401:
+        return AuthenticationError(
+            f"{where}: TalentLMS rejected the API key", status=status, connector=SLUG, vendor_message=vendor
+        )
+    if status == 403:
+        return PermissionDenied(
+            f"{where}: the API is not enabled for this TalentLMS domain, or the domain is inactive",
+            permission="API access (Account & Settings → Basic settings → Enable API)",
+            status=status,
+            connector=SLUG,
+            vendor_message=vendor,
+        )
+    if status == 404:
+        return NotFound(f"{where}: not found", status=status, connector=SLUG, vendor_message=vendor)
+    if status == 429 or (message and "rate limit" in message.lower()):
+        return RateLimited(
+            f"{where}: TalentLMS rate limit reached",
+            status=status,
+            connector=SLUG,
+            vendor_message=vendor,
+            retry_after=retry_after(headers) if headers is not None else None,
+        )
+    if 400 <= status < 500:
+        return InvalidInput(
+            f"{where}: TalentLMS refused the request", status=status, connector=SLUG, vendor_message=vendor
+        )
+    return RemoteError(f"{where}: TalentLMS failed", status=status, connector=SLUG, vendor_message=vendor)
+
+
+def _failed(key: str, code: str, message: str) -> ItemResult:
+    return ItemResult(key=key, status=ItemStatus.FAILED, error=ItemError(code=code, message=message))
+
+
+def _one_failed(action: Any, key: str, code: str, message: str) -> ActionResult:
+    return ActionResult(action=action, items=(_failed(key, code, message),))
+
+
+def _role_of(answer: Any) -> str | None:
+    rows = answer if isinstance(answer, list) else [answer]
+    for row in rows:
+        if isinstance(row, Mapping):
+            role = parse_str(row.get("role"))
+            if role:
+                return role.lower()
+    return None
+
+
+def _user_status(value: Any) -> UserStatus | None:
+    text = parse_str(value)
+    return None if text is None else UserStatus(text.upper())
+
+
+def _revision_status(value: Any) -> RevisionStatus | None:
+    text = parse_str(value)
+    return None if text is None else RevisionStatus(text.upper())
