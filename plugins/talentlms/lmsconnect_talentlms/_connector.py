@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import time
@@ -285,6 +286,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
     #: The hourly limit /v1/ratelimit reported when the connection opened (None if it could not be read).
     plan_limit: int | None = None
     _plan_window: _PlanWindow
+    _calibrated: bool
+    _calibration_lock: asyncio.Lock
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -315,7 +318,22 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         )
 
     async def on_open(self) -> None:
-        await self._calibrate()
+        self._calibrated = False
+        self._calibration_lock = asyncio.Lock()
+
+    async def _ensure_calibrated(self) -> None:
+        # Lazily, at the first real call: opening a connection costs no request, and a connection
+        # that is refused a destructive action before it does anything makes no call at all.
+        if self._calibrated:
+            return
+        async with self._calibration_lock:
+            if not self._calibrated:
+                await self._calibrate()
+                self._calibrated = True
+
+    async def handle_passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
+        await self._ensure_calibrated()
+        return await self.http.request(method, path, **kwargs)
 
     async def _calibrate(self) -> None:
         """Size the hourly budget from /v1/ratelimit (free: it does not count against the limit)."""
@@ -361,10 +379,12 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         )
 
     async def _get(self, action: str, params: Mapping[str, Any] | None = None) -> Any:
+        await self._ensure_calibrated()
         response = await self.http.request("GET", build_path(action, params))
         return self._body(response)
 
     async def _post(self, action: str, form: Mapping[str, Any]) -> Any:
+        await self._ensure_calibrated()
         response = await self.http.request(
             "POST", build_path(action), data={k: str(v) for k, v in form.items()}
         )
