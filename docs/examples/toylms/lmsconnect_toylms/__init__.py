@@ -1,0 +1,261 @@
+"""The plugin-author "hello world": a connector for Toy LMS, a tiny REST LMS.
+
+Toy LMS speaks JSON over HTTP with a bearer token:
+
+- ``GET /api/users?page=N`` and ``GET /api/courses?page=N``: ``{"data": [...], "page": N, "pages": M}``
+- ``GET /api/enrollments?course=ID``: the enrolments of one course
+- ``POST /api/courses`` (``{"ref", "title", "description"}``) creates a course; 409 if ``ref`` exists
+- ``POST /api/enrollments`` (``{"user", "course"}``) enrols a user
+- errors: ``{"error": "message"}`` with 401, 403 (``{"error", "scope"}``), 404, 409, 429, 500
+
+Read this file top to bottom with docs/plugin-guide.md beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+
+from lmsconnect import (
+    ActionResult,
+    Course,
+    CourseProgression,
+    CourseRevision,
+    EnrollUser,
+    ItemError,
+    ItemResult,
+    ItemStatus,
+    PermissionDenied,
+    ProgressionStatus,
+    RevisionStatus,
+    UpsertCourses,
+    User,
+    UserStatus,
+)
+from lmsconnect.plugin import (
+    Capabilities,
+    CheckItem,
+    CheckStatus,
+    Connector,
+    ConnectorSpec,
+    HttpClient,
+    RateBudget,
+    RateWindow,
+    Response,
+    Secret,
+    action_support,
+    config_field,
+    model_support,
+    stream_map,
+)
+
+__all__ = ["ToyConfig", "ToyConnector"]
+
+
+# 1. Configuration: an attrs class; each field documents itself for the CLI, docs and errors.
+@attrs.frozen(kw_only=True)
+class ToyConfig:
+    base_url: str = config_field(help="Base URL of the Toy LMS", example="http://127.0.0.1:8080")
+    token: Secret = config_field(help="API token (Settings > API)", secret=True)
+    calls_per_second: int = config_field(default=20, help="The tenant's rate limit")
+
+
+# 2. The capability table: the single source of what this connector does.
+CAPABILITIES = Capabilities.build(
+    slug="toylms",
+    name="Toy LMS",
+    models={
+        "users": model_support("first_name", "last_name", "work_email", "status"),
+        "courses": model_support("origin_id", "remote_created_at"),
+        "course_revisions": model_support("course_id", "title", "description", "status"),
+        "course_progressions": model_support(
+            "user_id", "course_revision_id", "status", "completed_at",
+            note="One call per course (the enrolments endpoint is per course).",
+        ),
+    },
+    actions={
+        "upsert_courses": action_support(
+            "items.origin_id", "items.course.type", "items.course.title", "items.course.description",
+            note="Creates only: Toy LMS cannot edit a course, so a changed existing course fails with "
+            "LMS.COURSE_UPDATE_NOT_SUPPORTED.",
+        ),
+        "enroll_user": action_support("user_id", "course_revision_id"),
+    },
+    features={"passthrough": "", "scope_testing": "", "per_model_tests": ""},
+    unsupported_notes={"complete_course": "Toy LMS has no completion API."},
+)
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(int(value), dt.timezone.utc) if value else None
+
+
+class ToyConnector(Connector[ToyConfig]):
+    spec = ConnectorSpec(
+        slug="toylms",
+        name="Toy LMS",
+        config=ToyConfig,
+        api_versions=("1",),
+        simulator="lmsconnect_toylms.testing:ToySimulator",
+    )
+    capabilities = CAPABILITIES
+
+    # 3. Transport: base URL, budgets, auth, error mapping, secrets to scrub.
+    def create_http(self) -> HttpClient:
+        token = self.config.token.reveal()
+
+        async def auth(headers: dict[str, str]) -> None:
+            headers["Authorization"] = f"Bearer {token}"
+
+        return HttpClient(
+            slug=self.slug,
+            base_url=self.config.base_url,
+            read_budget=RateBudget(RateWindow(self.config.calls_per_second, 1.0)),
+            auth=auth,
+            error_mapper=self._error,
+            secrets=[token],
+            options=self.http_options,
+        )
+
+    def _error(self, response: Response) -> PermissionDenied | None:
+        # Toy LMS names the missing scope; surface it so check() can report it by name.
+        if response.status == 403:
+            body = response.json()
+            return PermissionDenied(
+                body.get("error", "forbidden"), permission=body.get("scope"), status=403
+            )
+        return None  # the default mapping handles 401/404/429/5xx
+
+    # 4. Reads: async generators, streaming page by page.
+    async def _pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
+        # Toy LMS pages are numbered from 1 and the body says how many there are.
+        page, pages = 1, 1
+        while page <= pages:
+            body = await self.http.get_json(path, params={"page": page})
+            pages = int(body["pages"])
+            for item in body["data"]:
+                yield item
+            page += 1
+
+    async def read_users(self) -> AsyncIterator[User]:
+        async for raw in self._pages("/api/users"):
+            yield User(
+                id=self.make_id("users", raw["id"]),
+                remote_id=str(raw["id"]),
+                first_name=raw.get("first") or None,
+                last_name=raw.get("last") or None,
+                work_email=raw.get("email") or None,
+                status=UserStatus.ACTIVE if raw.get("active") else UserStatus.INACTIVE,
+                remote_data={"/api/users": raw},
+            )
+
+    async def read_courses(self) -> AsyncIterator[Course]:
+        async for raw in self._pages("/api/courses"):
+            yield self._course(raw)
+
+    def _course(self, raw: dict[str, Any]) -> Course:
+        return Course(
+            id=self.make_id("courses", raw["id"]),
+            remote_id=str(raw["id"]),
+            origin_id=raw.get("ref") or None,
+            remote_created_at=_ts(raw.get("created")),
+            remote_data={"/api/courses": raw},
+        )
+
+    async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
+        # Toy LMS has no versions: one revision per course, sharing its remote id.
+        async for raw in self._pages("/api/courses"):
+            yield CourseRevision(
+                id=self.make_id("course_revisions", raw["id"]),
+                remote_id=str(raw["id"]),
+                course_id=self.make_id("courses", raw["id"]),
+                title=raw["title"],
+                description=raw.get("description") or None,
+                status=RevisionStatus.ACTIVE if raw.get("published") else RevisionStatus.INACTIVE,
+                remote_data={"/api/courses": raw},
+            )
+
+    async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        async def enrollments(course: dict[str, Any]) -> list[dict[str, Any]]:
+            body = await self.http.get_json("/api/enrollments", params={"course": course["id"]})
+            return list(body["data"])
+
+        async for batch in stream_map(self._pages("/api/courses"), enrollments, concurrency=8):
+            for raw in batch:
+                status = ProgressionStatus.COMPLETED if raw.get("done") else ProgressionStatus.ENROLLED
+                yield CourseProgression(
+                    id=self.make_id("course_progressions", f"{raw['course']}:{raw['user']}"),
+                    remote_id=f"{raw['course']}:{raw['user']}",
+                    user_id=self.make_id("users", raw["user"]),
+                    course_revision_id=self.make_id("course_revisions", raw["course"]),
+                    status=status,
+                    completed_at=_ts(raw.get("done")),
+                    remote_data={"/api/enrollments": raw},
+                )
+
+    # 5. Actions: validated input in, per-item results out.
+    async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
+        existing = {c.origin_id: c async for c in self.read_courses() if c.origin_id}
+        items = []
+        for item in action.items:
+            found = existing.get(item.origin_id)
+            if found is not None:
+                raw = (found.remote_data or {})["/api/courses"]
+                same = raw["title"] == item.course.title and (raw.get("description") or None) == (
+                    item.course.description
+                )
+                items.append(
+                    ItemResult(key=item.origin_id, id=found.id, remote_id=found.remote_id,
+                               status=ItemStatus.UNCHANGED)
+                    if same
+                    else ItemResult(
+                        key=item.origin_id, id=found.id, remote_id=found.remote_id,
+                        status=ItemStatus.FAILED,
+                        error=ItemError(code="LMS.COURSE_UPDATE_NOT_SUPPORTED",
+                                        message="Toy LMS cannot edit an existing course"),
+                    )
+                )
+                continue
+            response = await self.http.request(
+                "POST", "/api/courses",
+                json_body={"ref": item.origin_id, "title": item.course.title,
+                           "description": item.course.description or ""},
+            )
+            created = self._course(response.json())
+            items.append(ItemResult(key=item.origin_id, id=created.id, remote_id=created.remote_id,
+                                    status=ItemStatus.CREATED))
+        return ActionResult(action="upsert_courses", items=tuple(items))
+
+    async def handle_enroll_user(self, action: EnrollUser) -> ActionResult:
+        user = self.remote_id("users", action.user_id, field="user_id")
+        course = self.remote_id("course_revisions", action.course_revision_id, field="course_revision_id")
+        await self.http.request("POST", "/api/enrollments", json_body={"user": user, "course": course})
+        remote = f"{course}:{user}"
+        return ActionResult(
+            action="enroll_user",
+            items=(ItemResult(key=action.user_id, status=ItemStatus.CREATED, remote_id=remote,
+                              id=self.make_id("course_progressions", remote)),),
+        )
+
+    # 6. Scope testing: what the token may do, by the vendor's own scope names.
+    async def check_access(self) -> list[CheckItem]:
+        body = await self.http.get_json("/api/me")
+        scopes = set(body["scopes"])
+        needs = {"users": "users:read", "courses": "courses:read", "course_revisions": "courses:read",
+                 "course_progressions": "enrollments:read"}
+        action_needs = {"upsert_courses": "courses:write", "enroll_user": "enrollments:write"}
+        items = []
+        for kind, table in (("model", needs), ("action", action_needs)):
+            for name, scope in table.items():
+                ok = scope in scopes
+                items.append(CheckItem(
+                    kind=kind,  # type: ignore[arg-type]
+                    name=name,
+                    status=CheckStatus.OK if ok else CheckStatus.MISSING_PERMISSION,
+                    permissions=() if ok else (scope,),
+                ))
+        return items
+

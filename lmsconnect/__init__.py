@@ -1,0 +1,108 @@
+"""lmsconnect: one unified, typed, async view of learning-management systems.
+
+>>> import lmsconnect
+>>> async with lmsconnect.connect("moodle", base_url="https://lms.example.org", token=token) as lms:
+...     async for course in lms.list(lmsconnect.CourseRevision):
+...         print(course.title, course.status)
+...     result = await lms.enroll_user(user_id=user.id, course_revision_id=course.id)
+
+Plugin authors: see `lmsconnect.plugin`; test doubles and the conformance kit: `lmsconnect.testing`.
+"""
+
+from __future__ import annotations
+
+from ._actions import (
+    ActionResult,
+    CompleteCourse,
+    CourseInput,
+    DeactivateCourse,
+    EnrollUser,
+    ItemError,
+    ItemResult,
+    ItemStatus,
+    UpsertCourseItem,
+    UpsertCourses,
+)
+from ._api import available_connectors, connect, register_connector
+from ._capabilities import Capabilities, Support
+from ._connector import CheckReport, CheckStatus, Connector
+from ._errors import (
+    ActionFailed,
+    AuthenticationError,
+    ConfigurationError,
+    DestructiveActionRefused,
+    InvalidInput,
+    InvalidRemoteResponse,
+    LMSConnectError,
+    NotFound,
+    NotSupported,
+    PermissionDenied,
+    PluginLoadError,
+    RateLimited,
+    RemoteError,
+)
+from ._http import HttpOptions
+from ._models import (
+    Course,
+    CourseProgression,
+    CourseProvider,
+    CourseRevision,
+    CourseType,
+    ProgressionStatus,
+    RevisionSkill,
+    RevisionStatus,
+    Skill,
+    User,
+    UserStatus,
+)
+from ._registry import ConnectorInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionFailed",
+    "ActionResult",
+    "AuthenticationError",
+    "Capabilities",
+    "CheckReport",
+    "CheckStatus",
+    "CompleteCourse",
+    "ConfigurationError",
+    "Connector",
+    "ConnectorInfo",
+    "Course",
+    "CourseInput",
+    "CourseProgression",
+    "CourseProvider",
+    "CourseRevision",
+    "CourseType",
+    "DeactivateCourse",
+    "DestructiveActionRefused",
+    "EnrollUser",
+    "HttpOptions",
+    "InvalidInput",
+    "InvalidRemoteResponse",
+    "ItemError",
+    "ItemResult",
+    "ItemStatus",
+    "LMSConnectError",
+    "NotFound",
+    "NotSupported",
+    "PermissionDenied",
+    "PluginLoadError",
+    "ProgressionStatus",
+    "RateLimited",
+    "RemoteError",
+    "RevisionSkill",
+    "RevisionStatus",
+    "Skill",
+    "Support",
+    "UpsertCourseItem",
+    "UpsertCourses",
+    "User",
+    "UserStatus",
+    "__version__",
+    "available_connectors",
+    "connect",
+    "register_connector",
+]

@@ -1,0 +1,37 @@
+"""The front door: `connect` and `available_connectors`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._connector import Connector
+from ._http import HttpOptions
+from ._registry import ConnectorInfo, registry
+
+__all__ = ["available_connectors", "connect", "register_connector"]
+
+
+def connect(
+    slug: str, *, allow_destructive: bool = True, http: HttpOptions | None = None, **config: Any
+) -> Connector[Any]:
+    """A connector for `slug`, configured but not yet open; use it as an async context manager.
+
+    >>> async with lmsconnect.connect("talentlms", domain="acme.talentlms.com", api_key=key) as lms:
+    ...     print(lms.capabilities.actions["deactivate_course"].note)
+
+    ``allow_destructive=False`` makes actions the table flags destructive raise
+    `DestructiveActionRefused` instead of running. Raises `ConfigurationError` naming any unknown,
+    missing or ill-typed config field (never echoing a secret).
+    """
+    cls = registry.get(slug)
+    return cls.from_config(allow_destructive=allow_destructive, http=http, **config)
+
+
+def available_connectors() -> tuple[ConnectorInfo, ...]:
+    """Every installed connector (and every broken plugin, with the reason), sorted by slug."""
+    return registry.infos()
+
+
+def register_connector(cls: type[Connector[Any]], *, replace: bool = False) -> None:
+    """Register a connector class in code (tests, private connectors), without an entry point."""
+    registry.register(cls, replace=replace)

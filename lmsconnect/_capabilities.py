@@ -1,0 +1,440 @@
+"""Capability tables: what a connector supports, as data.
+
+A plugin declares its table once; the core enforces it (`NotSupported` quoting the table), the CLI prints
+it, `docs/capabilities/` is generated from it, and the conformance kit checks the connector against it.
+
+>>> caps = Capabilities.build(
+...     slug="toy", name="Toy LMS",
+...     models={"users": model_support("first_name", "status", notes={"status": "from the active flag"})},
+...     actions={"deactivate_course": action_support("course_id", flags={"destructive"}, note="deletes")},
+...     features={"passthrough": ""},
+... )
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+from ._actions import ACTIONS, ActionName, action_fields
+from ._errors import NotSupported
+from ._models import BASE_FIELDS, MODELS, ModelName, model_fields
+
+__all__ = [
+    "ActionCapability",
+    "ActionFlag",
+    "Capabilities",
+    "FeatureCapability",
+    "FeatureName",
+    "FieldCapability",
+    "ModelCapability",
+    "Support",
+    "action_support",
+    "model_support",
+]
+
+FeatureName = Literal["passthrough", "scope_testing", "per_model_tests"]
+FEATURES: Final[tuple[FeatureName, ...]] = ("passthrough", "scope_testing", "per_model_tests")
+FEATURE_TITLES: Final = {
+    "passthrough": "API Passthrough",
+    "scope_testing": "Scope Testing",
+    "per_model_tests": "Per Model Tests",
+}
+
+
+class Support(str, enum.Enum):
+    SUPPORTED = "supported"
+    PARTIAL = "partial"
+    UNSUPPORTED = "unsupported"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ActionFlag(str, enum.Enum):
+    DESTRUCTIVE = "destructive"  # irreversible
+    ASYNCHRONOUS = "asynchronous"  # the vendor applies it later; results say `accepted`
+    ROLLBACK = "rollback"  # the connector undoes a vendor side effect and reports an error
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(kw_only=True)
+class FieldCapability:
+    support: Support
+    note: str = ""
+
+
+_UNSUPPORTED_FIELD: Final = FieldCapability(support=Support.UNSUPPORTED)
+
+
+@attrs.frozen(kw_only=True)
+class ModelCapability:
+    supported: bool
+    note: str = ""
+    fields: Mapping[str, FieldCapability] = attrs.field(factory=dict)
+
+    def field(self, name: str) -> FieldCapability:
+        return self.fields.get(name, _UNSUPPORTED_FIELD)
+
+    def supported_fields(self) -> tuple[str, ...]:
+        return tuple(n for n, f in self.fields.items() if f.support is Support.SUPPORTED)
+
+
+@attrs.frozen(kw_only=True)
+class ActionCapability:
+    supported: bool
+    flags: frozenset[ActionFlag] = frozenset()
+    note: str = ""
+    fields: Mapping[str, FieldCapability] = attrs.field(factory=dict)
+
+    @property
+    def destructive(self) -> bool:
+        return ActionFlag.DESTRUCTIVE in self.flags
+
+    @property
+    def asynchronous(self) -> bool:
+        return ActionFlag.ASYNCHRONOUS in self.flags
+
+    @property
+    def rollback(self) -> bool:
+        return ActionFlag.ROLLBACK in self.flags
+
+    def field(self, name: str) -> FieldCapability:
+        return self.fields.get(name, _UNSUPPORTED_FIELD)
+
+
+@attrs.frozen(kw_only=True)
+class FeatureCapability:
+    supported: bool
+    note: str = ""
+
+
+def _spec_fields(
+    names: Iterable[str], partial: Mapping[str, str], notes: Mapping[str, str]
+) -> dict[str, FieldCapability]:
+    fields = {n: FieldCapability(support=Support.SUPPORTED, note=notes.get(n, "")) for n in names}
+    for name, note in partial.items():
+        fields[name] = FieldCapability(support=Support.PARTIAL, note=note)
+    for name in notes:
+        if name not in fields:
+            raise ValueError(f"a note is given for {name!r}, which is not listed as supported or partial")
+    return fields
+
+
+def model_support(
+    *fields: str,
+    note: str = "",
+    notes: Mapping[str, str] | None = None,
+    partial: Mapping[str, str] | None = None,
+) -> ModelCapability:
+    """A supported model: the listed fields supported (``id``, ``remote_id``, ``changed_at``,
+    ``remote_deleted_at`` and ``remote_data`` implied), ``partial`` fields with their note, the rest
+    unsupported."""
+    listed = tuple(dict.fromkeys(BASE_FIELDS + fields))
+    return ModelCapability(
+        supported=True, note=note, fields=_spec_fields(listed, partial or {}, notes or {})
+    )
+
+
+def action_support(
+    *fields: str,
+    flags: Iterable[str | ActionFlag] = (),
+    note: str = "",
+    notes: Mapping[str, str] | None = None,
+    partial: Mapping[str, str] | None = None,
+) -> ActionCapability:
+    """A supported action: the listed input fields supported (paths as in the coverage tables)."""
+    return ActionCapability(
+        supported=True,
+        flags=frozenset(ActionFlag(f) for f in flags),
+        note=note,
+        fields=_spec_fields(fields, partial or {}, notes or {}),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """A connector's whole table: every model, action and feature, supported or not."""
+
+    slug: str
+    name: str
+    models: Mapping[ModelName, ModelCapability]
+    actions: Mapping[ActionName, ActionCapability]
+    features: Mapping[FeatureName, FeatureCapability]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        slug: str,
+        name: str,
+        models: Mapping[ModelName, ModelCapability],
+        actions: Mapping[ActionName, ActionCapability],
+        features: Mapping[FeatureName, str],
+        unsupported_notes: Mapping[str, str] | None = None,
+    ) -> Capabilities:
+        """Complete a table: models/actions/features not given become unsupported (with the note in
+        ``unsupported_notes`` under their key, if any). Unknown model, action or field names raise
+        ValueError, so a typo fails at import, not in production."""
+        extra = unsupported_notes or {}
+        full_models: dict[ModelName, ModelCapability] = {}
+        for key in MODELS:
+            given = models.get(key)
+            if given is None:
+                given = ModelCapability(supported=False, note=extra.get(key, ""))
+            known = set(model_fields(key))
+            unknown = set(given.fields) - known
+            if unknown:
+                raise ValueError(f"{slug}: model {key!r} has no field(s) {sorted(unknown)}")
+            fields = {f: given.field(f) for f in model_fields(key)}
+            full_models[key] = attrs.evolve(given, fields=fields)
+        for key in set(models) - set(MODELS):
+            raise ValueError(f"{slug}: unknown model {key!r}; expected one of {', '.join(MODELS)}")
+        full_actions: dict[ActionName, ActionCapability] = {}
+        for akey in ACTIONS:
+            agiven = actions.get(akey)
+            if agiven is None:
+                agiven = ActionCapability(supported=False, note=extra.get(akey, ""))
+            known = set(action_fields(akey))
+            unknown = set(agiven.fields) - known
+            if unknown:
+                raise ValueError(f"{slug}: action {akey!r} has no input field(s) {sorted(unknown)}")
+            afields = {f: agiven.field(f) for f in action_fields(akey)}
+            full_actions[akey] = attrs.evolve(agiven, fields=afields)
+        for akey in set(actions) - set(ACTIONS):
+            raise ValueError(f"{slug}: unknown action {akey!r}; expected one of {', '.join(ACTIONS)}")
+        for fkey in set(features) - set(FEATURES):
+            raise ValueError(f"{slug}: unknown feature {fkey!r}; expected one of {', '.join(FEATURES)}")
+        full_features: dict[FeatureName, FeatureCapability] = {
+            f: FeatureCapability(supported=f in features, note=features.get(f, extra.get(f, "")))
+            for f in FEATURES
+        }
+        return cls(
+            slug=slug, name=name, models=full_models, actions=full_actions, features=full_features
+        )
+
+    # -- enforcement ------------------------------------------------------------------------------
+
+    def require_model(self, model: ModelName) -> None:
+        """Raise `NotSupported` quoting the table when `model` cannot be read."""
+        cap = self.models[model]
+        if not cap.supported:
+            raise NotSupported(
+                f"{self.name} does not support reading {model!r}: the capability table marks it "
+                f"unsupported" + (f" ({cap.note})" if cap.note else ""),
+                connector=self.slug,
+            )
+
+    def require_action(self, action: ActionName) -> None:
+        """Raise `NotSupported` quoting the table when `action` cannot be performed."""
+        cap = self.actions[action]
+        if not cap.supported:
+            raise NotSupported(
+                f"{self.name} does not support the action {action!r}: the capability table marks it "
+                f"unsupported" + (f" ({cap.note})" if cap.note else ""),
+                connector=self.slug,
+            )
+
+    def require_action_field(self, action: ActionName, field: str, *, given: bool) -> None:
+        """Raise `NotSupported` when input sets a field the table marks unsupported for `action`."""
+        if given and self.actions[action].field(field).support is Support.UNSUPPORTED:
+            raise NotSupported(
+                f"{self.name} cannot take {field!r} in {action!r}: the capability table marks it "
+                f"unsupported; leave it unset",
+                connector=self.slug,
+            )
+
+    def require_feature(self, feature: FeatureName) -> None:
+        cap = self.features[feature]
+        if not cap.supported:
+            raise NotSupported(
+                f"{self.name} does not offer {FEATURE_TITLES[feature]}"
+                + (f" ({cap.note})" if cap.note else ""),
+                connector=self.slug,
+            )
+
+    # -- rendering --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``lmsconnect capabilities SLUG --json``."""
+
+        def fields(m: Mapping[str, FieldCapability]) -> dict[str, Any]:
+            return {k: {"support": v.support.value, "note": v.note} for k, v in m.items()}
+
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "models": {
+                k: {"supported": v.supported, "note": v.note, "fields": fields(v.fields)}
+                for k, v in self.models.items()
+            },
+            "actions": {
+                k: {
+                    "supported": v.supported,
+                    "flags": sorted(f.value for f in v.flags),
+                    "note": v.note,
+                    "fields": fields(v.fields),
+                }
+                for k, v in self.actions.items()
+            },
+            "features": {
+                k: {"supported": v.supported, "note": v.note} for k, v in self.features.items()
+            },
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Capabilities:
+        """Rebuild a table from `to_dict` output (ValueError/KeyError on a malformed one)."""
+
+        def fields(m: Mapping[str, Any]) -> dict[str, FieldCapability]:
+            return {
+                k: FieldCapability(support=Support(v["support"]), note=v["note"]) for k, v in m.items()
+            }
+
+        return cls(
+            slug=data["slug"],
+            name=data["name"],
+            models={
+                k: ModelCapability(supported=v["supported"], note=v["note"], fields=fields(v["fields"]))
+                for k, v in data["models"].items()
+            },
+            actions={
+                k: ActionCapability(
+                    supported=v["supported"],
+                    flags=frozenset(ActionFlag(f) for f in v["flags"]),
+                    note=v["note"],
+                    fields=fields(v["fields"]),
+                )
+                for k, v in data["actions"].items()
+            },
+            features={
+                k: FeatureCapability(supported=v["supported"], note=v["note"])
+                for k, v in data["features"].items()
+            },
+        )
+
+    def to_markdown(self) -> str:
+        """The generated docs page for this connector."""
+        out = [
+            f"# {self.name} (`{self.slug}`) capabilities",
+            "",
+            "<!-- Generated from the connector's capability table by `lmsconnect docs`. Do not edit. -->",
+            "",
+            "## Models",
+            "",
+        ]
+        for key, model in self.models.items():
+            if not model.supported:
+                continue
+            out += [f"### {key}", ""]
+            if model.note:
+                out += [_md(model.note), ""]
+            out += ["| field | support | note |", "|---|---|---|"]
+            out += [
+                f"| `{f}` | {c.support.value} | {_md(c.note)} |"
+                for f, c in model.fields.items()
+                if c.support is not Support.UNSUPPORTED
+            ]
+            out.append("")
+        missing = [k for k, m in self.models.items() if not m.supported]
+        if missing:
+            out += [
+                "Not supported: "
+                + ", ".join(
+                    f"`{k}`" + (f" ({_md(self.models[k].note)})" if self.models[k].note else "")
+                    for k in missing
+                ),
+                "",
+            ]
+        out += ["## Actions", ""]
+        for akey, action in self.actions.items():
+            if not action.supported:
+                continue
+            flags = ", ".join(f"**{f.value}**" for f in sorted(action.flags))
+            out += [f"### {akey}" + (f" ({flags})" if flags else ""), ""]
+            if action.note:
+                out += [_md(action.note), ""]
+            out += ["| input field | support | note |", "|---|---|---|"]
+            out += [
+                f"| `{f}` | {c.support.value} | {_md(c.note)} |"
+                for f, c in action.fields.items()
+                if c.support is not Support.UNSUPPORTED
+            ]
+            out.append("")
+        amissing = [k for k, a in self.actions.items() if not a.supported]
+        if amissing:
+            out += [
+                "Not supported: "
+                + ", ".join(
+                    f"`{k}`" + (f" ({_md(self.actions[k].note)})" if self.actions[k].note else "")
+                    for k in amissing
+                ),
+                "",
+            ]
+        out += ["## Features", "", "| feature | supported | note |", "|---|---|---|"]
+        out += [
+            f"| {FEATURE_TITLES[k]} | {'yes' if v.supported else 'no'} | {_md(v.note)} |"
+            for k, v in self.features.items()
+        ]
+        return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _cell(supported: bool, partial: bool = False) -> str:
+    return "partial" if partial else ("yes" if supported else "—")
+
+
+def matrix_rows(tables: Iterable[Capabilities]) -> tuple[list[str], list[list[str]]]:
+    """A capability matrix across connectors: header and rows (models, actions with flags, features)."""
+    tables = list(tables)
+    header = ["", *(t.slug for t in tables)]
+    rows: list[list[str]] = []
+    for key in MODELS:
+        rows.append([f"model {key}", *(_model_cell(t.models[key]) for t in tables)])
+    for akey in ACTIONS:
+        rows.append([f"action {akey}", *(_action_cell(t.actions[akey]) for t in tables)])
+    for fkey in FEATURES:
+        rows.append(
+            [f"feature {fkey}", *(_cell(t.features[fkey].supported) for t in tables)]
+        )
+    return header, rows
+
+
+def _model_cell(cap: ModelCapability) -> str:
+    if not cap.supported:
+        return "—"
+    partial = any(f.support is Support.PARTIAL for f in cap.fields.values())
+    return "partial" if partial else "yes"
+
+
+def _action_cell(cap: ActionCapability) -> str:
+    if not cap.supported:
+        return "—"
+    flags = ",".join(sorted(f.value for f in cap.flags))
+    return f"yes ({flags})" if flags else "yes"
+
+
+def matrix_markdown(tables: Iterable[Capabilities]) -> str:
+    header, rows = matrix_rows(tables)
+    out = [
+        "# Capability matrix",
+        "",
+        "<!-- Generated from the installed connectors' capability tables by `lmsconnect docs`. -->",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"

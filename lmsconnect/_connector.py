@@ -1,0 +1,485 @@
+"""The Connector protocol, its base class, and what `check()` reports.
+
+A plugin subclasses `Connector`, sets `spec` and `capabilities`, and implements the hooks its table
+promises (``read_<model>`` async generators, ``handle_<action>`` coroutines, `create_http`, optionally
+`check_access` and `on_open`). The public methods (`list`, the four actions, `passthrough`, `check`) live
+here and are not overridden: they enforce the capability table, validate input before any remote call,
+refuse destructive actions when the connection forbids them, and type-check what plugins return.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
+
+import attrs
+
+from ._actions import (
+    ActionName,
+    ActionResult,
+    CompleteCourse,
+    DeactivateCourse,
+    EnrollUser,
+    UpsertCourses,
+    action_fields,
+    structure_action,
+)
+from ._capabilities import Capabilities
+from ._config import ConfigField, build_config, describe_config
+from ._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DestructiveActionRefused,
+    InvalidInput,
+    LMSConnectError,
+    PermissionDenied,
+)
+from ._http import HttpClient, HttpOptions, HttpStats, Response
+from ._models import (
+    MODELS,
+    Course,
+    CourseProgression,
+    CourseProvider,
+    CourseRevision,
+    ModelName,
+    Record,
+    RevisionSkill,
+    Skill,
+    User,
+    make_id,
+    model_name,
+    parse_id,
+)
+from ._secrets import Secret
+
+__all__ = ["CheckItem", "CheckReport", "CheckStatus", "Connector", "ConnectorSpec"]
+
+C = TypeVar("C")
+M = TypeVar("M", User, CourseProvider, Course, CourseRevision, CourseProgression, Skill, RevisionSkill)
+A = TypeVar("A", UpsertCourses, DeactivateCourse, EnrollUser, CompleteCourse)
+
+
+@attrs.frozen(kw_only=True)
+class ConnectorSpec:
+    """Who a connector is and what it needs to connect.
+
+    ``config`` is an attrs class whose fields are declared with `lmsconnect.plugin.config_field`;
+    ``simulator`` is ``"module:Class"`` of the plugin's offline simulator (for ``lmsconnect simulate``).
+    """
+
+    slug: str
+    name: str
+    config: type[Any]
+    api_versions: tuple[str, ...] = ()
+    simulator: str | None = None
+    docs_url: str | None = None
+
+    @property
+    def config_fields(self) -> tuple[ConfigField, ...]:
+        return describe_config(self.config)
+
+
+class CheckStatus(str, enum.Enum):
+    OK = "ok"
+    MISSING_PERMISSION = "missing_permission"
+    ERROR = "error"
+    NOT_SUPPORTED = "not_supported"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(kw_only=True)
+class CheckItem:
+    """One line of a check: a model, an action or the credentials, and how it fared.
+
+    ``permissions`` are the vendor's own names of what is missing (a Moodle web-service function, a
+    360Learning scope, ...).
+    """
+
+    kind: Literal["credentials", "model", "action"]
+    name: str
+    status: CheckStatus
+    permissions: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class CheckReport:
+    connector: str
+    items: tuple[CheckItem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(i.status in (CheckStatus.OK, CheckStatus.NOT_SUPPORTED) for i in self.items)
+
+    def get(self, kind: str, name: str) -> CheckItem:
+        for item in self.items:
+            if item.kind == kind and item.name == name:
+                return item
+        raise KeyError((kind, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "connector": self.connector,
+            "ok": self.ok,
+            "items": [
+                {
+                    "kind": i.kind,
+                    "name": i.name,
+                    "status": i.status.value,
+                    "permissions": list(i.permissions),
+                    "detail": i.detail,
+                }
+                for i in self.items
+            ],
+        }
+
+
+class Connector(abc.ABC, Generic[C]):
+    """Base class of every connector. Use it through `lmsconnect.connect`:
+
+    >>> async with lmsconnect.connect("moodle", base_url=..., token=...) as lms:
+    ...     async for user in lms.list(lmsconnect.User):
+    ...         print(user.work_email)
+    """
+
+    spec: ClassVar[ConnectorSpec]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(
+        self, config: C, *, allow_destructive: bool = True, http: HttpOptions | None = None
+    ) -> None:
+        self.config = config
+        self.allow_destructive = allow_destructive
+        self.http_options = http or HttpOptions()
+        self._http: HttpClient | None = None
+
+    @classmethod
+    def from_config(
+        cls, *, allow_destructive: bool = True, http: HttpOptions | None = None, **values: Any
+    ) -> Connector[Any]:
+        """Build from connect() keyword arguments, validated against ``spec.config``."""
+        config = build_config(cls.spec.config, cls.spec.slug, values)
+        return cls(config, allow_destructive=allow_destructive, http=http)
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in self.spec.config_fields:
+            value = getattr(self.config, f.name, None)
+            shown.append(f"{f.name}={'***' if f.secret or isinstance(value, Secret) else repr(value)}")
+        state = "open" if self._http is not None else "closed"
+        return f"<{type(self).__name__} {state} {' '.join(shown)}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def slug(self) -> str:
+        return self.spec.slug
+
+    @property
+    def http(self) -> HttpClient:
+        if self._http is None:
+            raise ConfigurationError(
+                f"the {self.spec.name} connector is not open; use "
+                f"`async with lmsconnect.connect({self.slug!r}, ...) as lms:` (or `await lms.open()`)",
+                connector=self.slug,
+            )
+        return self._http
+
+    @property
+    def stats(self) -> HttpStats:
+        """HTTP calls made so far (retries included), retries, 429s received."""
+        return self.http.stats
+
+    async def open(self) -> None:
+        if self._http is None:
+            self._http = self.create_http()
+            try:
+                await self.on_open()
+            except BaseException:
+                await self.aclose()
+                raise
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    async def __aenter__(self: _Self) -> _Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- hooks for plugin authors -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_http(self) -> HttpClient:
+        """The HTTP client: base URL, rate budgets, auth, error mapper, and the secrets to scrub."""
+
+    async def on_open(self) -> None:
+        """Called once the HTTP client exists (e.g. to calibrate a rate budget). Default: nothing."""
+
+    async def check_access(self) -> Sequence[CheckItem]:
+        """Scope testing: what the credentials may do, per model and action (reads only)."""
+        return ()
+
+    async def handle_passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
+        """A raw vendor call with the connector's auth. Default: one request through `http`."""
+        return await self.http.request(method, path, **kwargs)
+
+    # Plugins implement, per supported model and action (named after the table keys):
+    #   def read_users(self) -> AsyncIterator[User]
+    #   async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult
+    # and so on; `validate_connector_class` checks they match the capability table.
+
+    # -- ids -----------------------------------------------------------------------------------------
+
+    def make_id(self, model: ModelName, remote_id: str | int) -> str:
+        return make_id(self.slug, model, remote_id)
+
+    def remote_id(self, model: ModelName, value: str, *, field: str) -> str:
+        """The vendor id behind an id given in action input: ours, or ``remote:<vendor id>``.
+
+        Raises `InvalidInput` naming `field` when the id is not one of ours, belongs to another connector,
+        or is of another model (a user id where a course id belongs).
+        """
+        if value.startswith("remote:"):
+            remote = value[len("remote:") :]
+            if remote:
+                return remote
+            raise InvalidInput(f"{field}: 'remote:' must be followed by the vendor's id", field=field)
+        try:
+            got_model, connector, remote = parse_id(value)
+        except ValueError:
+            raise InvalidInput(
+                f"{field}: {value!r} is neither an lmsconnect id nor 'remote:<vendor id>'", field=field
+            ) from None
+        if connector != self.slug:
+            raise InvalidInput(
+                f"{field}: {value!r} is an id from the {connector!r} connector, not {self.slug!r}",
+                field=field,
+            )
+        if got_model != model:
+            raise InvalidInput(
+                f"{field}: {value!r} is an id of {got_model}, expected one of {model}", field=field
+            )
+        return remote
+
+    # -- public API (enforces the table; not overridden) ----------------------------------------------
+
+    @overload
+    def list(self, model: type[M]) -> AsyncIterator[M]: ...
+    @overload
+    def list(self, model: ModelName) -> AsyncIterator[Record]: ...
+
+    def list(self, model: Any) -> AsyncIterator[Any]:
+        """Stream every record of `model` (a class such as `lmsconnect.User`, or its key ``"users"``).
+
+        Raises `NotSupported` at once when the capability table does not list the model.
+        """
+        try:
+            key = model_name(model)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="model") from None
+        self.capabilities.require_model(key)
+        self.http  # noqa: B018 - fail now, not at the first iteration, when not open
+        return self._checked_stream(key)
+
+    async def _checked_stream(self, key: ModelName) -> AsyncIterator[Record]:
+        cls = MODELS[key]
+        reader = getattr(self, f"read_{key}")
+        stream = reader()
+        try:
+            async for record in stream:
+                if not isinstance(record, cls):
+                    raise TypeError(
+                        f"{type(self).__name__}.read_{key} yielded {type(record).__name__}, "
+                        f"expected {cls.__name__}"
+                    )
+                yield record
+        finally:
+            await stream.aclose()
+
+    async def _prepare(self, name: ActionName, cls: type[A], value: Any, fields: Mapping[str, Any]) -> A:
+        self.capabilities.require_action(name)
+        if value is not None and fields:
+            raise InvalidInput(f"{name}: pass either an input object/dict or keyword fields, not both")
+        action: A = structure_action(cls, value if value is not None else dict(fields))
+        for path in action_fields(name):
+            self.capabilities.require_action_field(name, path, given=_given(action, path))
+        if self.capabilities.actions[name].destructive and not self.allow_destructive:
+            note = self.capabilities.actions[name].note
+            raise DestructiveActionRefused(
+                f"{name} is destructive on {self.spec.name} and this connection was opened with "
+                f"allow_destructive=False" + (f" ({note})" if note else ""),
+                connector=self.slug,
+            )
+        self.http  # noqa: B018 - not open is an error before anything else happens
+        return action
+
+    def _check_result(self, name: ActionName, result: Any) -> ActionResult:
+        if not isinstance(result, ActionResult) or result.action != name:
+            raise TypeError(f"{type(self).__name__}.handle_{name} must return ActionResult({name!r})")
+        return result
+
+    async def upsert_courses(
+        self, items: UpsertCourses | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> ActionResult:
+        """Create or update courses by ``origin_id``; the result says per item what happened.
+
+        >>> await lms.upsert_courses({"items": [{"origin_id": "c-1", "course": {"title": "Intro"}}]})
+        """
+        action = await self._prepare("upsert_courses", UpsertCourses, items, fields)
+        return self._check_result("upsert_courses", await self._handler("upsert_courses")(action))
+
+    async def deactivate_course(
+        self, value: DeactivateCourse | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> ActionResult:
+        """Stop new enrolments in a course (``course_id``); what that means per LMS is in its table."""
+        action = await self._prepare("deactivate_course", DeactivateCourse, value, fields)
+        return self._check_result("deactivate_course", await self._handler("deactivate_course")(action))
+
+    async def enroll_user(
+        self, value: EnrollUser | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> ActionResult:
+        """Enrol ``user_id`` in ``course_revision_id``."""
+        action = await self._prepare("enroll_user", EnrollUser, value, fields)
+        return self._check_result("enroll_user", await self._handler("enroll_user")(action))
+
+    async def complete_course(
+        self, value: CompleteCourse | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> ActionResult:
+        """Complete ``course_progression_id`` (``completed_at`` defaults to now, ``score`` 0–100)."""
+        action = await self._prepare("complete_course", CompleteCourse, value, fields)
+        return self._check_result("complete_course", await self._handler("complete_course")(action))
+
+    def _handler(self, name: ActionName) -> Any:
+        return getattr(self, f"handle_{name}")
+
+    async def passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
+        """A raw vendor call with this connection's auth and budgets.
+
+        >>> response = await lms.passthrough("GET", "/v1/users")
+        >>> response.json()
+        """
+        self.capabilities.require_feature("passthrough")
+        return await self.handle_passthrough(method, path, **kwargs)
+
+    async def check(self, *, models: bool = True) -> CheckReport:
+        """Scope testing and per-model tests, reads only: per model and action, ok / missing permission
+        (with the vendor's name of it) / error. Never raises for a remote failure; reports it."""
+        items: list[CheckItem] = []
+        auth_failed: str | None = None
+        if self.capabilities.features["scope_testing"].supported:
+            try:
+                items.extend(await self.check_access())
+            except AuthenticationError as exc:
+                auth_failed = str(exc)
+                items.append(CheckItem(kind="credentials", name="credentials",
+                                       status=CheckStatus.ERROR, detail=auth_failed))
+            except LMSConnectError as exc:
+                items.append(CheckItem(kind="credentials", name="scope_testing",
+                                       status=CheckStatus.ERROR, detail=str(exc)))
+        if models and self.capabilities.features["per_model_tests"].supported:
+            for key, cap in self.capabilities.models.items():
+                if not cap.supported:
+                    continue
+                if auth_failed:
+                    items.append(CheckItem(kind="model", name=key, status=CheckStatus.ERROR,
+                                           detail="not tested: authentication failed"))
+                    continue
+                item = await self._test_model(key)
+                if item.detail.startswith("authentication failed"):
+                    auth_failed = item.detail
+                items.append(item)
+        return CheckReport(connector=self.slug, items=_merge(items))
+
+    async def _test_model(self, key: ModelName) -> CheckItem:
+        stream = self.list(key)
+        try:
+            await stream.__anext__()
+            detail = "read one record"
+        except StopAsyncIteration:
+            detail = "readable (no records)"
+        except AuthenticationError as exc:
+            return CheckItem(kind="model", name=key, status=CheckStatus.ERROR,
+                             detail=f"authentication failed: {exc}")
+        except PermissionDenied as exc:
+            return CheckItem(
+                kind="model", name=key, status=CheckStatus.MISSING_PERMISSION,
+                permissions=(exc.permission,) if exc.permission else (), detail=str(exc),
+            )
+        except LMSConnectError as exc:
+            return CheckItem(kind="model", name=key, status=CheckStatus.ERROR, detail=str(exc))
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        return CheckItem(kind="model", name=key, status=CheckStatus.OK, detail=detail)
+
+
+_Self = TypeVar("_Self", bound=Connector[Any])
+_SEVERITY = [CheckStatus.OK, CheckStatus.NOT_SUPPORTED, CheckStatus.MISSING_PERMISSION, CheckStatus.ERROR]
+
+
+def _merge(items: Sequence[CheckItem]) -> tuple[CheckItem, ...]:
+    """One line per (kind, name): the scope test and the read test of a model are combined, worst
+    status first, permissions united."""
+    merged: dict[tuple[str, str], CheckItem] = {}
+    for item in items:
+        key = (item.kind, item.name)
+        if key not in merged:
+            merged[key] = item
+            continue
+        old = merged[key]
+        status = max(old.status, item.status, key=_SEVERITY.index)
+        merged[key] = CheckItem(
+            kind=item.kind,
+            name=item.name,
+            status=status,
+            permissions=tuple(dict.fromkeys(old.permissions + item.permissions)),
+            detail="; ".join(d for d in (old.detail, item.detail) if d),
+        )
+    return tuple(merged.values())
+
+
+def _given(action: Any, path: str) -> bool:
+    """Whether the action input sets the field at a coverage-table path (``items.course.title``)."""
+    head, _, rest = path.partition(".")
+    value = getattr(action, head)
+    if isinstance(value, tuple) and rest:
+        return any(_given(v, rest) for v in value)
+    if rest:
+        return _given(value, rest)
+    return value is not None
+
+
+def validate_connector_class(cls: Any) -> None:
+    """Raise TypeError saying what is wrong when `cls` does not honour the connector contract."""
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise TypeError(f"{cls!r} is not a subclass of lmsconnect.plugin.Connector")
+    spec = getattr(cls, "spec", None)
+    caps = getattr(cls, "capabilities", None)
+    if not isinstance(spec, ConnectorSpec):
+        raise TypeError(f"{cls.__name__}.spec must be a ConnectorSpec")
+    if not isinstance(caps, Capabilities):
+        raise TypeError(f"{cls.__name__}.capabilities must be a Capabilities table")
+    if caps.slug != spec.slug:
+        raise TypeError(f"{cls.__name__}: capabilities.slug {caps.slug!r} != spec.slug {spec.slug!r}")
+    if not attrs.has(spec.config):
+        raise TypeError(f"{cls.__name__}: spec.config must be an attrs class")
+    problems = []
+    for key, cap in caps.models.items():
+        if cap.supported and not callable(getattr(cls, f"read_{key}", None)):
+            problems.append(f"the table supports model {key!r} but there is no read_{key}()")
+    for akey, acap in caps.actions.items():
+        if acap.supported and not callable(getattr(cls, f"handle_{akey}", None)):
+            problems.append(f"the table supports action {akey!r} but there is no handle_{akey}()")
+    if problems:
+        raise TypeError(f"{cls.__name__}: " + "; ".join(problems))

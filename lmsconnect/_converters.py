@@ -1,0 +1,84 @@
+"""Conversion between unified records / action inputs and plain data, configured in one place.
+
+`make_converter()` returns a fresh converter (no shared mutable global); `configure_converter()` registers:
+
+- ``datetime``: structured from ISO 8601 strings (``Z`` accepted; a date alone means midnight UTC; naive
+  values are taken as UTC) or from datetimes, unstructured to ISO 8601 strings in UTC;
+- the unified enums: structured from their value (unknown values become ``UNKNOWN``), unstructured to it;
+- ``tuple[str, ...]``: also accepts a list or a single string.
+
+Plugins build their own vendor converter from `make_converter()` and add their hooks to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+import cattrs
+
+__all__ = ["configure_converter", "make_converter", "parse_datetime"]
+
+
+def parse_datetime(value: Any) -> dt.datetime:
+    """An aware UTC datetime from an ISO 8601 string, a date, or a datetime (naive means UTC)."""
+    if isinstance(value, dt.datetime):
+        result = value
+    elif isinstance(value, dt.date):
+        result = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            result = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 date or date-time") from None
+    else:
+        raise TypeError(f"expected an ISO 8601 string or a datetime, got {type(value).__name__}")
+    if result.tzinfo is None:
+        result = result.replace(tzinfo=dt.timezone.utc)
+    return result.astimezone(dt.timezone.utc)
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register the unified hooks (listed in the module docstring) on `converter`."""
+    converter.register_structure_hook(dt.datetime, lambda v, _: parse_datetime(v))
+    converter.register_unstructure_hook(
+        dt.datetime, lambda v: v.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    )
+    converter.register_structure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda v, t: t(v)
+    )
+
+    def _str_tuple(value: Any, _: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+        if not all(isinstance(v, str) for v in value):
+            raise TypeError("expected a list of strings")
+        return tuple(value)
+
+    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _str_tuple)
+
+    def _strict_str(value: Any, _: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+
+    def _strict_int(value: Any, _: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {type(value).__name__}")
+        return value
+
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(int, _strict_int)
+
+
+def make_converter() -> cattrs.Converter:
+    """A new converter with the unified hooks; detailed validation names the failing field."""
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
+    configure_converter(converter)
+    return converter

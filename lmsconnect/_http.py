@@ -1,0 +1,493 @@
+"""The one HTTP layer: an aiohttp session per connector, rate budgets, retries, pagination, call counts.
+
+`HttpClient.request` is the only way a connector talks to its vendor. It:
+
+1. waits for every window of the request's `RateBudget` (reads and writes can have separate budgets),
+2. sends the request with the connector's auth and a timeout,
+3. retries *idempotent* requests after connection errors, 5xx and 429 with exponential backoff and full
+   jitter, honouring ``Retry-After`` and ``X-RateLimit-Reset``; a 429 pauses the whole budget, so
+   concurrent requests do not pile onto a limit the vendor already reported,
+4. never retries a non-idempotent request (a POST that may have been applied), and
+5. maps failures through the connector's `error_mapper` into the `LMSConnectError` tree, scrubbing every
+   registered secret from messages and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import aiohttp
+import attrs
+
+from ._errors import (
+    AuthenticationError,
+    InvalidRemoteResponse,
+    LMSConnectError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RemoteError,
+)
+from ._secrets import scrub
+
+__all__ = [
+    "HttpClient",
+    "HttpOptions",
+    "HttpStats",
+    "RateBudget",
+    "RateWindow",
+    "Response",
+    "paginate_link",
+    "paginate_offset",
+    "paginate_pages",
+    "stream_map",
+]
+
+log = logging.getLogger("lmsconnect.http")
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class RateWindow:
+    """At most `limit` calls in any sliding `period` seconds.
+
+    A sliding log, not aiolimiter's leaky bucket: a leaky bucket of capacity N and rate N/period lets up
+    to ~2N calls into one `period`-long window (a full burst, then the refill), and vendors that count
+    fixed or sliding windows reject the excess. A log of send times is exact, and at the vendor's limits
+    (hundreds of calls) costs nothing.
+    """
+
+    def __init__(self, limit: int, period: float, *, name: str = "", margin: float = 0.0) -> None:
+        if limit < 1 or period <= 0:
+            raise ValueError("a rate window needs limit >= 1 and period > 0")
+        self.limit = limit
+        self.period = period
+        self.name = name or f"{limit}/{period:g}s"
+        # Margin covers clock and network jitter between our send time and the vendor's count.
+        self._span = period + margin
+        self._sent: collections.deque[float] = collections.deque()
+
+    def delay(self, now: float) -> float:
+        """Seconds until one more call fits (0 if it fits now)."""
+        while self._sent and now - self._sent[0] >= self._span:
+            self._sent.popleft()
+        if len(self._sent) < self.limit:
+            return 0.0
+        return self._sent[0] + self._span - now
+
+    def record(self, now: float) -> None:
+        self._sent.append(now)
+
+    def floor_seconds(self, calls: int) -> float:
+        """The least time `calls` calls can take under this window alone."""
+        if calls <= self.limit:
+            return 0.0
+        return ((calls - 1) // self.limit) * self.period
+
+    def __repr__(self) -> str:
+        return f"RateWindow({self.name})"
+
+
+class RateBudget:
+    """Several windows that must all admit a call (e.g. 200 per 5 s *and* 10,000 per hour)."""
+
+    def __init__(self, *windows: RateWindow, name: str = "") -> None:
+        self.windows = windows
+        self.name = name or ", ".join(w.name for w in windows) or "unlimited"
+        self._lock = asyncio.Lock()
+        self._paused_until = 0.0
+        self.waited_s = 0.0
+
+    def pause_until(self, when: float) -> None:
+        """Hold every call until the monotonic time `when` (after the vendor reported a limit)."""
+        self._paused_until = max(self._paused_until, when)
+
+    async def acquire(self) -> None:
+        # One waiter at a time keeps admission in FIFO order and the log consistent.
+        async with self._lock:
+            start = time.monotonic()
+            while True:
+                now = time.monotonic()
+                wait = max([self._paused_until - now] + [w.delay(now) for w in self.windows])
+                if wait <= 0:
+                    for window in self.windows:
+                        window.record(now)
+                    self.waited_s += now - start
+                    return
+                await asyncio.sleep(wait)
+
+    def floor_seconds(self, calls: int) -> float:
+        return max((w.floor_seconds(calls) for w in self.windows), default=0.0)
+
+
+@attrs.define(kw_only=True)
+class HttpOptions:
+    """Transport settings a caller may tune through ``connect(..., http=HttpOptions(...))``."""
+
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    max_attempts: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_connections: int = 32
+
+
+@attrs.define
+class HttpStats:
+    """Counts a benchmark or a caller reads: calls sent (retries included), retries, 429s received."""
+
+    calls: int = 0
+    retries: int = 0
+    rejected: int = 0
+    by_status: collections.Counter[int] = attrs.field(factory=collections.Counter)
+    wait_s: float = 0.0
+
+
+@attrs.frozen
+class Response:
+    """A fully read response."""
+
+    method: str
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise InvalidRemoteResponse(
+                f"expected JSON from {self.method} {self.url}, got {self.text[:80]!r}",
+                status=self.status,
+            ) from None
+
+
+ErrorMapper = Callable[[Response], "LMSConnectError | None"]
+Auth = Callable[[dict[str, str]], Awaitable[None]]
+
+
+def default_error(response: Response, *, slug: str) -> LMSConnectError:
+    """The error for a failed response when the vendor's body says nothing more specific."""
+    where = f"{response.method} {response.url}"
+    status = response.status
+    vendor = response.text[:300] if response.body else None
+    if status == 401:
+        return AuthenticationError(f"{where} was rejected as unauthenticated", status=status,
+                                   connector=slug, vendor_message=vendor)
+    if status == 403:
+        return PermissionDenied(f"{where} was forbidden", status=status, connector=slug,
+                                vendor_message=vendor)
+    if status == 404:
+        return NotFound(f"{where} found nothing", status=status, connector=slug, vendor_message=vendor)
+    if status == 429:
+        return RateLimited(f"{where} was rate limited", status=status, connector=slug,
+                           vendor_message=vendor, retry_after=retry_after(response.headers))
+    return RemoteError(f"{where} failed", status=status, connector=slug, vendor_message=vendor)
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``."""
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    reset = headers.get("X-RateLimit-Reset") or headers.get("X-Ratelimit-Reset")
+    if reset:
+        try:
+            number = float(reset)
+        except ValueError:
+            return None
+        # Vendors send either an epoch timestamp or seconds from now.
+        wall = time.time() if now is None else now
+        return max(0.0, number - wall) if number > 1e9 else max(0.0, number)
+    return None
+
+
+class HttpClient:
+    """The HTTP session of one connector. Created by the connector's lifecycle; closed with it."""
+
+    def __init__(
+        self,
+        *,
+        slug: str,
+        base_url: str,
+        read_budget: RateBudget | None = None,
+        write_budget: RateBudget | None = None,
+        auth: Auth | None = None,
+        error_mapper: ErrorMapper | None = None,
+        secrets: Iterable[str] = (),
+        options: HttpOptions | None = None,
+        headers: Mapping[str, str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.slug = slug
+        self.base_url = base_url.rstrip("/")
+        self.read_budget = read_budget or RateBudget()
+        self.write_budget = write_budget or self.read_budget
+        self.options = options or HttpOptions()
+        self.stats = HttpStats()
+        self._auth = auth
+        self._error_mapper = error_mapper
+        self._secrets = tuple(s for s in secrets if s)
+        self._headers = dict(headers or {})
+        self._rng = rng or random.Random()
+        self._session: aiohttp.ClientSession | None = None
+
+    def add_secret(self, value: str) -> None:
+        """Register one more value (e.g. an OAuth access token) to scrub from messages."""
+        if value and value not in self._secrets:
+            self._secrets = (*self._secrets, value)
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self._secrets)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(
+                total=self.options.timeout_s, connect=self.options.connect_timeout_s
+            )
+            connector = aiohttp.TCPConnector(limit=self.options.max_connections)
+            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        data: Any = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        write: bool | None = None,
+        raise_for_status: bool = True,
+        authenticate: bool = True,
+    ) -> Response:
+        """Send one request under the budgets and return the read response.
+
+        ``idempotent`` defaults from the method (GET, HEAD, OPTIONS, PUT, DELETE); pass it for a POST that
+        only reads (Moodle web services) or a GET that writes (TalentLMS v1). ``write`` picks the write
+        budget; it defaults to "not idempotent".
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        if write is None:
+            write = method not in IDEMPOTENT_METHODS or not idempotent
+        budget = self.write_budget if write else self.read_budget
+        url = self.url(path)
+        shown = self.scrub(f"{method} {url.split('?')[0]}")
+        attempts = self.options.max_attempts if idempotent else 1
+        for attempt in range(1, attempts + 1):
+            before = time.monotonic()
+            await budget.acquire()
+            self.stats.wait_s += time.monotonic() - before
+            send_headers = dict(self._headers)
+            send_headers.update(headers or {})
+            if authenticate and self._auth is not None:
+                await self._auth(send_headers)
+            self.stats.calls += 1
+            try:
+                async with self.session.request(
+                    method, url, params=params, data=data, json=json_body, headers=send_headers
+                ) as raw:
+                    body = await raw.read()
+                    response = Response(
+                        method=method,
+                        url=shown.split(" ", 1)[1],
+                        status=raw.status,
+                        headers=raw.headers,
+                        body=body,
+                    )
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                reason = self.scrub(f"{type(exc).__name__}: {exc}")
+                if attempt < attempts:
+                    await self._backoff(attempt, None, shown, reason)
+                    continue
+                raise RemoteError(
+                    f"{shown} failed after {attempt} attempt(s): {reason}"
+                    + ("" if idempotent else " (not retried: the request may have been applied)"),
+                    connector=self.slug,
+                ) from None
+            self.stats.by_status[response.status] += 1
+            log.debug("%s -> %s", shown, response.status)
+            if response.status == 429:
+                self.stats.rejected += 1
+                wait = retry_after(response.headers)
+                budget.pause_until(time.monotonic() + (wait if wait is not None else 1.0))
+            if response.status in RETRY_STATUSES and attempt < attempts:
+                await self._backoff(attempt, retry_after(response.headers), shown, str(response.status))
+                continue
+            if raise_for_status and response.status >= 400:
+                raise self._error(response)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _error(self, response: Response) -> LMSConnectError:
+        mapped = self._error_mapper(response) if self._error_mapper else None
+        error = mapped or default_error(response, slug=self.slug)
+        error.connector = error.connector or self.slug
+        error.message = self.scrub(error.message)
+        if error.vendor_message:
+            error.vendor_message = self.scrub(error.vendor_message)
+        error.args = (error.message,)
+        return error
+
+    def raise_mapped(self, error: LMSConnectError) -> LMSConnectError:
+        """Scrub and tag an error a connector built itself from a response body."""
+        error.connector = error.connector or self.slug
+        error.message = self.scrub(error.message)
+        if error.vendor_message:
+            error.vendor_message = self.scrub(error.vendor_message)
+        error.args = (error.message,)
+        return error
+
+    async def _backoff(self, attempt: int, hinted: float | None, shown: str, reason: str) -> None:
+        self.stats.retries += 1
+        if hinted is not None:
+            delay = hinted
+        else:
+            ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2 ** (attempt - 1))
+            delay = self._rng.uniform(0, ceiling)
+        log.info("%s: %s, retry %d in %.2f s", shown, reason, attempt, delay)
+        await asyncio.sleep(delay)
+
+    async def get_json(self, path: str, **kwargs: Any) -> Any:
+        return (await self.request("GET", path, **kwargs)).json()
+
+
+# -- pagination ---------------------------------------------------------------------------------------
+
+
+async def paginate_pages(
+    fetch: Callable[[int], Awaitable[Sequence[T]]], *, page_size: int, first: int = 1
+) -> AsyncIterator[T]:
+    """Page-number pagination: yield items of page `first`, `first`+1, ... until a short page."""
+    page = first
+    while True:
+        items = await fetch(page)
+        for item in items:
+            yield item
+        if len(items) < page_size:
+            return
+        page += 1
+
+
+async def paginate_offset(
+    fetch: Callable[[int, int], Awaitable[Sequence[T]]], *, limit: int, start: int = 0
+) -> AsyncIterator[T]:
+    """Offset pagination: fetch(offset, limit) until a short page."""
+    offset = start
+    while True:
+        items = await fetch(offset, limit)
+        for item in items:
+            yield item
+        if len(items) < limit:
+            return
+        offset += len(items)
+
+
+def next_link(headers: Mapping[str, str]) -> str | None:
+    """The URL of ``rel="next"`` in a ``Link`` header, if any."""
+    for value in _header_values(headers, "Link"):
+        for part in value.split(","):
+            section = part.split(";")
+            if len(section) < 2:
+                continue
+            target = section[0].strip()
+            rels = [s.strip() for s in section[1:]]
+            if target.startswith("<") and target.endswith(">") and any(
+                r.replace(" ", "") in ('rel="next"', "rel=next") for r in rels
+            ):
+                return target[1:-1]
+    return None
+
+
+def _header_values(headers: Mapping[str, str], name: str) -> list[str]:
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    value = headers.get(name)
+    return [value] if value else []
+
+
+async def paginate_link(
+    http: HttpClient, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any
+) -> AsyncIterator[Response]:
+    """Cursor pagination through ``Link: <...>; rel="next"``: yields each page's response."""
+    url: str | None = path
+    first = True
+    while url is not None:
+        response = await http.request("GET", url, params=params if first else None, **kwargs)
+        first = False
+        yield response
+        url = next_link(response.headers)
+
+
+async def stream_map(
+    items: AsyncIterator[T] | Iterable[T],
+    func: Callable[[T], Awaitable[R]],
+    *,
+    concurrency: int,
+) -> AsyncIterator[R]:
+    """Apply `func` to each item with at most `concurrency` in flight; yield results in input order.
+
+    Memory stays bounded by `concurrency` (the source is not read ahead further), which is what lets a
+    connector make one call per course concurrently while the caller streams records.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+    pending: collections.deque[asyncio.Task[R]] = collections.deque()
+
+    async def source() -> AsyncIterator[T]:
+        if isinstance(items, Iterable):
+            for item in items:
+                yield item
+        else:
+            async for item in items:
+                yield item
+
+    try:
+        async for item in source():
+            pending.append(asyncio.ensure_future(func(item)))
+            if len(pending) >= concurrency:
+                yield await pending.popleft()
+        while pending:
+            yield await pending.popleft()
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,79 @@
+"""What a connector plugin is built from: the base class, capability builders, config, transport.
+
+Embedding services need only `lmsconnect`; plugin authors import from here. See docs/plugin-guide.md.
+"""
+
+from __future__ import annotations
+
+from ._capabilities import (
+    ActionCapability,
+    ActionFlag,
+    Capabilities,
+    FeatureCapability,
+    FieldCapability,
+    ModelCapability,
+    Support,
+    action_support,
+    model_support,
+)
+from ._config import ConfigField, config_field
+from ._connector import CheckItem, CheckReport, CheckStatus, Connector, ConnectorSpec
+from ._converters import configure_converter, make_converter, parse_datetime
+from ._errors import trim
+from ._http import (
+    HttpClient,
+    HttpOptions,
+    HttpStats,
+    RateBudget,
+    RateWindow,
+    Response,
+    default_error,
+    next_link,
+    paginate_link,
+    paginate_offset,
+    paginate_pages,
+    retry_after,
+    stream_map,
+)
+from ._models import make_id, parse_id
+from ._secrets import Secret, scrub
+
+__all__ = [
+    "ActionCapability",
+    "ActionFlag",
+    "Capabilities",
+    "CheckItem",
+    "CheckReport",
+    "CheckStatus",
+    "ConfigField",
+    "Connector",
+    "ConnectorSpec",
+    "FeatureCapability",
+    "FieldCapability",
+    "HttpClient",
+    "HttpOptions",
+    "HttpStats",
+    "ModelCapability",
+    "RateBudget",
+    "RateWindow",
+    "Response",
+    "Secret",
+    "Support",
+    "action_support",
+    "config_field",
+    "configure_converter",
+    "default_error",
+    "make_converter",
+    "make_id",
+    "model_support",
+    "next_link",
+    "paginate_link",
+    "paginate_offset",
+    "paginate_pages",
+    "parse_datetime",
+    "parse_id",
+    "retry_after",
+    "scrub",
+    "stream_map",
+    "trim",
+]
