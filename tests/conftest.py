@@ -1,0 +1,19 @@
+"""Core test configuration.
+
+The hello-world connector in docs/examples/toylms is not pip-installed in the test environment (so it does not
+appear among the real connectors in `lmsconnect plugins` or the generated docs); it is put on sys.path and
+registered in code here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import lmsconnect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "toylms"))
+
+from lmsconnect_toylms import ToyConnector  # noqa: E402
+
+lmsconnect.register_connector(ToyConnector, replace=True)
