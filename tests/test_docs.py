@@ -1,0 +1,44 @@
+"""Generated docs are current: docs/capabilities is exactly what the capability tables render."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from lmsconnect._cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_plugin_slugs() -> list[str]:
+    slugs = []
+    for pyproject in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
+        text = pyproject.read_text()
+        match = re.search(r'\[project\.entry-points\."lmsconnect\.connectors"\]\s*\n\s*"?([\w.-]+)"?\s*=', text)
+        if match:
+            slugs.append(match.group(1))
+    return slugs
+
+
+def test_capability_pages_are_current() -> None:
+    """`lmsconnect docs --check` finds nothing stale for the plugins in this repository."""
+    slugs = repo_plugin_slugs()
+    if not slugs:
+        pytest.skip("no plugins in this checkout")
+    out = io.StringIO()
+    code = main(["docs", "--check", "--out", str(ROOT / "docs" / "capabilities"), *slugs], out=out)
+    assert code == 0, out.getvalue()
+
+
+def test_check_flags_a_stale_page(tmp_path: Path) -> None:
+    """A hand-edited page is reported stale, naming the file and the command that regenerates it."""
+    out = io.StringIO()
+    assert main(["docs", "--out", str(tmp_path), "toylms"], out=out) == 0
+    page = tmp_path / "toylms.md"
+    page.write_text(page.read_text().replace("supported", "SUPPORTED", 1))
+    out = io.StringIO()
+    assert main(["docs", "--check", "--out", str(tmp_path), "toylms"], out=out) == 1
+    assert "stale:" in out.getvalue() and "toylms.md" in out.getvalue()
