@@ -23,6 +23,7 @@ from ._actions import (
     CompleteCourse,
     DeactivateCourse,
     EnrollUser,
+    ItemStatus,
     UpsertCourses,
     action_fields,
     structure_action,
@@ -35,6 +36,7 @@ from ._errors import (
     DestructiveActionRefused,
     InvalidInput,
     LMSConnectError,
+    NotSupported,
     PermissionDenied,
 )
 from ._http import HttpClient, HttpOptions, HttpStats, Response
@@ -360,6 +362,20 @@ class Connector(abc.ABC, Generic[C]):
         """Complete ``course_progression_id`` (``completed_at`` defaults to now, ``score`` 0–100)."""
         action = await self._prepare("complete_course", CompleteCourse, value, fields)
         return self._check_result("complete_course", await self._handler("complete_course")(action))
+
+    async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:
+        """For results with `accepted` items (asynchronous actions): poll until the vendor shows the change
+        or `timeout_s` passes; the returned result says per item which happened.
+
+        Connectors with asynchronous actions override this; for the others nothing is ever `accepted`, so
+        the result is returned as it is.
+        """
+        if any(item.status is ItemStatus.ACCEPTED for item in result.items):
+            raise NotSupported(
+                f"{self.spec.name} returned `accepted` items but offers no way to wait for them",
+                connector=self.slug,
+            )
+        return result
 
     def _handler(self, name: ActionName) -> Any:
         return getattr(self, f"handle_{name}")
