@@ -1,0 +1,1 @@
+"""Moodle 5.x connector for lmsconnect (web services, REST protocol)."""

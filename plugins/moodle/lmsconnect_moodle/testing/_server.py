@@ -1,0 +1,326 @@
+"""The aiohttp server of the Moodle simulator: ``/webservice/rest/server.php`` with tokens and services."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Literal
+from xml.sax.saxutils import escape
+
+import attrs
+from aiohttp import web
+
+from .._params import decode_params
+from ._functions import FUNCTIONS, Context
+from ._site import Enrolment, Module, Site, User, fixture_site, generate_site
+from ._ws import ACCESS_DEBUG, WSError, missing_record, validate
+
+__all__ = ["DEFAULT_SERVICE_FUNCTIONS", "MoodleSimulator"]
+
+REST_PATH = "/webservice/rest/server.php"
+
+DEFAULT_SERVICE_FUNCTIONS: tuple[str, ...] = tuple(f for f in FUNCTIONS if f != "core_user_create_users")
+"""What the default token's service holds: every simulated function except ``core_user_create_users``,
+like the service of the recordings."""
+
+FaultKind = Literal["http_500", "http_503", "drop", "slow", "dml"]
+
+
+@attrs.define
+class _Token:
+    userid: int
+    service: str
+
+
+class MoodleSimulator:
+    """A Moodle 5.0 site speaking the REST web-service protocol, for tests, demos and benchmarks.
+
+    >>> async with MoodleSimulator(users=20, courses=5, enrollments=40) as sim:  # doctest: +SKIP
+    ...     async with lmsconnect.connect("moodle", **sim.connect_config) as lms:
+    ...         users = [u async for u in lms.list("users")]
+
+    Every answer is HTTP 200 JSON, errors included, exactly as Moodle's REST server answers: an
+    ``{"exception", "errorcode", "message"}`` body, with ``debuginfo`` only when ``debug=True``.
+
+    Options beyond the common ones:
+
+    - ``site``: ``"generated"`` (sizes and seed decide the data) or ``"fixture"`` (the site recorded in
+      ``fixtures/moodle-5``, sizes ignored).
+    - ``completion_delay``: seconds between an activity change and Moodle's cron aggregating course
+      completion. ``0`` (default) aggregates at once; ``math.inf`` waits for `run_completion_cron`.
+    - ``debug``: the site's debugging switch (adds ``debuginfo`` and detailed messages to exceptions).
+    - ``languages``: installed language packs (a course ``lang`` must be one of them).
+    - ``fault_rate`` / ``fault_seed`` / ``fault_kinds`` / ``slow_seconds``: a deterministic share of
+      requests fail: ``http_500``, ``http_503`` (HTML error pages), ``drop`` (connection closed without
+      an answer), ``slow`` (answered after ``slow_seconds``), ``dml`` (Moodle's HTTP-200
+      ``dml_read_exception``).
+    - ``max_workers``: at most this many requests are served at once, the rest queue (PHP-FPM's pool).
+      Moodle itself has no rate limit, so there is none here.
+    """
+
+    def __init__(
+        self,
+        *,
+        users: int = 50,
+        courses: int = 10,
+        enrollments: int = 200,
+        seed: int = 0,
+        latency: float = 0.0,
+        site: Literal["generated", "fixture"] = "generated",
+        completion_delay: float = 0.0,
+        debug: bool = False,
+        languages: Iterable[str] = ("en", "fr", "de", "es"),
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        fault_kinds: Iterable[FaultKind] = ("http_500",),
+        slow_seconds: float = 2.0,
+        max_workers: int | None = None,
+        token: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if site == "fixture":
+            self.site: Site = fixture_site()
+            self.site.languages = tuple(languages)
+        else:
+            self.site = generate_site(
+                users=users, courses=courses, enrollments=enrollments, seed=seed, languages=tuple(languages)
+            )
+        self.site.completion_delay = completion_delay
+        self.site.clock = clock
+        self.latency = latency
+        self.debug = debug
+        self.fault_rate = fault_rate
+        self.fault_kinds: tuple[FaultKind, ...] = tuple(fault_kinds)
+        self.slow_seconds = slow_seconds
+        self._fault_rng = random.Random(fault_seed)
+        self._workers = asyncio.Semaphore(max_workers) if max_workers else None
+        self.services: dict[str, set[str]] = {"lms_connector": set(DEFAULT_SERVICE_FUNCTIONS)}
+        self.token = token or hashlib.md5(f"moodle-simulator-{seed}".encode()).hexdigest()
+        self.tokens: dict[str, _Token] = {self.token: _Token(userid=2, service="lms_connector")}
+        self.calls = 0
+        self.calls_by_route: collections.Counter[str] = collections.Counter()
+        self.calls_by_function: collections.Counter[str] = collections.Counter()
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("*", REST_PATH, self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        bound = server.sockets[0].getsockname()  # type: ignore[attr-defined]
+        self._url = f"http://{host}:{bound[1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> MoodleSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the simulator is not started")
+        return self._url
+
+    @property
+    def connect_config(self) -> dict[str, Any]:
+        return {"base_url": self.url, "token": self.token}
+
+    # -- tokens and services -------------------------------------------------------------------------
+
+    def create_token(self, functions: Iterable[str], *, userid: int = 2, token: str | None = None) -> str:
+        """A new token bound to a new service holding exactly ``functions``."""
+        service = f"service_{len(self.services) + 1}"
+        self.services[service] = set(functions)
+        value = token or hashlib.md5(f"{service}-{len(self.tokens)}".encode()).hexdigest()
+        self.tokens[value] = _Token(userid=userid, service=service)
+        return value
+
+    def remove_functions(self, *functions: str, token: str | None = None) -> None:
+        """Take functions out of the service of ``token`` (default: the main token)."""
+        self.services[self.tokens[token or self.token].service].difference_update(functions)
+
+    # -- in-process helpers (the test double's own API) ----------------------------------------------
+
+    def add_user(
+        self, *, firstname: str, lastname: str, email: str | None = None, suspended: bool = False
+    ) -> User:
+        uid = self.site.new_id("user")
+        username = f"{firstname.lower()}.{lastname.lower()}{uid}"
+        user = User(
+            id=uid,
+            username=username,
+            firstname=firstname,
+            lastname=lastname,
+            email=email or f"{username}@example.com",
+            suspended=suspended,
+            timecreated=self.site.now(),
+        )
+        self.site.users[uid] = user
+        return user
+
+    def delete_user(self, userid: int) -> None:
+        """Delete as Moodle does: the row stays (mangled) and its enrolments go."""
+        self.site.users[userid].delete(self.site.now())
+        for key in [k for k in self.site.enrolments if k[0] == userid]:
+            del self.site.enrolments[key]
+
+    def enrolment(self, userid: int, courseid: int) -> Enrolment | None:
+        return self.site.enrolments.get((userid, courseid))
+
+    def activity_state(self, userid: int, cmid: int) -> int:
+        return self.site.completion(userid, cmid).state
+
+    def grade(self, userid: int, cmid: int) -> float | None:
+        g = self.site.grades.get((userid, cmid))
+        return g.raw if g else None
+
+    def course_completed(self, userid: int, courseid: int) -> bool:
+        return self.site.course_completion(userid, courseid).timecompleted is not None
+
+    def modules(self, courseid: int) -> list[Module]:
+        return self.site.course_modules(courseid)
+
+    def run_completion_cron(self) -> int:
+        """Run Moodle's completion aggregation now, for everyone flagged; returns how many were aggregated."""
+        return self.site.run_due_aggregation(force=True)
+
+    def find_course(self, predicate: Callable[[Any], bool]) -> Any:
+        return next(c for c in self.site.iter_courses() if not c.is_site and predicate(c))
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.calls += 1
+        self.calls_by_route[request.path] += 1
+        fault: FaultKind | None = None
+        if self.fault_rate > 0 and self._fault_rng.random() < self.fault_rate:
+            fault = self._fault_rng.choice(self.fault_kinds)
+        pairs: list[tuple[str, str]] = list(request.query.items())
+        if request.method == "POST":
+            form = await request.post()
+            pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
+        if self._workers is not None:
+            async with self._workers:
+                return await self._serve(request, pairs, fault)
+        return await self._serve(request, pairs, fault)
+
+    async def _serve(
+        self, request: web.Request, pairs: list[tuple[str, str]], fault: FaultKind | None
+    ) -> web.StreamResponse:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        elif fault in ("http_500", "http_503"):
+            status = 500 if fault == "http_500" else 503
+            return web.Response(
+                status=status, text=f"<html><body><h1>{status}</h1></body></html>", content_type="text/html"
+            )
+        elif fault == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
+        reserved = {"wstoken": "", "wsfunction": "", "moodlewsrestformat": "xml"}
+        rest: list[tuple[str, str]] = []
+        for key, value in pairs:
+            if key in reserved:
+                reserved[key] = value
+            else:
+                rest.append((key, value))
+        fmt = reserved["moodlewsrestformat"]
+        try:
+            if fault == "dml":
+                raise WSError(
+                    "dml_read_exception",
+                    "dmlreadexception",
+                    "Error reading from database",
+                    debuginfo="SQLSTATE[08006]: server closed the connection unexpectedly",
+                )
+            result = self._call(reserved["wstoken"], reserved["wsfunction"], rest)
+        except WSError as exc:
+            return self._respond(exc, fmt)
+        return self._respond(result, fmt)
+
+    def _call(self, token: str, function: str, pairs: list[tuple[str, str]]) -> Any:
+        bound = self.tokens.get(token)
+        if bound is None:
+            raise WSError(
+                "core\\exception\\moodle_exception", "invalidtoken", "Invalid token - token not found"
+            )
+        described = FUNCTIONS.get(function)
+        if described is None:
+            raise missing_record("external_functions", "name = ?", [function])
+        allowed = self.services[bound.service]
+        if function not in allowed:
+            text = ACCESS_DEBUG.format(function=function)
+            raise WSError(
+                "webservice_access_exception", "accessexception", "Access control exception", debuginfo=text
+            )
+        self.calls_by_function[function] += 1
+        params = validate(described.params, decode_params(pairs))
+        ctx = Context(
+            site=self.site,
+            siteurl=self.url,
+            userid=bound.userid,
+            functions=tuple(f for f in FUNCTIONS if f in allowed),
+            debug=self.debug,
+        )
+        return described.handler(ctx, params)
+
+    def _respond(self, value: Any, fmt: str) -> web.Response:
+        if fmt == "json":
+            body = value.body(debug=self.debug) if isinstance(value, WSError) else value
+            # PHP's json_encode escapes "/" and non-ASCII characters; clients see exactly that.
+            text = json.dumps(body, separators=(",", ":")).replace("/", "\\/")
+            return web.Response(text=text, content_type="application/json")
+        return web.Response(text=_xml(value, debug=self.debug), content_type="application/xml")
+
+
+def _xml(value: Any, *, debug: bool) -> str:
+    head = '<?xml version="1.0" encoding="UTF-8" ?>\n'
+    if isinstance(value, WSError):
+        body = value.body(debug=debug)
+        inner = f"<ERRORCODE>{escape(body['errorcode'])}</ERRORCODE>\n"
+        inner += f"<MESSAGE>{escape(body['message'])}</MESSAGE>\n"
+        if "debuginfo" in body:
+            inner += f"<DEBUGINFO>{escape(body['debuginfo'])}</DEBUGINFO>\n"
+        return f'{head}<EXCEPTION class="{escape(body["exception"])}">\n{inner}</EXCEPTION>\n'
+    return f"{head}<RESPONSE>\n{_xml_value(value)}</RESPONSE>\n"
+
+
+def _xml_value(value: Any) -> str:
+    if value is None:
+        return '<VALUE null="null"/>\n'
+    if isinstance(value, dict):
+        keys = "".join(f'<KEY name="{escape(str(k))}">{_xml_value(v)}</KEY>\n' for k, v in value.items())
+        return f"<SINGLE>\n{keys}</SINGLE>\n"
+    if isinstance(value, list):
+        return "<MULTIPLE>\n" + "".join(_xml_value(v) for v in value) + "</MULTIPLE>\n"
+    if isinstance(value, bool):
+        return f"<VALUE>{int(value)}</VALUE>\n"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return f"<VALUE>{int(value)}</VALUE>\n"
+    return f"<VALUE>{escape(str(value))}</VALUE>\n"
