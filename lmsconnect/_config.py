@@ -149,10 +149,11 @@ def build_config(cls: type[C], slug: str, values: Mapping[str, Any]) -> C:
     for name, value in values.items():
         try:
             kwargs[name] = _coerce(name, hints[name], value)
-        except ConfigurationError:
-            if fields[name].secret:
-                exc = ConfigurationError(f"{name} must be a string (value not shown: secret)")
-            raise ConfigurationError(exc.message, connector=slug) from None
+        except ConfigurationError as exc:
+            message = (
+                f"{name} must be a string (value not shown: secret)" if fields[name].secret else exc.message
+            )
+            raise ConfigurationError(message, connector=slug) from None
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -269,6 +269,10 @@ class HttpClient:
             )
             connector = aiohttp.TCPConnector(limit=self.options.max_connections)
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+            # aiohttp >= 3.10 silently resends GET/PUT/DELETE once when the connection drops, even a
+            # GET we marked non-idempotent (vendors that write through GET); retries are ours alone.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def aclose(self) -> None:

@@ -1,0 +1,667 @@
+"""The transport (`lmsconnect.plugin.HttpClient`) against real aiohttp servers on 127.0.0.1.
+
+Retries, `Retry-After`, idempotency, rate budgets measured on the server side, timeouts, pagination,
+`stream_map`, call counts, and secret scrubbing in messages and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import email.utils
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict
+
+from lmsconnect import HttpOptions, LMSConnectError, RateLimited, RemoteError
+from lmsconnect.plugin import (
+    HttpClient,
+    RateBudget,
+    RateWindow,
+    next_link,
+    paginate_link,
+    paginate_offset,
+    paginate_pages,
+    retry_after,
+    stream_map,
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Fast retries: the behaviour under test is whether and when a request is retried, not the default waits.
+FAST = HttpOptions(backoff_base_s=0.01, backoff_max_s=0.05, max_attempts=3)
+# The server stamps arrivals after the client stamped its send; loopback jitter between the two is
+# well under this, and a leaky-bucket style bug would overshoot by a whole window's worth of calls.
+JITTER_S = 0.02
+
+
+@attrs.frozen
+class Arrival:
+    at: float
+    method: str
+    path: str
+
+
+class Loopback:
+    """A real aiohttp server on 127.0.0.1 that records the arrival of every request."""
+
+    def __init__(self, routes: dict[tuple[str, str], Handler]) -> None:
+        self.app = web.Application(middlewares=[self._record])
+        for (method, path), handler in routes.items():
+            self.app.router.add_route(method, path, handler)
+        self.arrivals: list[Arrival] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.arrivals.append(Arrival(time.monotonic(), request.method, request.path))
+        return await handler(request)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def count(self, path: str | None = None, method: str | None = None) -> int:
+        return sum(
+            1 for a in self.arrivals if (path is None or a.path == path) and (method in (None, a.method))
+        )
+
+    def times(self, method: str | None = None) -> list[float]:
+        return sorted(a.at for a in self.arrivals if method in (None, a.method))
+
+
+Serve = Callable[..., Awaitable[tuple[Loopback, HttpClient]]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start a loopback server with the given routes and an HttpClient pointed at it."""
+    opened: list[tuple[Loopback, HttpClient]] = []
+
+    async def start(routes: dict[tuple[str, str], Handler], **client: Any) -> tuple[Loopback, HttpClient]:
+        server = Loopback(routes)
+        await server.start()
+        client.setdefault("options", FAST)
+        http = HttpClient(slug="probe", base_url=server.url, **client)
+        opened.append((server, http))
+        return server, http
+
+    yield start
+    for server, http in opened:
+        await http.aclose()
+        await server.close()
+
+
+def answers(*responses: Callable[[], web.StreamResponse] | int) -> Handler:
+    """A handler giving these answers in turn (an int is an empty response with that status), then 200."""
+    queue = list(responses)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not queue:
+            return web.json_response({"ok": True})
+        answer = queue.pop(0)
+        if isinstance(answer, int):
+            return web.Response(status=answer, text=f"status {answer}")
+        return answer()
+
+    return handler
+
+
+def failing(kind: str, times: int = 1) -> Handler:
+    """A handler that fails `times` times (a 500, or a connection dropped after the request arrived)."""
+    left = [times]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if left[0] > 0:
+            left[0] -= 1
+            if kind == "dropped connection":
+                assert request.transport is not None
+                request.transport.abort()
+                return web.Response(status=500)  # discarded: the connection is gone
+            return web.Response(status=500, text="internal error")
+        return web.json_response({"ok": True})
+
+    return handler
+
+
+def busiest_window(times: list[float], period: float) -> int:
+    """The most arrivals in any window of length `period` (less the jitter allowance)."""
+    times = sorted(times)
+    best = 0
+    for i, start in enumerate(times):
+        end = bisect.bisect_left(times, start + period - JITTER_S, lo=i)
+        best = max(best, end - i)
+    return best
+
+
+def too_many_requests(seconds: str, header: str = "Retry-After") -> Callable[[], web.StreamResponse]:
+    return lambda: web.Response(status=429, headers={header: seconds}, text="slow down")
+
+
+class TestRetryAfter:
+    async def test_429_with_retry_after_is_waited_out_and_retried(self, serve: Serve) -> None:
+        """A 429 with Retry-After: 0.4 is retried once, no sooner than 0.4 s later, and then succeeds."""
+        server, http = await serve({("GET", "/users"): answers(too_many_requests("0.4"))})
+        response = await http.request("GET", "/users")
+        assert response.status == 200
+        first, second = server.times()
+        assert second - first >= 0.4
+        assert (http.stats.calls, http.stats.retries, http.stats.rejected) == (2, 1, 1)
+
+    async def test_x_ratelimit_reset_seconds_is_honoured(self, serve: Serve) -> None:
+        """Without Retry-After, X-RateLimit-Reset (seconds from now) sets the wait before the retry."""
+        server, http = await serve(
+            {("GET", "/users"): answers(too_many_requests("0.3", header="X-RateLimit-Reset"))}
+        )
+        assert (await http.request("GET", "/users")).status == 200
+        first, second = server.times()
+        assert second - first >= 0.3
+
+    async def test_429_holds_back_every_other_request_of_the_budget(self, serve: Serve) -> None:
+        """After a 429, a request started elsewhere on the same budget also waits out Retry-After."""
+        limited_at: list[float] = []
+
+        async def limited(request: web.Request) -> web.StreamResponse:
+            if not limited_at:
+                limited_at.append(time.monotonic())
+                return web.Response(status=429, headers={"Retry-After": "0.4"})
+            return web.json_response({})
+
+        server, http = await serve({("GET", "/a"): limited, ("GET", "/b"): answers()})
+        first = asyncio.create_task(http.request("GET", "/a"))
+        while not http.stats.rejected:  # noqa: ASYNC110 - the client's own counter is what we wait on
+            await asyncio.sleep(0.005)
+        await http.request("GET", "/b")
+        await first
+        (b_arrival,) = [a.at for a in server.arrivals if a.path == "/b"]
+        assert b_arrival - limited_at[0] >= 0.4 - 0.01
+
+    async def test_persistent_429_becomes_rate_limited_after_the_attempts(self, serve: Serve) -> None:
+        """A GET that keeps getting 429 is tried max_attempts times, then raises RateLimited."""
+        server, http = await serve(
+            {("GET", "/users"): answers(*[too_many_requests("0")] * 5)},
+            options=HttpOptions(max_attempts=3, backoff_base_s=0.01),
+        )
+        with pytest.raises(RateLimited) as caught:
+            await http.request("GET", "/users")
+        assert server.count() == 3
+        assert caught.value.retry_after == 0.0
+        assert caught.value.status == 429
+
+    async def test_429_on_a_post_is_not_retried_and_says_when_to_retry(self, serve: Serve) -> None:
+        """A POST answered 429 is not retried; RateLimited carries the vendor's Retry-After at once."""
+        server, http = await serve({("POST", "/courses"): answers(too_many_requests("5"))})
+        started = time.monotonic()
+        with pytest.raises(RateLimited) as caught:
+            await http.request("POST", "/courses", json_body={"title": "x"})
+        assert time.monotonic() - started < 1.0
+        assert server.count() == 1
+        assert caught.value.retry_after == 5.0
+        assert "5.0 s" in str(caught.value)
+
+
+class TestRetryAfterHeaderParsing:
+    @pytest.mark.parametrize(
+        ("headers", "expected"),
+        [
+            ({"Retry-After": "7"}, 7.0),
+            ({"Retry-After": "0.25"}, 0.25),
+            ({"Retry-After": "-3"}, 0.0),
+            ({"X-RateLimit-Reset": "12"}, 12.0),
+            ({"X-RateLimit-Reset": "1700000030"}, 30.0),
+            ({"X-RateLimit-Reset": "soon"}, None),
+            ({}, None),
+        ],
+        ids=["seconds", "fractional", "negative-clamped", "reset-delta", "reset-epoch", "reset-garbage",
+             "none"],
+    )
+    def test_seconds_to_wait(self, headers: dict[str, str], expected: float | None) -> None:
+        """Retry-After seconds and X-RateLimit-Reset (delta or epoch) give the seconds to wait."""
+        assert retry_after(headers, now=1_700_000_000.0) == expected
+
+    def test_http_date(self) -> None:
+        """Retry-After as an HTTP date gives the seconds until then."""
+        when = email.utils.formatdate(time.time() + 30, usegmt=True)
+        wait = retry_after({"Retry-After": when})
+        assert wait is not None
+        assert 28 <= wait <= 30
+
+
+class TestIdempotency:
+    @pytest.mark.parametrize("kind", ["500", "dropped connection"])
+    async def test_post_is_never_retried(self, serve: Serve, kind: str) -> None:
+        """A POST that fails (500 or dropped connection) reaches the server exactly once."""
+        server, http = await serve({("POST", "/courses"): failing(kind, times=5)})
+        with pytest.raises(RemoteError) as caught:
+            await http.request("POST", "/courses", json_body={"title": "Intro"})
+        assert server.count("/courses") == 1
+        assert http.stats.retries == 0
+        if kind == "dropped connection":
+            assert "not retried" in str(caught.value)
+
+    @pytest.mark.parametrize("kind", ["500", "dropped connection"])
+    async def test_get_is_retried(self, serve: Serve, kind: str) -> None:
+        """A GET that fails once (500 or dropped connection) is retried and succeeds."""
+        server, http = await serve({("GET", "/users"): failing(kind, times=1)})
+        response = await http.request("GET", "/users")
+        assert response.json() == {"ok": True}
+        assert server.count("/users") == 2
+        assert http.stats.retries == 1
+
+    @pytest.mark.parametrize(
+        ("method", "attempts"),
+        [("GET", 3), ("PUT", 3), ("DELETE", 3), ("HEAD", 3), ("POST", 1), ("PATCH", 1)],
+        ids=lambda v: str(v),
+    )
+    async def test_retries_follow_the_method(self, serve: Serve, method: str, attempts: int) -> None:
+        """Idempotent methods are tried max_attempts times on 500; POST and PATCH once."""
+        server, http = await serve({(method, "/x"): failing("500", times=10)})
+        with pytest.raises(RemoteError):
+            await http.request(method, "/x")
+        assert server.count("/x") == attempts
+
+    async def test_read_only_post_marked_idempotent_is_retried(self, serve: Serve) -> None:
+        """A POST marked idempotent=True (a read-only web-service call) is retried."""
+        server, http = await serve({("POST", "/webservice"): failing("dropped connection", times=1)})
+        assert (await http.request("POST", "/webservice", idempotent=True)).status == 200
+        assert server.count() == 2
+
+    @pytest.mark.parametrize("kind", ["500", "dropped connection"])
+    async def test_mutating_get_marked_not_idempotent_is_not_retried(self, serve: Serve, kind: str) -> None:
+        """A GET marked idempotent=False (a vendor that writes through GET) is sent once, even by aiohttp."""
+        server, http = await serve({("GET", "/createuser"): failing(kind, times=5)})
+        with pytest.raises(RemoteError):
+            await http.request("GET", "/createuser", idempotent=False)
+        assert server.count() == 1
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+    async def test_client_errors_are_not_retried(self, serve: Serve, status: int) -> None:
+        """A 4xx other than 429 is final even for a GET: one request, then the mapped error."""
+        server, http = await serve({("GET", "/x"): answers(*[status] * 5)})
+        with pytest.raises(LMSConnectError):  # which error: see test_errors
+            await http.request("GET", "/x")
+        assert server.count() == 1
+
+    async def test_backoff_is_capped(self, serve: Serve) -> None:
+        """Exponential backoff never waits longer than backoff_max_s between attempts."""
+        server, http = await serve(
+            {("GET", "/x"): failing("500", times=3)},
+            options=HttpOptions(backoff_base_s=30.0, backoff_max_s=0.05, max_attempts=4),
+        )
+        started = time.monotonic()
+        assert (await http.request("GET", "/x")).status == 200
+        assert time.monotonic() - started < 1.0
+        assert server.count() == 4
+
+    async def test_exhausted_retries_raise_with_the_attempt_count(self, serve: Serve) -> None:
+        """A GET failing every attempt raises RemoteError with the last status."""
+        server, http = await serve({("GET", "/x"): failing("500", times=10)})
+        with pytest.raises(RemoteError) as caught:
+            await http.request("GET", "/x")
+        assert caught.value.status == 500
+        assert server.count() == FAST.max_attempts
+        assert http.stats.calls == FAST.max_attempts
+        assert http.stats.by_status[500] == FAST.max_attempts
+
+
+class TestRateBudget:
+    async def test_one_window_is_never_exceeded_under_high_concurrency(self, serve: Serve) -> None:
+        """200 concurrent GETs under 20 per 0.25 s: no 0.25 s window on the server sees more than 20."""
+        budget = RateBudget(RateWindow(20, 0.25))
+        server, http = await serve({("GET", "/x"): answers()}, read_budget=budget)
+        started = time.monotonic()
+        await asyncio.gather(*(http.request("GET", "/x") for _ in range(200)))
+        elapsed = time.monotonic() - started
+        assert server.count() == 200
+        assert busiest_window(server.times(), 0.25) <= 20
+        assert elapsed >= budget.floor_seconds(200) - JITTER_S
+        # The budget admits work as soon as the window allows; it does not serialise beyond that.
+        assert elapsed < budget.floor_seconds(200) + 1.5
+
+    async def test_two_windows_hold_at_once(self, serve: Serve) -> None:
+        """Under 5 per 0.1 s and 15 per 0.6 s together, neither window is ever exceeded."""
+        budget = RateBudget(RateWindow(5, 0.1), RateWindow(15, 0.6))
+        server, http = await serve({("GET", "/x"): answers()}, read_budget=budget)
+        await asyncio.gather(*(http.request("GET", "/x") for _ in range(40)))
+        times = server.times()
+        assert len(times) == 40
+        assert busiest_window(times, 0.1) <= 5
+        assert busiest_window(times, 0.6) <= 15
+        assert times[-1] - times[0] >= budget.floor_seconds(40) - JITTER_S
+
+    async def test_writes_have_their_own_budget(self, serve: Serve) -> None:
+        """POSTs wait for the write budget while GETs on the read budget flow freely."""
+        server, http = await serve(
+            {("GET", "/x"): answers(), ("POST", "/x"): answers()},
+            read_budget=RateBudget(),
+            write_budget=RateBudget(RateWindow(2, 0.3)),
+        )
+        await asyncio.gather(
+            *(http.request("POST", "/x") for _ in range(6)), *(http.request("GET", "/x") for _ in range(20))
+        )
+        posts, gets = server.times("POST"), server.times("GET")
+        assert busiest_window(posts, 0.3) <= 2
+        assert posts[-1] - posts[0] >= 0.6 - JITTER_S
+        assert gets[-1] - gets[0] < 0.3  # reads were not held behind the writes
+
+    async def test_retries_are_counted_against_the_budget(self, serve: Serve) -> None:
+        """Every attempt, retries included, is admitted by the budget (2 per 0.3 s here)."""
+        server, http = await serve(
+            {("GET", "/x"): failing("500", times=2)}, read_budget=RateBudget(RateWindow(2, 0.3))
+        )
+        await http.request("GET", "/x")
+        times = server.times()
+        assert len(times) == 3
+        assert times[2] - times[0] >= 0.3 - JITTER_S
+
+    @pytest.mark.parametrize(
+        ("windows", "calls", "floor"),
+        [
+            ([(200, 5.0)], 200, 0.0),
+            ([(200, 5.0)], 201, 5.0),
+            ([(200, 5.0)], 1000, 20.0),
+            ([(200, 5.0), (10_000, 3600.0)], 10_001, 3600.0),
+            ([], 10**6, 0.0),
+        ],
+        ids=["within-one-window", "one-over", "five-windows", "hourly-dominates", "unlimited"],
+    )
+    def test_floor_seconds(self, windows: list[tuple[int, float]], calls: int, floor: float) -> None:
+        """floor_seconds is the least time the limits allow for that many calls."""
+        budget = RateBudget(*(RateWindow(n, p) for n, p in windows))
+        assert budget.floor_seconds(calls) == floor
+
+    @pytest.mark.parametrize(("limit", "period"), [(0, 1.0), (5, 0.0), (5, -1.0)], ids=str)
+    def test_invalid_window_is_refused(self, limit: int, period: float) -> None:
+        """A window needs limit >= 1 and period > 0."""
+        with pytest.raises(ValueError, match="limit >= 1"):
+            RateWindow(limit, period)
+
+
+class TestTimeouts:
+    async def test_slow_response_times_out_and_is_retried_then_fails(self, serve: Serve) -> None:
+        """A response slower than timeout_s is abandoned, retried (GET), then reported as RemoteError."""
+
+        async def slow(request: web.Request) -> web.StreamResponse:
+            await asyncio.sleep(0.3)
+            return web.json_response({})
+
+        server, http = await serve(
+            {("GET", "/slow"): slow},
+            options=HttpOptions(timeout_s=0.1, max_attempts=2, backoff_base_s=0.01),
+        )
+        with pytest.raises(RemoteError, match=r"after 2 attempt\(s\)"):
+            await http.request("GET", "/slow")
+        assert server.count() == 2
+
+
+class TestStats:
+    async def test_calls_count_every_request_sent(self, serve: Serve) -> None:
+        """stats.calls counts requests sent, retries included; by_status tallies the answers."""
+        server, http = await serve({("GET", "/x"): answers(503, 502), ("POST", "/y"): answers()})
+        await http.request("GET", "/x")
+        await http.request("POST", "/y")
+        assert http.stats.calls == server.count() == 4
+        assert http.stats.retries == 2
+        assert dict(http.stats.by_status) == {503: 1, 502: 1, 200: 2}
+
+
+class TestHttpClient:
+    async def test_auth_is_applied_to_every_attempt(self, serve: Serve) -> None:
+        """The auth callback is awaited before each send, so a retried request is authenticated too."""
+        seen: list[str | None] = []
+
+        async def record(request: web.Request) -> web.StreamResponse:
+            seen.append(request.headers.get("Authorization"))
+            return web.Response(status=500 if len(seen) == 1 else 200)
+
+        tokens = iter(["Bearer one", "Bearer two"])
+
+        async def auth(headers: dict[str, str]) -> None:
+            headers["Authorization"] = next(tokens)
+
+        _, http = await serve({("GET", "/x"): record}, auth=auth)
+        await http.request("GET", "/x")
+        assert seen == ["Bearer one", "Bearer two"]
+
+    async def test_raise_for_status_false_returns_the_error_response(self, serve: Serve) -> None:
+        """raise_for_status=False hands back the 404 response for the connector to inspect."""
+        _, http = await serve({("GET", "/x"): answers(404)})
+        response = await http.request("GET", "/x", raise_for_status=False)
+        assert (response.status, response.text) == (404, "status 404")
+
+    async def test_urls_join_the_base_and_pass_absolute_ones(self, serve: Serve) -> None:
+        """Paths are joined to base_url; an absolute URL (a next link) is used as is."""
+        server, http = await serve({("GET", "/api/users"): answers()})
+        assert http.url("api/users") == http.url("/api/users") == f"{server.url}/api/users"
+        assert http.url("https://elsewhere.example/x") == "https://elsewhere.example/x"
+
+    async def test_aclose_closes_the_session(self, serve: Serve) -> None:
+        """aclose() closes the aiohttp session; a later request opens a fresh one."""
+        _, http = await serve({("GET", "/x"): answers()})
+        await http.request("GET", "/x")
+        session = http.session
+        await http.aclose()
+        assert session.closed
+        assert (await http.request("GET", "/x")).status == 200
+
+
+class TestSecretScrubbing:
+    SECRET = "s3cr3t/t0ken+with=chars&more"
+
+    @pytest.fixture
+    def forms(self) -> list[str]:
+        from urllib.parse import quote, quote_plus
+
+        return [self.SECRET, quote(self.SECRET, safe=""), quote_plus(self.SECRET)]
+
+    async def test_secret_never_reaches_messages_or_logs(
+        self, serve: Serve, forms: list[str], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A secret in the query, the path and the vendor's echoed body is scrubbed from errors and logs."""
+        caplog.set_level(logging.DEBUG, logger="lmsconnect")
+
+        async def echo(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=int(request.query.get("status", "500")), text=f"bad: {request.url}")
+
+        server, http = await serve(
+            {("GET", "/{tail:.*}"): echo, ("POST", "/{tail:.*}"): echo}, secrets=[self.SECRET]
+        )
+        from urllib.parse import quote
+
+        errors: list[BaseException] = []
+        for method, path, params in [
+            ("GET", f"/webservice?wstoken={quote(self.SECRET, safe='')}&status=404", None),
+            ("GET", "/webservice", {"wstoken": self.SECRET, "status": "403"}),
+            ("GET", f"/api/{quote(self.SECRET, safe='')}/users", None),
+            ("POST", "/webservice", {"wstoken": self.SECRET, "status": "500"}),
+        ]:
+            with pytest.raises(LMSConnectError) as caught:
+                await http.request(method, path, params=params)
+            errors.append(caught.value)
+        await server.close()  # now the connection is refused, with the secret in the URL
+        with pytest.raises(RemoteError) as refused:
+            await http.request("GET", f"/x?wstoken={quote(self.SECRET, safe='')}")
+        errors.append(refused.value)
+        texts = [t for e in errors for t in (str(e), repr(e), *map(str, e.args), str(e.context()))]
+        texts += [r.getMessage() for r in caplog.records]
+        assert caplog.records, "the transport logs at DEBUG"
+        assert any("bad: " in t for t in texts), "the vendor's echoed body is kept, scrubbed"
+        for text in texts:
+            for form in forms:
+                assert form not in text
+
+    async def test_added_secret_is_scrubbed_too(self, serve: Serve) -> None:
+        """A token learnt at runtime (add_secret) is scrubbed from later error messages."""
+
+        async def echo(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=404, text=f"no user for token {request.headers['X-Token']}")
+
+        _, http = await serve({("GET", "/me"): echo})
+        http.add_secret("runtime-token-123")
+        with pytest.raises(LMSConnectError) as caught:
+            await http.request("GET", "/me", headers={"X-Token": "runtime-token-123"})
+        assert "runtime-token-123" not in str(caught.value)
+        assert "***" in str(caught.value)
+
+
+class TestPagination:
+    ITEMS: ClassVar[list[int]] = list(range(23))
+
+    @pytest.fixture
+    async def pages(self, serve: Serve) -> tuple[Loopback, HttpClient]:
+        async def page(request: web.Request) -> web.StreamResponse:
+            number, size = int(request.query["page"]), int(request.query["size"])
+            return web.json_response(self.ITEMS[(number - 1) * size : number * size])
+
+        async def offset(request: web.Request) -> web.StreamResponse:
+            start, limit = int(request.query["offset"]), int(request.query["limit"])
+            return web.json_response(self.ITEMS[start : start + limit])
+
+        async def cursor(request: web.Request) -> web.StreamResponse:
+            at = int(request.query.get("cursor", "0"))
+            headers = CIMultiDict[str]()
+            if at + 10 < len(self.ITEMS):
+                # Vendors mix absolute and relative targets; alternate to cover both.
+                target = f"/cursor?cursor={at + 10}"
+                if at == 0:
+                    target = f"{request.url.origin()}{target}"
+                headers.add("Link", f'<{request.url.origin()}/cursor?cursor=0>; rel="first"')
+                headers.add("Link", f'<{target}>; rel="next"')
+            return web.json_response(self.ITEMS[at : at + 10], headers=headers)
+
+        return await serve(
+            {("GET", "/page"): page, ("GET", "/offset"): offset, ("GET", "/cursor"): cursor}
+        )
+
+    @pytest.mark.parametrize(("size", "calls"), [(10, 3), (23, 2), (50, 1)], ids=lambda v: str(v))
+    async def test_page_numbers(self, pages: tuple[Loopback, HttpClient], size: int, calls: int) -> None:
+        """paginate_pages yields every item in order and stops after the first short page."""
+        server, http = pages
+
+        async def fetch(number: int) -> list[int]:
+            return list(await http.get_json("/page", params={"page": number, "size": size}))
+
+        assert [i async for i in paginate_pages(fetch, page_size=size)] == self.ITEMS
+        assert server.count() == calls
+
+    async def test_offsets(self, pages: tuple[Loopback, HttpClient]) -> None:
+        """paginate_offset advances by the items received and stops after a short page."""
+        server, http = pages
+
+        async def fetch(start: int, limit: int) -> list[int]:
+            return list(await http.get_json("/offset", params={"offset": start, "limit": limit}))
+
+        assert [i async for i in paginate_offset(fetch, limit=10)] == self.ITEMS
+        assert server.count() == 3
+
+    async def test_link_header_cursor(self, pages: tuple[Loopback, HttpClient]) -> None:
+        """paginate_link follows Link rel="next" (absolute or relative) until there is none."""
+        server, http = pages
+        items = [i async for response in paginate_link(http, "/cursor") for i in response.json()]
+        assert items == self.ITEMS
+        assert server.count() == 3
+
+    async def test_pages_stream_lazily(self, pages: tuple[Loopback, HttpClient]) -> None:
+        """Stopping after the first page makes no further request."""
+        server, http = pages
+        async for response in paginate_link(http, "/cursor"):
+            assert response.json()[0] == 0
+            break
+        assert server.count() == 1
+
+    @pytest.mark.parametrize(
+        ("links", "expected"),
+        [
+            (['<https://x.example/u?c=2>; rel="next"'], "https://x.example/u?c=2"),
+            (['<https://x.example/u?c=1>; rel="prev", <https://x.example/u?c=3>; rel="next"'],
+             "https://x.example/u?c=3"),
+            (["</u?c=2>; rel=next"], "/u?c=2"),
+            (['<https://x.example/u?c=2>; title="more"; rel="next"'], "https://x.example/u?c=2"),
+            (['<https://x.example/u?c=1>; rel="first"', '<https://x.example/u?c=4>; rel="next"'],
+             "https://x.example/u?c=4"),
+            (['<https://x.example/u?c=1>; rel="prev"'], None),
+            ([], None),
+        ],
+        ids=["next-only", "prev-and-next", "unquoted-relative", "extra-params", "repeated-header",
+             "no-next", "no-link"],
+    )
+    def test_next_link(self, links: list[str], expected: str | None) -> None:
+        """next_link finds rel="next" in one or several Link headers."""
+        headers = CIMultiDict[str]()
+        for link in links:
+            headers.add("Link", link)
+        assert next_link(headers) == expected
+
+
+class TestStreamMap:
+    async def test_results_keep_input_order(self) -> None:
+        """Results come back in input order even when later items finish first."""
+
+        async def slow_first(n: int) -> int:
+            await asyncio.sleep(0.02 * (5 - n))
+            return n * 10
+
+        assert [r async for r in stream_map(range(5), slow_first, concurrency=5)] == [0, 10, 20, 30, 40]
+
+    async def test_concurrency_is_bounded(self) -> None:
+        """No more than `concurrency` calls are in flight, and that many are used."""
+        in_flight, peak = 0, 0
+
+        async def work(n: int) -> int:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return n
+
+        async def source() -> AsyncIterator[int]:
+            for n in range(30):
+                yield n
+
+        assert [r async for r in stream_map(source(), work, concurrency=4)] == list(range(30))
+        assert peak == 4
+
+    async def test_stopping_early_cancels_the_calls_in_flight(self) -> None:
+        """Breaking out of the stream cancels the calls still running."""
+        cancelled: list[int] = []
+
+        async def work(n: int) -> int:
+            try:
+                await asyncio.sleep(0 if n == 0 else 10)
+            except asyncio.CancelledError:
+                cancelled.append(n)
+                raise
+            return n
+
+        stream = stream_map(range(10), work, concurrency=3)
+        async for first in stream:
+            assert first == 0
+            break
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert sorted(cancelled) == [1, 2]
+
+    async def test_concurrency_must_be_positive(self) -> None:
+        """concurrency < 1 is refused."""
+
+        async def work(n: int) -> int:
+            return n
+
+        with pytest.raises(ValueError, match="concurrency"):
+            await stream_map([1], work, concurrency=0).__anext__()
+
