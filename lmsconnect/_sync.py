@@ -1,0 +1,497 @@
+"""The sync engine: read every model of a connector into a `StateStore`, recording what changed.
+
+>>> async with lmsconnect.connect("moodle", **config) as lms, lmsconnect.open_store("lms.sqlite") as store:
+...     report = await lmsconnect.sync(lms, store)
+...     print(report.summary_table())
+
+How a run goes (docs/sync.md has the semantics a consumer relies on):
+
+1. take the connection's lock in the store (a lease row, renewed while the run lasts; a second sync of the
+   same connection waits up to ``wait`` seconds, then raises `SyncInProgress`);
+2. continue the connection's interrupted run if there is one (a crash or a kill left it ``running``),
+   else start a new one;
+3. read the models concurrently (each within the connector's own rate budgets), and apply each batch of
+   records in one transaction that upserts them and appends their ``created`` / ``updated`` changes;
+4. when a model's read completed, mark what the run did not see as deleted, in one transaction with the
+   model's "complete" mark; a model whose read failed marks nothing deleted;
+5. close the run and release the lock.
+
+Every step is idempotent against a re-run of the same run: a record already applied compares equal and
+writes nothing, so a run killed at any moment and resumed records each change exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, TextIO
+
+import anyio
+import attrs
+
+from ._connector import Connector
+from ._errors import ConfigurationError, LMSConnectError
+from ._models import MODELS, ModelName, Record, model_name
+from ._store import (
+    StateStore,
+    StoreError,
+    SyncInProgress,
+    open_store,
+)
+
+__all__ = [
+    "ModelReport",
+    "SyncProgress",
+    "SyncReport",
+    "cli_changes",
+    "cli_sync",
+    "connection_key",
+    "sync",
+]
+
+ModelStatus = Literal["reading", "complete", "failed", "skipped"]
+ProgressCallback = Callable[["SyncProgress"], "Awaitable[None] | None"]
+_KINDS: Final = ("created", "updated", "deleted")
+
+
+@attrs.frozen(kw_only=True)
+class SyncProgress:
+    """Where one model's read stands; sent to the progress callback after every batch and at the end.
+
+    Counts are of this attempt (a resumed run re-reads records it had already applied: ``unchanged``).
+    """
+
+    model: ModelName
+    status: ModelStatus
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ModelReport:
+    """One model's outcome. ``created``/``updated``/``deleted`` are the run's entries in the change log
+    (exact, across interrupted attempts); ``read`` and ``unchanged`` are of the last attempt.
+
+    ``status`` is ``complete``, ``failed`` (read failed part-way: nothing was marked deleted), or
+    ``skipped`` (a resumed run had already completed this model before it was interrupted).
+    """
+
+    model: ModelName
+    status: ModelStatus
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SyncReport:
+    """What a sync did: per model and change kind, HTTP calls made, time taken."""
+
+    connection: str
+    run_id: int
+    resumed: bool
+    models: Mapping[str, ModelReport]
+    calls: int
+    duration_s: float
+    store_writes: int = 0
+    store_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every model was read completely."""
+        return all(m.status != "failed" for m in self.models.values())
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(k for k, m in self.models.items() if m.status == "failed")
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Changes recorded by the run, per kind."""
+        return {k: sum(getattr(m, k) for m in self.models.values()) for k in _KINDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "run_id": self.run_id,
+            "resumed": self.resumed,
+            "ok": self.ok,
+            "calls": self.calls,
+            "duration_s": round(self.duration_s, 3),
+            "store_writes": self.store_writes,
+            "totals": self.totals,
+            "models": {k: attrs.asdict(m) for k, m in self.models.items()},
+        }
+
+    def summary_table(self) -> str:
+        """A plain-text table, one line per model, then the totals."""
+        head = ("model", "status", "read", "created", "updated", "deleted", "unchanged")
+        rows: list[tuple[str, ...]] = [
+            (m.model, m.status, str(m.read), str(m.created), str(m.updated), str(m.deleted),
+             str(m.unchanged))
+            for m in self.models.values()
+        ]
+        totals = self.totals
+        rows.append(("total", "ok" if self.ok else "PARTIAL",
+                     str(sum(m.read for m in self.models.values())),
+                     str(totals["created"]), str(totals["updated"]), str(totals["deleted"]),
+                     str(sum(m.unchanged for m in self.models.values()))))
+        widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+
+        def line(cells: Sequence[str]) -> str:
+            return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+        out = [line(head), line(["-" * w for w in widths])]
+        out += [line(r) for r in rows[:-1]]
+        out += [line(["-" * w for w in widths]), line(rows[-1])]
+        for m in self.models.values():
+            if m.error:
+                out.append(f"{m.model} failed: {m.error} (nothing was marked deleted)")
+        out.append(
+            f"run {self.run_id}{' (resumed)' if self.resumed else ''} of {self.connection}: "
+            f"{self.calls} HTTP calls, {self.duration_s:.2f} s"
+        )
+        return "\n".join(out) + "\n"
+
+
+def connection_key(connector: Connector[Any]) -> str:
+    """The default store key of a connection: the slug and a stable hash of its non-secret config.
+
+    Secrets are left out so that rotating a key keeps the history; pass ``connection=`` to `sync` to
+    name a connection yourself when other settings (a rate-limit option) may change.
+    """
+    values = {
+        f.name: getattr(connector.config, f.name, None)
+        for f in connector.spec.config_fields
+        if not f.secret
+    }
+    text = json.dumps(values, sort_keys=True, default=str)
+    return f"{connector.slug}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
+
+
+def _model_keys(
+    connector: Connector[Any], models: Iterable[ModelName | type[Record]] | None
+) -> list[ModelName]:
+    caps = connector.capabilities.models
+    if models is None:
+        return [k for k in MODELS if k in caps and caps[k].supported]
+    keys = []
+    for m in models:
+        key = model_name(m)
+        connector.capabilities.require_model(key)
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+class _Run:
+    """The mutable state of one sync call (kept off the public report, which is frozen)."""
+
+    def __init__(
+        self, store: StateStore, owner: str, batch_size: int, progress: ProgressCallback | None
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.batch_size = batch_size
+        self.progress = progress
+        self.reports: dict[str, ModelReport] = {}
+        self.writes = 0
+        self.store_s = 0.0
+
+    async def tell(self, event: SyncProgress) -> None:
+        if self.progress is not None:
+            result = self.progress(event)
+            if inspect.isawaitable(result):
+                await result
+
+
+async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state: _Run) -> None:
+    read = created = updated = unchanged = 0
+    error: str | None = None
+    batch: list[Record] = []
+
+    async def flush() -> None:
+        nonlocal created, updated, unchanged
+        if not batch:
+            return
+        result = await state.store.apply_batch(run, key, batch, owner=state.owner)
+        batch.clear()
+        created += result.created
+        updated += result.updated
+        unchanged += result.unchanged
+        state.writes += result.writes
+        state.store_s += result.seconds
+        await state.tell(SyncProgress(model=key, status="reading", read=read, created=created,
+                                      updated=updated, unchanged=unchanged))
+
+    stream: AsyncGenerator[Record, None] = connector.list(key)  # type: ignore[assignment]
+    try:
+        while True:
+            try:
+                record = await stream.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as exc:  # any read failure fails this model, not the sync
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            read += 1
+            batch.append(record)
+            if len(batch) >= state.batch_size:
+                await flush()
+        # What was read before a failure is real: apply it. Only deletions need a complete read.
+        await flush()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+    deleted = await state.store.finish_model(
+        run, key, complete=error is None, error=error, owner=state.owner
+    )
+    status: ModelStatus = "complete" if error is None else "failed"
+    state.writes += 2 * deleted
+    state.reports[key] = ModelReport(model=key, status=status, read=read, unchanged=unchanged,
+                                     error=error)
+    await state.tell(SyncProgress(model=key, status=status, read=read, created=created, updated=updated,
+                                  unchanged=unchanged, deleted=deleted, error=error))
+
+
+async def _acquire(store: StateStore, key: str, owner: str, *, wait: float, lease_s: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        holder = await store.acquire_lock(key, owner, lease_s=lease_s)
+        if holder is None:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SyncInProgress(
+                f"another sync of {key!r} is running (pid {holder.pid} on {holder.host}, since "
+                f"{holder.acquired_at:%Y-%m-%d %H:%M:%S}Z, lease until "
+                f"{holder.lease_until:%H:%M:%S}Z)",
+                connector=key.split(":", 1)[0],
+            )
+        await anyio.sleep(min(0.2, left))
+
+
+async def sync(
+    connector: Connector[Any],
+    store: StateStore,
+    *,
+    models: Iterable[ModelName | type[Record]] | None = None,
+    progress: ProgressCallback | None = None,
+    connection: str | None = None,
+    batch_size: int = 500,
+    wait: float = 0.0,
+    lease_s: float = 60.0,
+) -> SyncReport:
+    """Read every model `connector` supports into `store` and record what changed.
+
+    >>> async with lmsconnect.open_store("lms.sqlite") as store:
+    ...     report = await lmsconnect.sync(lms, store, progress=print)
+    ...     report.models["users"].updated
+    3
+
+    ``models`` restricts the run (classes or keys; `NotSupported` for one the table lacks).
+    ``connection`` names the connection in the store (default: `connection_key`). A second sync of the
+    same connection waits up to ``wait`` seconds for the first, then raises `SyncInProgress`. The
+    connector is opened (and closed again) if it is not open yet.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    keys = _model_keys(connector, models)
+    key = connection or connection_key(connector)
+    owner = uuid.uuid4().hex
+    started = time.monotonic()
+    opened_here = False
+    try:
+        connector.http  # noqa: B018 - raises when not open
+    except ConfigurationError:
+        await connector.open()
+        opened_here = True
+    try:
+        calls_before = connector.stats.calls
+        await _acquire(store, key, owner, wait=wait, lease_s=lease_s)
+        try:
+            run = await store.begin_run(key, slug=connector.slug, owner=owner)
+            state = _Run(store, owner, batch_size, progress)
+            todo = [k for k in keys if k not in run.complete_models]
+            for k in keys:
+                if k in run.complete_models:
+                    state.reports[k] = ModelReport(model=k, status="skipped")
+                    await state.tell(SyncProgress(model=k, status="skipped"))
+
+            async def heartbeat() -> None:
+                while True:
+                    await anyio.sleep(lease_s / 3)
+                    if not await store.renew_lock(key, owner, lease_s=lease_s):
+                        raise StoreError(f"the sync lock of {key!r} was lost while the run went on")
+
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(heartbeat)
+                async with anyio.create_task_group() as readers:
+                    for k in todo:
+                        readers.start_soon(_read_model, connector, run, k, state)
+                outer.cancel_scope.cancel()
+            status = "complete" if all(r.status != "failed" for r in state.reports.values()) else "partial"
+            await store.finish_run(run, status=status, owner=owner)
+            counts = await store.run_counts(run.run_id)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.release_lock(key, owner)
+        reports: dict[str, ModelReport] = {}
+        for k in keys:
+            got = counts.get(k, {})
+            reports[k] = attrs.evolve(state.reports[k], created=got.get("created", 0),
+                                      updated=got.get("updated", 0), deleted=got.get("deleted", 0))
+        return SyncReport(
+            connection=key,
+            run_id=run.run_id,
+            resumed=run.resumed,
+            models=reports,
+            calls=connector.stats.calls - calls_before,
+            duration_s=time.monotonic() - started,
+            store_writes=state.writes,
+            store_s=state.store_s,
+        )
+    finally:
+        if opened_here:
+            with anyio.CancelScope(shield=True):
+                await connector.aclose()
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+
+
+class _ProgressDisplay:
+    """Per-model progress: redrawn in place on a terminal, one line per finished model otherwise."""
+
+    def __init__(self, out: TextIO, models: Sequence[str], *, live: bool) -> None:
+        self.out = out
+        self.live = live
+        self.lines: dict[str, SyncProgress] = {m: SyncProgress(model=m, status="reading")  # type: ignore[arg-type]
+                                               for m in models}
+        self.drawn = 0
+        self.last_draw = 0.0
+        self.width = max((len(m) for m in models), default=5)
+
+    def __call__(self, event: SyncProgress) -> None:
+        self.lines[event.model] = event
+        if self.live:
+            now = time.monotonic()
+            if event.status != "reading" or now - self.last_draw > 0.1:
+                self.last_draw = now
+                self.draw()
+        elif event.status != "reading":
+            self.out.write(self.text(event) + "\n")
+            self.out.flush()
+
+    def text(self, p: SyncProgress) -> str:
+        text = (f"{p.model:<{self.width}}  {p.status:<8}  {p.read:>8,} read  +{p.created:,} created  "
+                f"~{p.updated:,} updated  -{p.deleted:,} deleted")
+        if p.error:
+            text += f"  ({p.error})"
+        return text
+
+    def draw(self) -> None:
+        if self.drawn:
+            self.out.write(f"\x1b[{self.drawn}F")
+        for p in self.lines.values():
+            self.out.write("\x1b[2K" + self.text(p) + "\n")
+        self.drawn = len(self.lines)
+        self.out.flush()
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+async def cli_sync(
+    slug: str,
+    config: Mapping[str, Any],
+    db: str,
+    *,
+    out: TextIO = sys.stdout,
+    progress: bool = True,
+    connection: str | None = None,
+    models: Sequence[str] | None = None,
+    as_json: bool = False,
+) -> int:
+    """``lmsconnect sync SLUG --config-json JSON --db PATH``: live progress per model, then a summary.
+
+    Exit codes: 0 every model synced; 1 some model's read failed (the others are recorded, nothing of
+    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store).
+    """
+    from ._api import connect
+
+    try:
+        lms = connect(slug, **dict(config))
+        keys = _model_keys(lms, models)  # type: ignore[arg-type]
+    except LMSConnectError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    display = _ProgressDisplay(out, keys, live=progress and _isatty(out) and not as_json)
+    try:
+        async with open_store(db) as store:
+            report = await sync(
+                lms, store, models=keys, connection=connection,
+                progress=display if progress and not as_json else None,
+            )
+    except LMSConnectError as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    if as_json:
+        out.write(json.dumps(report.to_dict()) + "\n")
+    else:
+        out.write("\n" + report.summary_table())
+    return 0 if report.ok else 1
+
+
+async def cli_changes(
+    db: str,
+    since: int = 0,
+    as_json: bool = False,
+    out: TextIO = sys.stdout,
+    *,
+    connection: str | None = None,
+    limit: int | None = None,
+) -> int:
+    """``lmsconnect changes --db PATH [--since CURSOR] [--json]``: the change log after a cursor.
+
+    ``--json`` writes one JSON object per line (JSON Lines, streamable); the text form ends with the
+    cursor to pass as ``--since`` next time. Exit code 2 when the database does not exist.
+    """
+    if db != ":memory:" and not await anyio.Path(db).exists():
+        out.write(f"error: no store at {db!r} (run `lmsconnect sync` first)\n")
+        return 2
+    count = 0
+    last = since
+    async with open_store(db) as store:
+        async for change in store.changes(since=since, connection=connection, limit=limit):
+            count += 1
+            last = change.cursor
+            if as_json:
+                out.write(json.dumps(change.to_dict()) + "\n")
+            else:
+                if count == 1:
+                    out.write(f"{'cursor':>7}  {'at':<20}  {'kind':<7}  {'model':<19}  id\n")
+                at = change.at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                out.write(f"{change.cursor:>7}  {at:<20}  {change.kind.value:<7}  {change.model:<19}  "
+                          f"{change.id} (remote {change.remote_id}, {change.connection})\n")
+    if not as_json:
+        out.write(f"{count} change(s); next time: --since {last}\n")
+    return 0
