@@ -12,6 +12,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import attrs
 
 from lmsconnect import (
+    ActionFailed,
     ActionResult,
     AuthenticationError,
     CompleteCourse,
@@ -196,6 +197,17 @@ def _now() -> dt.datetime:
 def _failed(key: str, code: str, message: str, **kwargs: Any) -> ItemResult:
     return ItemResult(
         key=key, status=ItemStatus.FAILED, error=ItemError(code=code, message=message), **kwargs
+    )
+
+
+def _action_failed(action: Literal["enroll_user", "complete_course"], item: ItemResult) -> ActionFailed:
+    """A single-item action that did not happen: raised, with its result and the item's code."""
+    assert item.error is not None
+    return ActionFailed(
+        f"{action} did not happen: {item.error.message}",
+        result=ActionResult(action=action, items=(item,)),
+        code=item.error.code,
+        connector=SLUG,
     )
 
 
@@ -794,7 +806,7 @@ class Learning360Connector(Connector[Learning360Config]):
         key = f"{action.user_id}:{action.course_revision_id}"
         refused = await self._course_of_integration(key, course_id)
         if refused is not None:
-            return ActionResult(action="enroll_user", items=(refused,))
+            raise _action_failed("enroll_user", refused)
         attempts = await self._attempts(user_id, course_id)
         open_attempts = [a for a in attempts if a.completed_at is None]
         if open_attempts:
@@ -848,7 +860,7 @@ class Learning360Connector(Connector[Learning360Config]):
         key = action.course_progression_id
         refused = await self._course_of_integration(key, course_id)
         if refused is not None:
-            return ActionResult(action="complete_course", items=(refused,))
+            raise _action_failed("complete_course", refused)
         attempt = next((a for a in await self._attempts(user_id, course_id) if a.id == attempt_id), None)
         progression_id = self.make_id("course_progressions", remote)
         if attempt is None:
@@ -860,7 +872,7 @@ class Learning360Connector(Connector[Learning360Config]):
                 id=progression_id,
                 remote_id=remote,
             )
-            return ActionResult(action="complete_course", items=(failed,))
+            raise _action_failed("complete_course", failed)
         if attempt.completed_at is not None:
             item = ItemResult(
                 key=key,
@@ -881,7 +893,7 @@ class Learning360Connector(Connector[Learning360Config]):
                 id=progression_id,
                 remote_id=remote,
             )
-            return ActionResult(action="complete_course", items=(failed,))
+            raise _action_failed("complete_course", failed)
         stat: dict[str, Any] = {
             "courseIdentifier": {"type": "internalId", "value": course_id},
             "userIdentifier": {"type": "internalId", "value": user_id},
