@@ -31,8 +31,8 @@ from lmsconnect import (
 )
 from lmsconnect.plugin import Connector
 
-SMALL = {"users": 40, "courses": 15, "enrollments": 120, "seed": 5}
-FAST = {"poll_interval_s": 0.02}
+SMALL: dict[str, Any] = {"users": 40, "courses": 15, "enrollments": 120, "seed": 5}
+FAST: dict[str, Any] = {"poll_interval_s": 0.02}
 
 # The coverage table (seeds/360learning-connector-coverage.md), field by field.
 COVERAGE_MODELS = {
@@ -270,9 +270,9 @@ class TestReads:
 
     async def test_full_read_under_faults_equals_a_clean_read(self) -> None:
         """500s, 429s and dropped connections change nothing in what a full read returns."""
-        options = {"users": 1200, "courses": 30, "enrollments": 1500, "seed": 9}
+        options: dict[str, Any] = {"users": 1200, "courses": 30, "enrollments": 1500, "seed": 9}
         # remote_url would otherwise carry each simulator's own port.
-        web = {"web_url": "https://acme.360learning.com"}
+        web: dict[str, Any] = {"web_url": "https://acme.360learning.com"}
         async with (
             Learning360Simulator(**options) as clean_sim,
             lmsconnect.connect("360learning", **clean_sim.connect_config, **web) as lms,
@@ -396,7 +396,8 @@ class TestAsynchronousActions:
         await asyncio.sleep(0.55)
         progressions = [p async for p in lms.list(CourseProgression)]
         assert mine()[0].status is ProgressionStatus.COMPLETED
-        assert mine()[0].completed_at is not None and mine()[0].completed_at.year == 2030
+        completed_at = mine()[0].completed_at
+        assert completed_at is not None and completed_at.year == 2030
         attempt = sim.attempts(user_id=progression.remote_id.split(":")[1])[-1]
         assert attempt.score == 77
 
