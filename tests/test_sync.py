@@ -1,0 +1,390 @@
+"""The sync engine against the Toy LMS simulator: changed_at, remote_deleted_at, the change feed, failures,
+locking, resuming, progress, and the two CLI entry points."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from lmsconnect_toylms import ToyConnector
+from lmsconnect_toylms.testing import ToySimulator
+
+import lmsconnect
+from lmsconnect import Course, CourseProgression, CourseRevision, NotSupported, RemoteError, User
+from lmsconnect._store import ChangeKind, SQLiteStore, StateStore, SyncInProgress, open_store
+from lmsconnect._sync import SyncProgress, cli_changes, cli_sync, connection_key, sync
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ToySimulator]:
+    async with ToySimulator(users=130, courses=8, enrollments=200, seed=3) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SQLiteStore]:
+    async with open_store(":memory:") as s:
+        yield s
+
+
+def toy(sim: ToySimulator, **kwargs: Any) -> lmsconnect.Connector[Any]:
+    return lmsconnect.connect("toylms", **sim.connect_config, calls_per_second=1000, **kwargs)
+
+
+async def changes(store: StateStore, since: int = 0) -> list[tuple[str, str, str]]:
+    return [(c.kind.value, c.model, c.remote_id) async for c in store.changes(since=since)]
+
+
+async def by_remote(store: StateStore, model: Any) -> dict[str, Any]:
+    return {r.remote_id: r async for r in store.list(model)}
+
+
+class TestFirstSync:
+    async def test_every_record_is_created_once(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """A first sync records one `created` change per record of every supported model."""
+        report = await sync(toy(sim), store)
+        assert report.ok and not report.resumed
+        assert report.models["users"].created == 130
+        assert report.models["courses"].created == 8
+        assert report.models["course_revisions"].created == 8
+        assert report.models["course_progressions"].created == len(sim.enrollments)
+        log = await changes(store)
+        assert len(log) == len(set(log)) == 130 + 8 + 8 + len(sim.enrollments)
+        assert {k for k, _, _ in log} == {"created"}
+
+    async def test_records_read_back_with_changed_at_and_remote_data(
+        self, sim: ToySimulator, store: SQLiteStore
+    ) -> None:
+        """store.list streams typed records with changed_at set, remote_deleted_at unset, raw payload kept."""
+        await sync(toy(sim), store)
+        users = await by_remote(store, User)
+        assert len(users) == 130
+        user = users["7"]
+        assert isinstance(user, User)
+        assert isinstance(user.status, lmsconnect.UserStatus)
+        assert user.changed_at is not None and user.remote_deleted_at is None
+        assert user.remote_data == {"/api/users": sim.users[7]}
+        revisions = await by_remote(store, "course_revisions")
+        assert all(isinstance(r, CourseRevision) for r in revisions.values())
+
+    async def test_report_counts_calls_and_time(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """The report gives HTTP calls made (what the simulator received) and the time taken."""
+        before = sim.calls
+        report = await sync(toy(sim), store)
+        assert report.calls == sim.calls - before > 0
+        assert report.duration_s > 0
+        assert report.totals == {
+            "created": report.models["users"].created + 8 + 8 + len(sim.enrollments),
+            "updated": 0,
+            "deleted": 0,
+        }
+        assert "course_progressions" in report.summary_table()
+        assert json.loads(json.dumps(report.to_dict()))["ok"] is True
+
+
+class TestIncremental:
+    async def test_unchanged_records_keep_changed_at(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """A second sync of an unchanged tenant records no change and keeps every changed_at."""
+        await sync(toy(sim), store)
+        first = {m: await by_remote(store, m) for m in (User, Course, CourseRevision, CourseProgression)}
+        cursor = await store.last_cursor()
+        report = await sync(toy(sim), store)
+        assert report.totals == {"created": 0, "updated": 0, "deleted": 0}
+        assert report.models["users"].unchanged == 130
+        assert await changes(store, since=cursor) == []
+        for model, records in first.items():
+            again = await by_remote(store, model)
+            assert {k: r.changed_at for k, r in again.items()} == {
+                k: r.changed_at for k, r in records.items()
+            }
+
+    async def test_edited_record_gets_new_changed_at_and_one_update(
+        self, sim: ToySimulator, store: SQLiteStore
+    ) -> None:
+        """Editing a unified field gives that record, and only it, a new changed_at and one `updated`."""
+        await sync(toy(sim), store)
+        before = await by_remote(store, User)
+        cursor = await store.last_cursor()
+        sim.users[5]["email"] = "renamed@toy.example"
+        report = await sync(toy(sim), store)
+        assert report.models["users"].updated == 1
+        assert await changes(store, since=cursor) == [("updated", "users", "5")]
+        after = await by_remote(store, User)
+        assert after["5"].work_email == "renamed@toy.example"
+        assert after["5"].changed_at > before["5"].changed_at
+        assert after["6"].changed_at == before["6"].changed_at
+        # And a third sync does not report it again.
+        cursor = await store.last_cursor()
+        await sync(toy(sim), store)
+        assert await changes(store, since=cursor) == []
+
+    async def test_raw_only_change_is_stored_without_an_update(
+        self, sim: ToySimulator, store: SQLiteStore
+    ) -> None:
+        """A vendor field we do not map changes remote_data but neither changed_at nor the change log."""
+        await sync(toy(sim), store)
+        before = await by_remote(store, User)
+        cursor = await store.last_cursor()
+        sim.users[9]["last_login"] = "yesterday"
+        await sync(toy(sim), store)
+        after = await by_remote(store, User)
+        assert await changes(store, since=cursor) == []
+        assert after["9"].changed_at == before["9"].changed_at
+        assert after["9"].remote_data == {"/api/users": sim.users[9]}
+
+    async def test_removed_record_gets_remote_deleted_at_and_one_delete(
+        self, sim: ToySimulator, store: SQLiteStore
+    ) -> None:
+        """A record missing from a complete read gets remote_deleted_at and exactly one `deleted`."""
+        await sync(toy(sim), store)
+        cursor = await store.last_cursor()
+        del sim.users[11]
+        report = await sync(toy(sim), store)
+        assert report.models["users"].deleted == 1
+        assert await changes(store, since=cursor) == [("deleted", "users", "11")]
+        gone = (await by_remote(store, User))["11"]
+        assert gone.remote_deleted_at is not None
+        assert gone.changed_at == gone.remote_deleted_at
+        live = {u.remote_id async for u in store.list(User, include_deleted=False)}
+        assert "11" not in live and len(live) == 129
+        cursor = await store.last_cursor()
+        await sync(toy(sim), store)
+        assert await changes(store, since=cursor) == []
+
+    async def test_reappearing_record_is_created_again(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """A deleted record that comes back loses remote_deleted_at and is announced as `created`."""
+        await sync(toy(sim), store)
+        saved = sim.users.pop(12)
+        await sync(toy(sim), store)
+        cursor = await store.last_cursor()
+        sim.users[12] = saved
+        await sync(toy(sim), store)
+        assert await changes(store, since=cursor) == [("created", "users", "12")]
+        back = (await by_remote(store, User))["12"]
+        assert back.remote_deleted_at is None
+
+    async def test_new_enrollment_and_deleted_course(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """The demo's story: a course removed and a new enrolment show up in the feed."""
+        async with toy(sim) as lms:
+            await sync(lms, store)
+            cursor = await store.last_cursor()
+            free = next(u for u in sim.users if (1, u) not in sim.enrollments)
+            await lms.enroll_user(
+                user_id=lms.make_id("users", free), course_revision_id=lms.make_id("course_revisions", 1)
+            )
+            victim = 2
+            sim.courses.pop(victim)
+            await sync(lms, store)
+        log = await changes(store, since=cursor)
+        assert ("created", "course_progressions", f"1:{free}") in log
+        assert ("deleted", "courses", str(victim)) in log
+        assert ("deleted", "course_revisions", str(victim)) in log
+
+
+class FlakyToy(ToyConnector):
+    """Toy connector whose user read fails after `fail_after` records, as a 500 on page 2 would."""
+
+    fail_after = 60
+
+    async def read_users(self) -> AsyncIterator[User]:
+        count = 0
+        async for user in super().read_users():
+            if count == self.fail_after:
+                raise RemoteError("GET /api/users failed", status=500, connector="toylms")
+            count += 1
+            yield user
+
+
+class TestFailedRead:
+    async def test_partial_read_marks_nothing_deleted(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """A model whose read fails part-way records what it read, marks nothing deleted, and says so."""
+        key = "toy-flaky"
+        await sync(toy(sim), store, connection=key)
+        cursor = await store.last_cursor()
+        sim.users[3]["first"] = "Edited"  # read before the failure: recorded
+        sim.users[100]["first"] = "Edited"  # after it: not seen this time
+        del sim.users[20]  # removed: only a complete read may say so
+        del sim.courses[4]
+        flaky = FlakyToy.from_config(**sim.connect_config, calls_per_second=1000)
+        report = await sync(flaky, store, connection=key)
+        assert not report.ok and report.failed == ("users",)
+        assert report.models["users"].status == "failed"
+        assert "RemoteError" in (report.models["users"].error or "")
+        assert report.models["users"].deleted == 0
+        assert report.models["courses"].status == "complete" and report.models["courses"].deleted == 1
+        log = await changes(store, since=cursor)
+        assert ("updated", "users", "3") in log
+        assert not [c for c in log if c[1] == "users" and c[0] == "deleted"]
+        assert (await by_remote(store, User))["20"].remote_deleted_at is None
+        assert "nothing was marked deleted" in report.summary_table()
+        # The next complete read catches up.
+        cursor = await store.last_cursor()
+        await sync(toy(sim), store, connection=key)
+        after = await changes(store, since=cursor)
+        assert ("deleted", "users", "20") in after and ("updated", "users", "100") in after
+
+
+class TestConcurrency:
+    async def test_second_sync_of_same_connection_fails_clearly(self, tmp_path: Path) -> None:
+        """While a sync runs, a second sync of the same connection raises SyncInProgress naming the holder."""
+        async with (
+            ToySimulator(users=200, courses=4, enrollments=20, latency=0.02) as sim,
+            open_store(tmp_path / "s.db") as one,
+            open_store(tmp_path / "s.db") as two,
+        ):
+            errors: list[BaseException] = []
+
+            async def second() -> None:
+                await anyio.sleep(0.1)
+                try:
+                    await sync(toy(sim), two)
+                except SyncInProgress as exc:
+                    errors.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sync, toy(sim), one)
+                tg.start_soon(second)
+            assert len(errors) == 1
+            assert errors[0].code == "STORE.SYNC_IN_PROGRESS"
+            assert "another sync" in str(errors[0]) and "pid" in str(errors[0])
+            log = await changes(one)
+            assert len(log) == len(set(log)) == 200 + 4 + 4 + len(sim.enrollments)
+
+    async def test_second_sync_waits_when_asked(self, tmp_path: Path) -> None:
+        """With wait=, the second sync runs after the first; the change log holds each change once."""
+        async with (
+            ToySimulator(users=200, courses=4, enrollments=20, latency=0.02) as sim,
+            open_store(tmp_path / "s.db") as one,
+            open_store(tmp_path / "s.db") as two,
+        ):
+            reports = []
+
+            async def run(store: SQLiteStore, delay: float) -> None:
+                await anyio.sleep(delay)
+                reports.append(await sync(toy(sim), store, wait=30))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run, one, 0)
+                tg.start_soon(run, two, 0.1)
+            assert [r.totals["created"] for r in reports] == [208 + len(sim.enrollments), 0]
+            log = await changes(one)
+            assert len(log) == len(set(log)) == 208 + len(sim.enrollments)
+
+    async def test_other_connections_are_not_blocked(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """The lock is per connection: two tenants sync into one store at once."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: sync(toy(sim), store, connection="a"))
+            tg.start_soon(lambda: sync(toy(sim), store, connection="b"))
+        assert sorted(await store.connections()) == ["a", "b"]
+        a = [c async for c in store.changes(connection="a")]
+        assert len(a) == 146 + len(sim.enrollments)
+
+
+class TestResume:
+    async def test_cancelled_sync_resumes_with_the_same_change_log(self, tmp_path: Path) -> None:
+        """A sync cut off mid-run is resumed by the next one: same log as a clean run, nothing twice."""
+
+        async def scenario(path: Path, cut: float | None) -> list[tuple[str, str, str]]:
+            async with (
+                ToySimulator(users=300, courses=6, enrollments=150, seed=5, latency=0.01) as sim,
+                open_store(path) as store,
+            ):
+                await sync(toy(sim), store, connection="c", batch_size=20)
+                for u in (1, 2, 3):
+                    del sim.users[u]
+                sim.users[50]["first"] = "X"
+                sim.courses[1]["title"] = "Renamed"
+                if cut is not None:
+                    with anyio.move_on_after(cut):
+                        await sync(toy(sim), store, connection="c", batch_size=20)
+                    runs = await store.runs()
+                    assert runs[-1]["status"] == "running"
+                report = await sync(toy(sim), store, connection="c", batch_size=20)
+                assert report.resumed is (cut is not None)
+                return await changes(store)
+
+        clean = await scenario(tmp_path / "clean.db", None)
+        cut = await scenario(tmp_path / "cut.db", 0.08)
+
+        def per_model(log: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str, str]]]:
+            out: dict[str, list[tuple[str, str, str]]] = {}
+            for c in log:
+                out.setdefault(c[1], []).append(c)
+            return out
+
+        assert per_model(cut) == per_model(clean)
+
+
+class TestProgressAndModels:
+    async def test_progress_reports_each_model(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """The callback hears each model while it reads and once at its end (sync or async callbacks)."""
+        events: list[SyncProgress] = []
+
+        async def collect(event: SyncProgress) -> None:
+            events.append(event)
+
+        await sync(toy(sim), store, progress=collect, batch_size=50)
+        ends = {e.model: e for e in events if e.status != "reading"}
+        assert set(ends) == {"users", "courses", "course_revisions", "course_progressions"}
+        assert ends["users"].read == 130 and ends["users"].created == 130
+        assert any(e.status == "reading" and e.model == "users" for e in events)
+
+    async def test_models_subset_and_unsupported(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """models= restricts the run; a model the table lacks raises NotSupported before any call."""
+        report = await sync(toy(sim), store, models=[User])
+        assert list(report.models) == ["users"]
+        with pytest.raises(NotSupported):
+            await sync(toy(sim), store, models=["skills"])
+
+    async def test_connection_key_ignores_secrets(self, sim: ToySimulator) -> None:
+        """The default connection key is stable and does not depend on (or reveal) the token."""
+        a = connection_key(toy(sim))
+        b = connection_key(
+            lmsconnect.connect("toylms", base_url=sim.url, token="other", calls_per_second=1000)
+        )
+        assert a == b and a.startswith("toylms:") and sim.token not in a
+
+
+class TestCli:
+    async def test_cli_sync_prints_summary(self, sim: ToySimulator, tmp_path: Path) -> None:
+        """cli_sync syncs, prints per-model progress lines and the summary table, exits 0."""
+        out = io.StringIO()
+        config = {**sim.connect_config, "calls_per_second": 1000}
+        code = await cli_sync("toylms", config, str(tmp_path / "cli.db"), out=out, progress=True)
+        text = out.getvalue()
+        assert code == 0, text
+        assert "users" in text and "created" in text and "HTTP calls" in text
+        assert sim.token not in text
+
+    async def test_cli_sync_bad_config_exits_2(self, tmp_path: Path) -> None:
+        """A configuration error is printed (without secrets) with exit code 2."""
+        out = io.StringIO()
+        code = await cli_sync("toylms", {"token": "s3cret"}, str(tmp_path / "x.db"), out=out)
+        assert code == 2 and "error:" in out.getvalue() and "s3cret" not in out.getvalue()
+
+    async def test_cli_changes_text_and_json(self, sim: ToySimulator, tmp_path: Path) -> None:
+        """cli_changes lists changes after a cursor, as text with the next cursor or as JSON lines."""
+        db = str(tmp_path / "cli.db")
+        config = {**sim.connect_config, "calls_per_second": 1000}
+        assert await cli_sync("toylms", config, db, out=io.StringIO(), progress=False) == 0
+        out = io.StringIO()
+        assert await cli_changes(db, 5, True, out) == 0
+        rows = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert rows[0]["cursor"] == 6 and {r["kind"] for r in rows} == {"created"}
+        assert set(rows[0]) >= {"cursor", "kind", "model", "id", "connection", "at"}
+        out = io.StringIO()
+        assert await cli_changes(db, len(rows) + 3, False, out) == 0
+        assert out.getvalue().strip().endswith(f"--since {len(rows) + 5}")
+        missing = io.StringIO()
+        assert await cli_changes(str(tmp_path / "nope.db"), 0, False, missing) == 2
+        assert not (tmp_path / "nope.db").exists()
+
+
+def test_change_kind_values() -> None:
+    """Change kinds are the three words consumers branch on."""
+    assert [k.value for k in ChangeKind] == ["created", "updated", "deleted"]
