@@ -853,7 +853,7 @@ _COURSE_FIELDS: Final = {
 def _check_lang(ctx: Context, item: dict[str, Any]) -> None:
     lang = item.get("lang")
     if lang and lang not in ctx.site.languages:
-        raise moodle_exception("errorinvalidparam", f'The param "{lang}" is invalid.', "lang")
+        raise moodle_exception("errorinvalidparam", 'The param "lang" is invalid.', lang)
 
 
 @_function(
@@ -978,7 +978,7 @@ def update_courses(ctx: Context, params: dict[str, Any]) -> Any:
             )
             continue
         if item.get("lang") and item["lang"] not in site.languages:
-            warn("errorinvalidparam", f'The param "{item["lang"]}" is invalid.')
+            warn("errorinvalidparam", 'The param "lang" is invalid.')
             continue
         for key in (
             "fullname",

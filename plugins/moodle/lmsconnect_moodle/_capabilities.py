@@ -1,0 +1,182 @@
+"""The Moodle connector's capability table and the web-service functions each model and action needs.
+
+`REQUIRED_FUNCTIONS` is what `check()` compares with the functions ``core_webservice_get_site_info``
+lists for the token, and what docs/moodle-setup.md tells administrators to add to the service.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from lmsconnect.plugin import Capabilities, action_support, model_support
+
+__all__ = ["ALL_FUNCTIONS", "CAPABILITIES", "REQUIRED_FUNCTIONS", "SITE_INFO"]
+
+SITE_INFO: Final = "core_webservice_get_site_info"
+
+REQUIRED_FUNCTIONS: Final[dict[str, tuple[str, ...]]] = {
+    "users": ("core_user_get_users", "core_user_get_users_by_field"),
+    "courses": ("core_course_get_courses",),
+    "course_revisions": ("core_course_get_courses",),
+    "course_progressions": (
+        "core_course_get_courses",
+        "core_enrol_get_enrolled_users",
+        "core_enrol_get_users_courses",
+        "core_completion_get_course_completion_status",
+    ),
+    "skills": ("core_competency_list_competency_frameworks", "core_competency_list_competencies"),
+    "revision_skills": ("core_course_get_courses", "core_competency_list_course_competencies"),
+    "upsert_courses": (
+        "core_course_get_courses_by_field",
+        "core_course_create_courses",
+        "core_course_update_courses",
+    ),
+    "deactivate_course": ("core_course_update_courses",),
+    "enroll_user": ("core_enrol_get_enrolled_users", "enrol_manual_enrol_users"),
+    "complete_course": (
+        "core_completion_get_course_completion_status",
+        "core_course_get_contents",
+        "gradereport_user_get_grade_items",
+        "core_grades_update_grades",
+        "core_completion_override_activity_completion_status",
+    ),
+}
+
+ALL_FUNCTIONS: Final = frozenset(f for fs in REQUIRED_FUNCTIONS.values() for f in fs) | {SITE_INFO}
+
+CAPABILITIES: Final = Capabilities.build(
+    slug="moodle",
+    name="Moodle",
+    models={
+        "users": model_support(
+            "first_name",
+            "last_name",
+            "work_email",
+            "status",
+            note="One call (core_user_get_users) for every user; the guest account is left out. Deleted "
+            "users, which Moodle keeps as rows only core_user_get_users_by_field returns, are found as gaps "
+            "in the id sequence (and up to 100 ids past the highest) and read in batches of 100.",
+            notes={
+                "status": "Suspended users are INACTIVE; deleted users are INACTIVE with remote_deleted_at.",
+                "remote_deleted_at": "Set for users Moodle has deleted, from the deletion time Moodle writes "
+                "into the deleted account's username; otherwise filled by lmsconnect.sync.",
+                "work_email": "For deleted users, the address Moodle kept in the renamed username.",
+            },
+        ),
+        "skills": model_support(
+            "name",
+            "remote_created_at",
+            note="Every competency of every competency framework (frameworks in all contexts), one call "
+            "per 500 competencies of a framework.",
+            notes={"name": "The competency's short name."},
+        ),
+        "courses": model_support(
+            "origin_id",
+            "remote_created_at",
+            note="Every course except the site course (id 1), from one core_course_get_courses call.",
+            notes={"origin_id": "The course ID number (idnumber), where upsert_courses keeps origin_id."},
+        ),
+        "course_revisions": model_support(
+            "course_id",
+            "title",
+            "description",
+            "status",
+            "remote_created_at",
+            "remote_url",
+            note="Moodle has no course versions: one revision per course, with the course's id.",
+            notes={
+                "title": "The course full name.",
+                "description": "The course summary (HTML as Moodle stores it).",
+                "status": "ACTIVE when the course is visible, INACTIVE when hidden.",
+                "remote_url": "The course page, /course/view.php?id=...",
+            },
+        ),
+        "course_progressions": model_support(
+            "user_id",
+            "course_revision_id",
+            "status",
+            "completed_at",
+            note="One per enrolled user and course. Calls: one per course (core_enrol_get_enrolled_users), "
+            "one per enrolled user (core_enrol_get_users_courses gives Moodle's completed flag and progress "
+            "for all of the user's courses), and one per progression Moodle reports complete or leaves out "
+            "of "
+            "that list (core_completion_get_course_completion_status), all concurrent.",
+            notes={
+                "status": "Moodle distinguishes between 'complete pass' and 'complete fail' (activity "
+                "completed but grade below passing threshold) – both are currently unified to `COMPLETED`. "
+                "ENROLLED until an activity counts as complete, then IN_PROGRESS; DROPPED when Moodle no "
+                "longer counts the enrolment as active (suspended, or outside its dates). Courses without "
+                "completion tracking give ENROLLED. The status is what Moodle reports: after complete_course "
+                "it may lag until Moodle's completion cron task has aggregated the course.",
+                "completed_at": "The time Moodle completed the last completion criterion (any criterion "
+                "for courses completed by 'any').",
+            },
+        ),
+        "revision_skills": model_support(
+            "course_revision_id",
+            "skill_id",
+            note="The course competencies of each course (one call per course).",
+        ),
+    },
+    actions={
+        "upsert_courses": action_support(
+            "items.origin_id",
+            "items.course.type",
+            "items.course.title",
+            "items.course.description",
+            "items.course.languages",
+            note="origin_id is kept in the course ID number (idnumber), looked up with "
+            "core_course_get_courses_by_field: an existing course is updated (full name, summary, forced "
+            "language) and answers `unchanged` when nothing differs; a new one is created in the configured "
+            "category with origin_id as short name. Repeated upserts never duplicate a course.",
+            notes={
+                "items.course.type": "Only EXTERNAL exists; nothing is sent.",
+                "items.course.title": "The course full name.",
+                "items.course.description": "The course summary (HTML).",
+                "items.course.languages": "The first language becomes the course's forced language; its "
+                "Moodle language pack must be installed (e.g. 'de', 'pt_br' for 'pt-BR').",
+            },
+        ),
+        "deactivate_course": action_support(
+            "course_id",
+            note="This action sets the course visibility to hidden in Moodle. The course will not be visible "
+            "to students but can be restored later (visible=1); enrolments and progress are kept.",
+        ),
+        "enroll_user": action_support(
+            "user_id",
+            "course_revision_id",
+            note='By default, the user will be enrolled in the course with a role ID 5, which is "Student" '
+            "by default (config enrol_role_id). Manual enrolment (enrol_manual_enrol_users): a course "
+            "without "
+            "an enabled manual enrolment instance fails with LMS.NO_MANUAL_ENROLMENT. An existing enrolment "
+            "answers `unchanged`.",
+        ),
+        "complete_course": action_support(
+            "course_progression_id",
+            "score",
+            note="Completion is set by overriding all activity completion statuses in the course. If the "
+            "course has completion criteria requiring all activities to be complete, this will mark the "
+            "course as complete. The score is applied to all activities that have grade items configured in "
+            "the course gradebook. Moodle aggregates activity grades into the course total automatically. "
+            "Scoring requires the course to have at least one graded activity – courses without grade items "
+            "cannot receive a score (LMS.NO_GRADED_ACTIVITY, nothing changed). The result is `updated` when "
+            "Moodle already reports the course complete, `accepted` when completion awaits Moodle's "
+            "completion cron task (wait_until_visible polls for it).",
+            partial={
+                "completed_at": "Not settable through Moodle's web services: Moodle stamps the overrides "
+                "and grades with the time of the call, which is what progressions then show.",
+            },
+            notes={
+                "score": "0–100, scaled onto each graded activity's grade range (core_grades_update_grades).",
+            },
+        ),
+    },
+    features={
+        "passthrough": "Any wsfunction with the connection's token: "
+        "passthrough('POST', 'core_course_get_courses', params={...}) (nested parameters are "
+        "PHP-style encoded).",
+        "scope_testing": "core_webservice_get_site_info lists the functions the token's service allows; "
+        "check() names the missing ones per model and action.",
+        "per_model_tests": "",
+    },
+)

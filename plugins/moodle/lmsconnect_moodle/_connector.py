@@ -1,0 +1,879 @@
+"""The Moodle 5.x connector: web services over the REST protocol.
+
+Every call is ``POST /webservice/rest/server.php?wsfunction=...&moodlewsrestformat=json`` with the token
+and the function's parameters PHP-style form-encoded in the body (the token stays out of URLs and logs).
+Moodle answers failures with HTTP 200 and an exception body; `MoodleConnector.call` raises those as
+lmsconnect errors, so no caller ever mistakes one for data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from lmsconnect import (
+    ActionFailed,
+    ActionResult,
+    CompleteCourse,
+    Course,
+    CourseProgression,
+    CourseRevision,
+    DeactivateCourse,
+    EnrollUser,
+    InvalidInput,
+    InvalidRemoteResponse,
+    ItemError,
+    ItemResult,
+    ItemStatus,
+    LMSConnectError,
+    ProgressionStatus,
+    RevisionSkill,
+    RevisionStatus,
+    Skill,
+    UpsertCourses,
+    User,
+    UserStatus,
+)
+from lmsconnect.plugin import (
+    CheckItem,
+    CheckStatus,
+    Connector,
+    ConnectorSpec,
+    HttpClient,
+    Response,
+    Secret,
+    config_field,
+    stream_map,
+)
+
+from ._capabilities import ALL_FUNCTIONS, CAPABILITIES, REQUIRED_FUNCTIONS, SITE_INFO
+from ._errors import errorcode_of, is_exception, is_transient, map_exception
+from ._params import ParamValue, encode_params
+
+__all__ = [
+    "COMPLETION_NOT_TRACKED",
+    "NO_GRADED_ACTIVITY",
+    "NO_MANUAL_ENROLMENT",
+    "MoodleConfig",
+    "MoodleConnector",
+]
+
+log = logging.getLogger("lmsconnect.moodle")
+
+REST_PATH: Final = "/webservice/rest/server.php"
+SITE_COURSE_ID: Final = 1
+GUEST_USER_ID: Final = 1
+
+NO_MANUAL_ENROLMENT: Final = "LMS.NO_MANUAL_ENROLMENT"
+NO_GRADED_ACTIVITY: Final = "LMS.NO_GRADED_ACTIVITY"
+COMPLETION_NOT_TRACKED: Final = "LMS.COMPLETION_NOT_TRACKED"
+
+_DELETED_BATCH: Final = 100
+_COMPETENCY_PAGE: Final = 500
+_ENROLLED_PAGE: Final = 1000
+
+
+@attrs.frozen(kw_only=True)
+class MoodleConfig:
+    base_url: str = config_field(
+        help="The Moodle site's URL (its wwwroot)", example="https://moodle.example.org"
+    )
+    token: Secret = config_field(
+        help="Web-service token (Site administration > Server > Web services > Manage tokens)", secret=True
+    )
+    enrol_role_id: int = config_field(default=5, help="Role id enroll_user assigns (5 is Moodle's student)")
+    course_category_id: int = config_field(
+        default=1, help="Category id where upsert_courses creates new courses"
+    )
+    concurrency: int = config_field(default=16, help="Web-service calls in flight at once during reads")
+    completion_dates: bool = config_field(
+        default=True,
+        help="Read completed_at for completed progressions (one extra call per completed progression)",
+    )
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(int(value), dt.timezone.utc) if value else None
+
+
+def _status_of(completion: Mapping[str, Any]) -> tuple[ProgressionStatus, dt.datetime | None]:
+    """Status and completion time from ``core_completion_get_course_completion_status``."""
+    status = completion["completionstatus"]
+    criteria = status.get("completions") or []
+    times = [int(c["timecompleted"]) for c in criteria if c.get("complete") and c.get("timecompleted")]
+    if status.get("completed"):
+        # Aggregation 1 ("all") completes with the last criterion, 2 ("any") with the first.
+        when = (min(times) if status.get("aggregation") == 2 else max(times)) if times else None
+        return ProgressionStatus.COMPLETED, _ts(when)
+    return (ProgressionStatus.IN_PROGRESS if times else ProgressionStatus.ENROLLED), None
+
+
+class MoodleConnector(Connector[MoodleConfig]):
+    """Moodle 5.x through its web services (REST protocol, JSON).
+
+    >>> async with lmsconnect.connect("moodle", base_url="https://moodle.example.org", token=t) as lms:
+    ...     async for progression in lms.list(lmsconnect.CourseProgression):
+    ...         print(progression.status, progression.completed_at)
+
+    The token's external service must hold the functions listed in docs/moodle-setup.md; ``check()``
+    names the missing ones.
+    """
+
+    spec = ConnectorSpec(
+        slug="moodle",
+        name="Moodle",
+        config=MoodleConfig,
+        api_versions=("5.0", "5.1"),
+        simulator="lmsconnect_moodle.testing:MoodleSimulator",
+        docs_url="https://moodledev.io/docs/apis/subsystems/external",
+    )
+    capabilities = CAPABILITIES
+
+    # -- transport -------------------------------------------------------------------------------------
+
+    def create_http(self) -> HttpClient:
+        # Moodle has no rate limit of its own; `concurrency` bounds the load a read puts on the site.
+        return HttpClient(
+            slug=self.slug,
+            base_url=self.config.base_url,
+            secrets=[self.config.token.reveal()],
+            options=self.http_options,
+        )
+
+    async def call(
+        self,
+        function: str,
+        params: Mapping[str, ParamValue] | None = None,
+        *,
+        write: bool = False,
+        idempotent: bool | None = None,
+        known: bool = True,
+    ) -> Any:
+        """Call one web-service function; its decoded answer, or the mapped error of its exception body.
+
+        Reads are retried on transport failures and on Moodle's transient database exceptions; writes
+        are retried only when ``idempotent`` says repeating them is harmless.
+        """
+        if idempotent is None:
+            idempotent = not write
+        attempts = 3 if idempotent else 1
+        for attempt in range(1, attempts + 1):
+            response = await self._post(function, params, write=write, idempotent=idempotent)
+            try:
+                body = response.json()
+            except InvalidRemoteResponse:
+                raise self.http.raise_mapped(
+                    InvalidRemoteResponse(
+                        f"{function}: Moodle did not answer JSON (is {self.config.base_url} a Moodle site "
+                        "with "
+                        "the REST protocol enabled?)",
+                        vendor_message=response.text[:200],
+                        status=response.status,
+                    )
+                ) from None
+            if is_exception(body):
+                error = map_exception(function, body, known=known)
+                if is_transient(error) and attempt < attempts:
+                    log.info("%s: transient Moodle error %s, retrying", function, errorcode_of(error))
+                    await asyncio.sleep(0.2 * attempt)
+                    continue
+                raise self.http.raise_mapped(error)
+            return body
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(
+        self, function: str, params: Mapping[str, ParamValue] | None, *, write: bool, idempotent: bool
+    ) -> Response:
+        form = [("wstoken", self.config.token.reveal()), *encode_params(params or {})]
+        return await self.http.request(
+            "POST",
+            REST_PATH,
+            params={"wsfunction": function, "moodlewsrestformat": "json"},
+            data=form,
+            idempotent=idempotent,
+            write=write,
+        )
+
+    async def handle_passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
+        """``passthrough("POST", "<wsfunction>", params={...})`` calls any web-service function.
+
+        Nested ``params`` are encoded PHP-style. An exception body raises the mapped error, as for the
+        connector's own calls. A ``path`` starting with ``/`` is sent as a plain request instead.
+        """
+        if path.startswith("/"):
+            return await self.http.request(method, path, **kwargs)
+        params = kwargs.pop("params", None) or kwargs.pop("data", None) or {}
+        write = bool(kwargs.pop("write", False))
+        response = await self._post(path, params, write=write, idempotent=not write)
+        try:
+            body = response.json()
+        except InvalidRemoteResponse:
+            return response
+        if is_exception(body):
+            raise self.http.raise_mapped(map_exception(path, body, known=path in ALL_FUNCTIONS))
+        return response
+
+    def _url(self, path: str) -> str:
+        return f"{self.config.base_url.rstrip('/')}{path}"
+
+    # -- users -----------------------------------------------------------------------------------------
+
+    async def read_users(self) -> AsyncIterator[User]:
+        # Moodle's "%" LIKE on email matches every account that is not deleted, in one call.
+        body = await self.call("core_user_get_users", {"criteria": [{"key": "email", "value": "%"}]})
+        seen: set[int] = set()
+        for raw in body.get("users", []):
+            seen.add(int(raw["id"]))
+            if int(raw["id"]) == GUEST_USER_ID:
+                continue
+            yield self._user(raw, "core_user_get_users")
+        if not seen:
+            return
+        # Deleted accounts keep their ids; look for them in the gaps and just past the highest live id
+        # (Moodle silently drops ids that were never used).
+        gaps = [i for i in range(GUEST_USER_ID + 1, max(seen) + _DELETED_BATCH + 1) if i not in seen]
+        for start in range(0, len(gaps), _DELETED_BATCH):
+            batch = gaps[start : start + _DELETED_BATCH]
+            found = await self.call("core_user_get_users_by_field", {"field": "id", "values": batch})
+            for raw in found:
+                yield self._user(raw, "core_user_get_users_by_field", deleted=True)
+
+    def _user(self, raw: Mapping[str, Any], source: str, *, deleted: bool = False) -> User:
+        email = raw.get("email") or None
+        deleted_at = None
+        if deleted:
+            # delete_user() renames the account to "<email>.<unix time>" and hashes the email.
+            username = str(raw.get("username", ""))
+            head, _, stamp = username.rpartition(".")
+            if stamp.isdigit():
+                deleted_at = _ts(int(stamp))
+                email = head if "@" in head else None
+            else:
+                email = None
+        return User(
+            id=self.make_id("users", raw["id"]),
+            remote_id=str(raw["id"]),
+            first_name=raw.get("firstname") or None,
+            last_name=raw.get("lastname") or None,
+            work_email=email,
+            status=UserStatus.INACTIVE if raw.get("suspended") or deleted else UserStatus.ACTIVE,
+            remote_deleted_at=deleted_at,
+            remote_data={source: dict(raw)},
+        )
+
+    # -- courses and revisions -------------------------------------------------------------------------
+
+    async def _courses(self) -> list[dict[str, Any]]:
+        body = await self.call("core_course_get_courses")
+        return [c for c in body if int(c["id"]) != SITE_COURSE_ID and c.get("format") != "site"]
+
+    async def read_courses(self) -> AsyncIterator[Course]:
+        for raw in await self._courses():
+            yield Course(
+                id=self.make_id("courses", raw["id"]),
+                remote_id=str(raw["id"]),
+                origin_id=raw.get("idnumber") or None,
+                remote_created_at=_ts(raw.get("timecreated")),
+                remote_data={"core_course_get_courses": raw},
+            )
+
+    async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
+        for raw in await self._courses():
+            yield self._revision(raw)
+
+    def _revision(self, raw: Mapping[str, Any]) -> CourseRevision:
+        return CourseRevision(
+            id=self.make_id("course_revisions", raw["id"]),
+            remote_id=str(raw["id"]),
+            course_id=self.make_id("courses", raw["id"]),
+            title=raw.get("fullname") or raw.get("shortname"),
+            description=raw.get("summary") or None,
+            status=RevisionStatus.ACTIVE if int(raw.get("visible", 1)) else RevisionStatus.INACTIVE,
+            remote_created_at=_ts(raw.get("timecreated")),
+            remote_url=self._url(f"/course/view.php?id={raw['id']}"),
+            remote_data={"core_course_get_courses": dict(raw)},
+        )
+
+    # -- skills ----------------------------------------------------------------------------------------
+
+    async def read_skills(self) -> AsyncIterator[Skill]:
+        frameworks = await self.call(
+            "core_competency_list_competency_frameworks",
+            {
+                "sort": "id",
+                "order": "ASC",
+                "skip": 0,
+                "limit": 0,
+                "context": {"contextid": 1},
+                "includes": "children",
+                "onlyvisible": 0,
+                "query": "",
+            },
+        )
+        for framework in frameworks:
+            skip = 0
+            while True:
+                page = await self.call(
+                    "core_competency_list_competencies",
+                    {
+                        "filters": [{"column": "competencyframeworkid", "value": framework["id"]}],
+                        "sort": "id",
+                        "order": "ASC",
+                        "skip": skip,
+                        "limit": _COMPETENCY_PAGE,
+                    },
+                )
+                for raw in page:
+                    yield Skill(
+                        id=self.make_id("skills", raw["id"]),
+                        remote_id=str(raw["id"]),
+                        name=raw.get("shortname") or raw.get("idnumber"),
+                        remote_created_at=_ts(raw.get("timecreated")),
+                        remote_data={
+                            "core_competency_list_competencies": raw,
+                            "core_competency_list_competency_frameworks": framework,
+                        },
+                    )
+                if len(page) < _COMPETENCY_PAGE:
+                    break
+                skip += len(page)
+
+    async def read_revision_skills(self) -> AsyncIterator[RevisionSkill]:
+        async def links(course: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
+            return course, await self.call("core_competency_list_course_competencies", {"id": course["id"]})
+
+        async for course, found in stream_map(
+            await self._courses(), links, concurrency=self.config.concurrency
+        ):
+            for raw in found:
+                link = raw["coursecompetency"]
+                yield RevisionSkill(
+                    id=self.make_id("revision_skills", link["id"]),
+                    remote_id=str(link["id"]),
+                    course_revision_id=self.make_id("course_revisions", course["id"]),
+                    skill_id=self.make_id("skills", link["competencyid"]),
+                    remote_data={"core_competency_list_course_competencies": raw},
+                )
+
+    # -- progressions ----------------------------------------------------------------------------------
+
+    async def _enrolled(self, courseid: int) -> list[dict[str, Any]]:
+        users: list[dict[str, Any]] = []
+        while True:
+            page = await self.call(
+                "core_enrol_get_enrolled_users",
+                {
+                    "courseid": courseid,
+                    "options": [
+                        {"name": "userfields", "value": "id,roles"},
+                        {"name": "limitfrom", "value": len(users)},
+                        {"name": "limitnumber", "value": _ENROLLED_PAGE},
+                    ],
+                },
+            )
+            users.extend(page)
+            if len(page) < _ENROLLED_PAGE:
+                return users
+
+    async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        courses = {int(c["id"]): c for c in await self._courses()}
+        concurrency = self.config.concurrency
+
+        async def enrolled(courseid: int) -> tuple[int, list[dict[str, Any]]]:
+            return courseid, await self._enrolled(courseid)
+
+        # Phase 1: who is enrolled where (one call per course). Kept as ids and roles only.
+        by_user: dict[int, dict[int, dict[str, Any]]] = {}
+        async for courseid, users in stream_map(list(courses), enrolled, concurrency=concurrency):
+            for raw in users:
+                by_user.setdefault(int(raw["id"]), {})[courseid] = raw
+
+        # Phase 2: per user, Moodle's completed flag and progress for all their active courses at once.
+        async def user_courses(userid: int) -> tuple[int, dict[int, dict[str, Any]]]:
+            listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
+            return userid, {int(c["id"]): c for c in listed}
+
+        async def resolve(item: tuple[int, int, dict[str, Any], dict[str, Any] | None]) -> CourseProgression:
+            userid, courseid, enrolment, listed = item
+            return await self._progression(courses[courseid], userid, enrolment, listed)
+
+        async for userid, listed in stream_map(sorted(by_user), user_courses, concurrency=concurrency):
+            work = [(userid, cid, raw, listed.get(cid)) for cid, raw in sorted(by_user.pop(userid).items())]
+            async for progression in stream_map(work, resolve, concurrency=concurrency):
+                yield progression
+
+    async def _progression(
+        self, course: Mapping[str, Any], userid: int, enrolment: dict[str, Any], listed: dict[str, Any] | None
+    ) -> CourseProgression:
+        courseid = int(course["id"])
+        remote = f"{courseid}:{userid}"
+        data: dict[str, Any] = {"core_enrol_get_enrolled_users": enrolment}
+        status = ProgressionStatus.ENROLLED
+        completed_at: dt.datetime | None = None
+        tracked = bool(course.get("enablecompletion"))
+        if listed is not None:
+            data["core_enrol_get_users_courses"] = listed
+            if not listed.get("completionusertracked") or not tracked:
+                status = ProgressionStatus.ENROLLED
+            elif listed.get("completed"):
+                status = ProgressionStatus.COMPLETED
+            elif listed.get("progress"):
+                status = ProgressionStatus.IN_PROGRESS
+        need_detail = tracked and (
+            listed is None or (status is ProgressionStatus.COMPLETED and self.config.completion_dates)
+        )
+        if need_detail:
+            try:
+                detail = await self.call(
+                    "core_completion_get_course_completion_status", {"courseid": courseid, "userid": userid}
+                )
+            except LMSConnectError as exc:
+                code = errorcode_of(exc)
+                if code == "usernotenroled" and listed is None:
+                    # Enrolled, but Moodle does not count the enrolment as active (suspended or dated).
+                    status = ProgressionStatus.DROPPED
+                elif code not in ("usernotenroled", "nocriteriaset", "cannotviewreport"):
+                    raise
+            else:
+                data["core_completion_get_course_completion_status"] = detail
+                detail_status, completed_at = _status_of(detail)
+                if listed is None:
+                    status = detail_status
+        return CourseProgression(
+            id=self.make_id("course_progressions", remote),
+            remote_id=remote,
+            user_id=self.make_id("users", userid),
+            course_revision_id=self.make_id("course_revisions", courseid),
+            status=status,
+            completed_at=completed_at,
+            remote_data=data,
+        )
+
+    # -- actions: courses ------------------------------------------------------------------------------
+
+    async def _course_by(self, field: str, value: str | int) -> dict[str, Any] | None:
+        body = await self.call("core_course_get_courses_by_field", {"field": field, "value": value})
+        found = [c for c in body.get("courses", []) if int(c["id"]) != SITE_COURSE_ID]
+        return found[0] if found else None
+
+    @staticmethod
+    def _lang(languages: Sequence[str] | None) -> str | None:
+        if not languages:
+            return None
+        # Moodle language packs are named ll or ll_cc ("pt_br"); BCP 47 region tags map onto them.
+        language, _, region = languages[0].partition("-")
+        return f"{language}_{region.lower()}" if region else language
+
+    async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
+        async def one(item: Any) -> ItemResult:
+            try:
+                return await self._upsert_one(item)
+            except LMSConnectError as exc:
+                return ItemResult(
+                    key=item.origin_id,
+                    status=ItemStatus.FAILED,
+                    error=ItemError(code=exc.code, message=str(exc)),
+                )
+
+        results = [r async for r in stream_map(action.items, one, concurrency=4)]
+        return ActionResult(action="upsert_courses", items=tuple(results))
+
+    async def _upsert_one(self, item: Any) -> ItemResult:
+        course = item.course
+        wanted: dict[str, Any] = {"fullname": course.title}
+        if course.description is not None:
+            wanted["summary"] = course.description
+            wanted["summaryformat"] = 1
+        lang = self._lang(course.languages)
+        if lang is not None:
+            wanted["lang"] = lang
+        try:
+            return await self._write_course(item, wanted)
+        except InvalidInput as exc:
+            if errorcode_of(exc) == "errorinvalidparam" and lang is not None:
+                exc.message = (
+                    f"the language pack {lang!r} is not installed on the Moodle site ({exc.message})"
+                )
+                exc.field = "items.course.languages"
+            raise
+
+    async def _write_course(self, item: Any, wanted: dict[str, Any]) -> ItemResult:
+        existing = await self._course_by("idnumber", item.origin_id)
+        if existing is None:
+            created = await self.call(
+                "core_course_create_courses",
+                {
+                    "courses": [
+                        {
+                            **wanted,
+                            "shortname": item.origin_id,
+                            "idnumber": item.origin_id,
+                            "categoryid": self.config.course_category_id,
+                            "enablecompletion": 1,
+                        }
+                    ]
+                },
+                write=True,
+            )
+            remote = str(created[0]["id"])
+            return ItemResult(
+                key=item.origin_id,
+                status=ItemStatus.CREATED,
+                remote_id=remote,
+                id=self.make_id("courses", remote),
+            )
+        remote = str(existing["id"])
+        changes = {k: v for k, v in wanted.items() if k != "summaryformat" and existing.get(k) != v}
+        if not changes:
+            return ItemResult(
+                key=item.origin_id,
+                status=ItemStatus.UNCHANGED,
+                remote_id=remote,
+                id=self.make_id("courses", remote),
+            )
+        if "summary" in changes:
+            changes["summaryformat"] = 1
+        body = await self.call(
+            "core_course_update_courses",
+            {"courses": [{"id": existing["id"], **changes}]},
+            write=True,
+            idempotent=True,
+        )
+        self._raise_warnings("core_course_update_courses", body, field="items")
+        return ItemResult(
+            key=item.origin_id,
+            status=ItemStatus.UPDATED,
+            remote_id=remote,
+            id=self.make_id("courses", remote),
+            detail="changed: " + ", ".join(sorted(changes)),
+        )
+
+    def _raise_warnings(self, function: str, body: Mapping[str, Any], *, field: str) -> None:
+        # Batch updates report per-item problems as warnings and still answer normally.
+        for warning in body.get("warnings") or []:
+            code = str(warning.get("warningcode", ""))
+            error = map_exception(
+                function, {"exception": "warning", "errorcode": code, "message": warning.get("message", "")}
+            )
+            if isinstance(error, InvalidInput):
+                error.field = field
+            raise self.http.raise_mapped(error)
+
+    async def handle_deactivate_course(self, action: DeactivateCourse) -> ActionResult:
+        remote = self.remote_id("courses", action.course_id, field="course_id")
+        courseid = self._int(remote, "course_id")
+        if courseid == SITE_COURSE_ID:
+            raise InvalidInput("course_id: the site course (id 1) is not a course", field="course_id")
+        body = await self.call(
+            "core_course_update_courses",
+            {"courses": [{"id": courseid, "visible": 0}]},
+            write=True,
+            idempotent=True,
+        )
+        self._raise_warnings("core_course_update_courses", body, field="course_id")
+        return ActionResult(
+            action="deactivate_course",
+            items=(
+                ItemResult(
+                    key=action.course_id,
+                    status=ItemStatus.UPDATED,
+                    id=self.make_id("courses", remote),
+                    remote_id=remote,
+                    detail="hidden (visible=0); restore with core_course_update_courses visible=1",
+                ),
+            ),
+        )
+
+    async def restore_course(self, course_id: str) -> ActionResult:
+        """Undo `deactivate_course`: make the course visible again (``visible`` 1)."""
+        remote = self.remote_id("courses", course_id, field="course_id")
+        body = await self.call(
+            "core_course_update_courses",
+            {"courses": [{"id": self._int(remote, "course_id"), "visible": 1}]},
+            write=True,
+            idempotent=True,
+        )
+        self._raise_warnings("core_course_update_courses", body, field="course_id")
+        return ActionResult(
+            action="deactivate_course",
+            items=(
+                ItemResult(
+                    key=course_id,
+                    status=ItemStatus.UPDATED,
+                    id=self.make_id("courses", remote),
+                    remote_id=remote,
+                    detail="visible again (visible=1)",
+                ),
+            ),
+        )
+
+    @staticmethod
+    def _int(remote: str, field: str) -> int:
+        if not remote.isdigit():
+            raise InvalidInput(f"{field}: Moodle ids are numbers, got {remote!r}", field=field)
+        return int(remote)
+
+    # -- actions: enrolment and completion ----------------------------------------------------------------
+
+    async def handle_enroll_user(self, action: EnrollUser) -> ActionResult:
+        userid = self._int(self.remote_id("users", action.user_id, field="user_id"), "user_id")
+        courseid = self._int(
+            self.remote_id("course_revisions", action.course_revision_id, field="course_revision_id"),
+            "course_revision_id",
+        )
+        remote = f"{courseid}:{userid}"
+        progression = self.make_id("course_progressions", remote)
+        present = await self.call(
+            "core_enrol_get_enrolled_users",
+            {"courseid": courseid, "options": [{"name": "userfields", "value": "id"}]},
+        )
+        if any(int(u["id"]) == userid for u in present):
+            return ActionResult(
+                action="enroll_user",
+                items=(
+                    ItemResult(
+                        key=action.user_id,
+                        status=ItemStatus.UNCHANGED,
+                        id=progression,
+                        remote_id=remote,
+                        detail="already enrolled",
+                    ),
+                ),
+            )
+        try:
+            await self.call(
+                "enrol_manual_enrol_users",
+                {
+                    "enrolments": [
+                        {"roleid": self.config.enrol_role_id, "userid": userid, "courseid": courseid}
+                    ]
+                },
+                write=True,
+                idempotent=True,
+            )
+        except LMSConnectError as exc:
+            code = errorcode_of(exc)
+            if code == "wsnoinstance":
+                raise self._failed(
+                    "enroll_user",
+                    action.user_id,
+                    NO_MANUAL_ENROLMENT,
+                    f"course {courseid} has no enabled manual enrolment instance; add 'Manual enrolments' in "
+                    "the course's Participants > Enrolment methods",
+                    exc,
+                ) from None
+            if code == "wsusercannotassign":
+                raise self._failed(
+                    "enroll_user",
+                    action.user_id,
+                    "LMS.ROLE_NOT_ASSIGNABLE",
+                    f"role {self.config.enrol_role_id} (config enrol_role_id) cannot be assigned in course "
+                    f"{courseid} by the token's user",
+                    exc,
+                ) from None
+            raise
+        return ActionResult(
+            action="enroll_user",
+            items=(
+                ItemResult(
+                    key=action.user_id,
+                    status=ItemStatus.CREATED,
+                    id=progression,
+                    remote_id=remote,
+                    detail=f"manual enrolment, role {self.config.enrol_role_id}",
+                ),
+            ),
+        )
+
+    def _failed(
+        self, action: Any, key: str, code: str, message: str, cause: LMSConnectError | None = None
+    ) -> ActionFailed:
+        result = ActionResult(
+            action=action,
+            items=(
+                ItemResult(key=key, status=ItemStatus.FAILED, error=ItemError(code=code, message=message)),
+            ),
+        )
+        error = ActionFailed(
+            message, result=result, code=code, vendor_message=cause.vendor_message if cause else None
+        )
+        return self.http.raise_mapped(error)  # type: ignore[return-value]
+
+    def _progression_ids(self, value: str) -> tuple[int, int]:
+        remote = self.remote_id("course_progressions", value, field="course_progression_id")
+        course, sep, user = remote.partition(":")
+        if not (sep and course.isdigit() and user.isdigit()):
+            raise InvalidInput(
+                "course_progression_id: expected a Moodle progression '<course id>:<user id>', "
+                f"got {remote!r}",
+                field="course_progression_id",
+            )
+        return int(course), int(user)
+
+    async def _completion(self, courseid: int, userid: int, key: str) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self.call(
+                "core_completion_get_course_completion_status", {"courseid": courseid, "userid": userid}
+            )
+            return result
+        except LMSConnectError as exc:
+            reasons = {
+                "cannotviewreport": f"course {courseid} has no completion tracking enabled",
+                "nocriteriaset": f"course {courseid} has no course-completion criteria, so overriding "
+                "activities cannot complete it",
+                "usernotenroled": f"user {userid} has no active enrolment with a tracked (student) role in "
+                f"course {courseid}",
+            }
+            code = errorcode_of(exc)
+            if code in reasons:
+                raise self._failed(
+                    "complete_course", key, COMPLETION_NOT_TRACKED, reasons[code], exc
+                ) from None
+            raise
+
+    async def handle_complete_course(self, action: CompleteCourse) -> ActionResult:
+        key = action.course_progression_id
+        courseid, userid = self._progression_ids(key)
+        remote = f"{courseid}:{userid}"
+        # Read everything first: a refusal must leave Moodle untouched.
+        before = await self._completion(courseid, userid, key)
+        if before["completionstatus"].get("completed") and action.score is None:
+            return self._complete_result(
+                key, remote, ItemStatus.UNCHANGED, "Moodle already reports it complete"
+            )
+        sections = await self.call("core_course_get_contents", {"courseid": courseid})
+        tracked = [m for s in sections for m in s.get("modules", []) if int(m.get("completion") or 0) > 0]
+        graded: list[dict[str, Any]] = []
+        if action.score is not None:
+            report = await self.call(
+                "gradereport_user_get_grade_items", {"courseid": courseid, "userid": userid}
+            )
+            items = [i for ug in report.get("usergrades", []) for i in ug.get("gradeitems", [])]
+            graded = [i for i in items if i.get("itemtype") == "mod" and i.get("cmid")]
+            if not graded:
+                raise self._failed(
+                    "complete_course",
+                    key,
+                    NO_GRADED_ACTIVITY,
+                    f"course {courseid} has no activity with a grade item, so it cannot receive a score; "
+                    "nothing was changed (retry without score to complete it)",
+                )
+
+        async def grade(item: Mapping[str, Any]) -> None:
+            low, high = float(item.get("grademin") or 0), float(item.get("grademax") or 100)
+            value = round(low + (high - low) * (action.score or 0) / 100, 5)
+            answer = await self.call(
+                "core_grades_update_grades",
+                {
+                    "source": "lmsconnect",
+                    "courseid": courseid,
+                    "component": f"mod_{item['itemmodule']}",
+                    "activityid": item["cmid"],
+                    "itemnumber": item.get("itemnumber") or 0,
+                    "grades": [{"studentid": userid, "grade": value}],
+                },
+                write=True,
+                idempotent=True,
+            )
+            if answer != 0:
+                raise self._failed(
+                    "complete_course",
+                    key,
+                    "LMS.GRADE_NOT_SAVED",
+                    f"Moodle did not save the grade of activity {item['cmid']} (answer {answer})",
+                )
+
+        async def override(module: Mapping[str, Any]) -> None:
+            await self.call(
+                "core_completion_override_activity_completion_status",
+                {"userid": userid, "cmid": module["id"], "newstate": 1},
+                write=True,
+                idempotent=True,
+            )
+
+        # Grades first: grade-based completion then marks those activities complete-pass or -fail, which
+        # an override to "complete" leaves as they are.
+        await asyncio.gather(*(grade(i) for i in graded))
+        await asyncio.gather(*(override(m) for m in tracked))
+        after = await self._completion(courseid, userid, key)
+        scored = f"; score {action.score} on {len(graded)} graded activities" if graded else ""
+        if after["completionstatus"].get("completed"):
+            return self._complete_result(
+                key, remote, ItemStatus.UPDATED, f"{len(tracked)} activity completions overridden{scored}"
+            )
+        return self._complete_result(
+            key,
+            remote,
+            ItemStatus.ACCEPTED,
+            f"{len(tracked)} activity completions overridden{scored}; Moodle completes the course when its "
+            "completion cron task (completion_regular_task) aggregates it",
+        )
+
+    def _complete_result(self, key: str, remote: str, status: ItemStatus, detail: str) -> ActionResult:
+        return ActionResult(
+            action="complete_course",
+            items=(
+                ItemResult(
+                    key=key,
+                    status=status,
+                    id=self.make_id("course_progressions", remote),
+                    remote_id=remote,
+                    detail=detail,
+                ),
+            ),
+        )
+
+    async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:
+        """Poll course completion of `accepted` complete_course items until Moodle reports them complete."""
+        if result.action != "complete_course":
+            return await super().wait_until_visible(result, timeout_s=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        items = list(result.items)
+        delay = 0.5
+        while any(i.status is ItemStatus.ACCEPTED for i in items):
+            for index, item in enumerate(items):
+                if item.status is not ItemStatus.ACCEPTED:
+                    continue
+                courseid, userid = self._progression_ids(item.key)
+                status = await self._completion(courseid, userid, item.key)
+                if status["completionstatus"].get("completed"):
+                    items[index] = attrs.evolve(
+                        item, status=ItemStatus.UPDATED, detail="Moodle now reports the course complete"
+                    )
+            if time.monotonic() >= deadline or not any(i.status is ItemStatus.ACCEPTED for i in items):
+                break
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 10.0)
+        return ActionResult(action=result.action, items=tuple(items))
+
+    # -- scope testing -----------------------------------------------------------------------------------
+
+    async def site_functions(self) -> set[str]:
+        """The web-service functions the token's service allows (``core_webservice_get_site_info``)."""
+        info = await self.call(SITE_INFO)
+        return {str(f["name"]) for f in info.get("functions", [])}
+
+    async def check_access(self) -> Sequence[CheckItem]:
+        allowed = await self.site_functions()
+        items = []
+        for name, functions in REQUIRED_FUNCTIONS.items():
+            missing = tuple(f for f in functions if f not in allowed)
+            kind = "action" if name in self.capabilities.actions else "model"
+            items.append(
+                CheckItem(
+                    kind=kind,  # type: ignore[arg-type]
+                    name=name,
+                    status=CheckStatus.MISSING_PERMISSION if missing else CheckStatus.OK,
+                    permissions=missing,
+                    detail=("add to the token's external service: " + ", ".join(missing))
+                    if missing
+                    else "the service allows " + ", ".join(functions),
+                )
+            )
+        return items

@@ -1,0 +1,153 @@
+"""Moodle's HTTP-200 exception bodies, mapped into the lmsconnect error tree.
+
+Moodle's REST server answers every failure with HTTP 200 and a body such as::
+
+    {"exception": "webservice_access_exception", "errorcode": "accessexception",
+     "message": "Access control exception", "debuginfo": "..."}        # debuginfo only with debugging on
+
+`is_exception` recognises such a body (so it is never taken for data) and `map_exception` turns it into
+the error the caller can act on. The Moodle ``errorcode`` stays available as ``error.moodle_errorcode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from lmsconnect import (
+    AuthenticationError,
+    InvalidInput,
+    LMSConnectError,
+    NotFound,
+    PermissionDenied,
+    RemoteError,
+)
+
+__all__ = ["errorcode_of", "is_exception", "is_transient", "map_exception"]
+
+_NOT_FOUND: Final = frozenset(
+    {
+        "invalidrecord",
+        "invalidrecordunknown",
+        "invalidcourseid",
+        "invalidcoursemodule",
+        "invaliduser",
+        "invaliduserid",
+        "coursenotexist",
+        "unknowncourseidnumber",
+    }
+)
+_INVALID: Final = frozenset(
+    {
+        "invalidparameter",
+        "errorinvalidparam",
+        "shortnametaken",
+        "courseidnumbertaken",
+        "errorcatcontextnotvalid",
+        "codingerror",
+        "invalidnewstate",
+    }
+)
+_PERMISSION: Final = frozenset(
+    {
+        "nopermissions",
+        "accessexception",
+        "wsusercannotassign",
+        "requireloginerror",
+        "cannotviewreport",
+        "sitepolicynotagreed",
+        "servicerequireslogin",
+    }
+)
+_AUTH: Final = frozenset(
+    {"invalidtoken", "usernotfullysetup", "passwordisexpired", "suspended", "restoredaccountsuspended"}
+)
+_TRANSIENT: Final = frozenset(
+    {
+        "dmlreadexception",
+        "dmlwriteexception",
+        "ddlexecuteerror",
+        "dbconnectionfailed",
+        "dmltransactionexception",
+    }
+)
+
+
+def is_exception(body: Any) -> bool:
+    """Whether a decoded answer is Moodle's exception body rather than data."""
+    return isinstance(body, Mapping) and "exception" in body and "errorcode" in body
+
+
+def errorcode_of(error: BaseException) -> str | None:
+    """The Moodle ``errorcode`` behind an error raised by `map_exception` (None for others)."""
+    code = getattr(error, "moodle_errorcode", None)
+    return code if isinstance(code, str) else None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Database hiccups Moodle reports as exceptions; a read may be retried."""
+    return errorcode_of(error) in _TRANSIENT
+
+
+def map_exception(function: str, body: Mapping[str, Any], *, known: bool = True) -> LMSConnectError:
+    """The lmsconnect error for Moodle's exception ``body`` answered to ``function``.
+
+    ``known`` says the function surely exists (one the connector calls): Moodle answers an unknown
+    function name with the same ``invalidrecordunknown`` as a missing record, so for a passthrough of an
+    arbitrary name the message says both.
+
+    >>> map_exception("core_user_create_users", {"exception": "webservice_access_exception",
+    ...     "errorcode": "accessexception", "message": "Access control exception"}).permission
+    'core_user_create_users'
+    """
+    code = str(body.get("errorcode", ""))
+    message = str(body.get("message", ""))
+    debuginfo = body.get("debuginfo")
+    vendor = f"{code}: {message}" + (f" [{debuginfo}]" if debuginfo and str(debuginfo) not in message else "")
+    error: LMSConnectError
+    if code in _AUTH:
+        error = AuthenticationError(
+            f"Moodle rejected the web-service token ({code})",
+            vendor_message=vendor,
+            hint="Check the token (Site administration > Server > Web services > Manage tokens) and that "
+            "its user is not suspended",
+        )
+    elif code == "accessexception":
+        error = PermissionDenied(
+            f"the token's web service does not include {function} (or its user may not call it)",
+            permission=function,
+            vendor_message=vendor,
+            hint=f"Add {function} to the external service of the token "
+            "(Site administration > Server > Web services > External services > Functions)",
+        )
+    elif code in _PERMISSION:
+        error = PermissionDenied(
+            f"{function}: Moodle refused the token's user ({code})",
+            permission=_capability(message) or function,
+            vendor_message=vendor,
+        )
+    elif (
+        code == "invalidrecordunknown"
+        and body.get("exception") == "dml_missing_record_exception"
+        and not known
+    ):
+        error = NotFound(
+            f"{function}: no such record — or no such web-service function (Moodle answers an unknown "
+            "function name the same way)",
+            vendor_message=vendor,
+        )
+    elif code in _NOT_FOUND or str(body.get("exception", "")).startswith("dml_missing_record"):
+        error = NotFound(f"{function}: the record does not exist in Moodle", vendor_message=vendor)
+    elif code in _INVALID or "invalid_parameter" in str(body.get("exception", "")):
+        error = InvalidInput(f"{function}: Moodle rejected a parameter ({message})", vendor_message=vendor)
+    else:
+        error = RemoteError(f"{function} failed in Moodle ({code})", vendor_message=vendor)
+    setattr(error, "moodle_errorcode", code)  # noqa: B010 - a plain attribute on the core classes
+    return error
+
+
+def _capability(message: str) -> str | None:
+    # "Sorry, but you do not currently have permissions to do that (Enrol users)." names the capability.
+    if message.endswith(")") and "(" in message:
+        return message[message.rindex("(") + 1 : -1]
+    return None
