@@ -1,0 +1,283 @@
+"""The SQLite state store on its own: schema and migrations, batches, deletions, reading back, the lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lmsconnect import User, UserStatus
+from lmsconnect._models import make_id
+from lmsconnect._store import (
+    SCHEMA_VERSION,
+    RunInfo,
+    SQLiteStore,
+    StateStore,
+    StoreError,
+    fingerprint,
+    open_store,
+)
+
+OWNER = "owner-1"
+
+
+def user(n: int, *, first: str | None = None, raw: dict[str, object] | None = None) -> User:
+    return User(
+        id=make_id("toylms", "users", n),
+        remote_id=str(n),
+        first_name=first or f"First{n}",
+        work_email=f"u{n}@example.org",
+        status=UserStatus.ACTIVE,
+        remote_created_at=dt.datetime(2024, 1, n % 28 + 1, tzinfo=dt.timezone.utc),
+        remote_data=raw or {"/users": {"id": n}},
+    )
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SQLiteStore]:
+    async with open_store(":memory:") as s:
+        assert await s.acquire_lock("c", OWNER, lease_s=60) is None
+        yield s
+
+
+async def run(store: SQLiteStore, connection: str = "c") -> RunInfo:
+    return await store.begin_run(connection, slug="toylms", owner=OWNER)
+
+
+async def finish(store: SQLiteStore, info: RunInfo) -> None:
+    await store.finish_run(info, status="complete", owner=OWNER)
+
+
+class TestSchema:
+    async def test_new_file_gets_current_version_in_wal_mode(self, tmp_path: Path) -> None:
+        """A new store is created at the current schema version, in WAL mode."""
+        async with open_store(tmp_path / "s.db") as s:
+            assert s.schema_version == SCHEMA_VERSION
+            assert isinstance(s, StateStore)
+        conn = sqlite3.connect(tmp_path / "s.db")
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+
+    async def test_reopening_keeps_data_and_runs_no_migration_twice(self, tmp_path: Path) -> None:
+        """Data survives close/reopen; migrations already applied are not applied again."""
+        async with open_store(tmp_path / "s.db") as s:
+            await s.acquire_lock("c", OWNER, lease_s=60)
+            info = await run(s)
+            await s.apply_batch(info, "users", [user(1)], owner=OWNER)
+        async with open_store(tmp_path / "s.db") as s:
+            assert [u.remote_id async for u in s.list(User)] == ["1"]
+
+    async def test_newer_schema_is_refused(self, tmp_path: Path) -> None:
+        """A store written by a newer lmsconnect is refused with a StoreError, not misread."""
+        async with open_store(tmp_path / "s.db"):
+            pass
+        conn = sqlite3.connect(tmp_path / "s.db")
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+        conn.commit()
+        conn.close()
+        with pytest.raises(StoreError, match="newer"):
+            async with open_store(tmp_path / "s.db"):
+                pass
+
+    async def test_closed_store_says_how_to_open(self) -> None:
+        """Using a store that is not open raises a StoreError that shows the right usage."""
+        with pytest.raises(StoreError, match="open_store"):
+            await SQLiteStore(":memory:").last_cursor()
+
+
+class TestBatches:
+    async def test_created_updated_unchanged(self, store: SQLiteStore) -> None:
+        """New ids are created, edited ones updated, identical ones unchanged: one change each at most."""
+        info = await run(store)
+        first = await store.apply_batch(info, "users", [user(1), user(2)], owner=OWNER)
+        assert (first.created, first.updated, first.unchanged) == (2, 0, 0)
+        await finish(store, info)
+        info = await run(store)
+        second = await store.apply_batch(info, "users", [user(1), user(2, first="Bea")], owner=OWNER)
+        assert (second.created, second.updated, second.unchanged) == (0, 1, 1)
+        kinds = [(c.kind.value, c.remote_id) async for c in store.changes()]
+        assert kinds == [("created", "1"), ("created", "2"), ("updated", "2")]
+
+    async def test_reapplying_a_batch_in_the_same_run_writes_nothing(self, store: SQLiteStore) -> None:
+        """Re-applying what a run already applied (a resumed run re-reads) records and writes nothing."""
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(1), user(2)], owner=OWNER)
+        again = await store.apply_batch(info, "users", [user(1), user(2)], owner=OWNER)
+        assert again.writes == 0 and again.unchanged == 2
+        assert await store.last_cursor() == 2
+
+    async def test_duplicate_in_one_batch_compares_with_itself(self, store: SQLiteStore) -> None:
+        """A record read twice in one batch (a shifted page) is created once, then updated if it differs."""
+        info = await run(store)
+        result = await store.apply_batch(info, "users", [user(1), user(1), user(1, first="B")], owner=OWNER)
+        assert (result.created, result.updated, result.unchanged) == (1, 1, 1)
+
+    def test_fingerprint_ignores_own_fields_and_remote_data(self) -> None:
+        """changed_at, remote_deleted_at and remote_data leave the fingerprint alone; a unified field not."""
+        base = user(1)
+        now = dt.datetime.now(dt.timezone.utc)
+        assert fingerprint(base) == fingerprint(
+            User(**{**_fields(base), "changed_at": now, "remote_deleted_at": now, "remote_data": {"x": 1}})
+        )
+        assert fingerprint(base) != fingerprint(user(1, first="Other"))
+
+    async def test_list_returns_typed_records_with_dates(self, store: SQLiteStore) -> None:
+        """Records round-trip through the store: enums, aware datetimes, remote_data, changed_at."""
+        info = await run(store)
+        await store.apply_batch(
+            info, "users", [user(3, raw={"/users": {"id": 3, "nested": [1, 2]}})], owner=OWNER
+        )
+        (got,) = [u async for u in store.list(User)]
+        assert got == attrs_evolve(user(3), changed_at=got.changed_at)
+        assert got.status is UserStatus.ACTIVE
+        assert got.remote_data == {"/users": {"id": 3, "nested": [1, 2]}}
+        assert got.changed_at is not None and got.changed_at.tzinfo is not None
+        assert await store.get(User, user(3).id) == got
+        assert await store.get("users", "usr_nothing") is None
+
+
+class TestDeletions:
+    async def test_complete_read_marks_unseen_deleted_once(self, store: SQLiteStore) -> None:
+        """A complete read marks what the run did not see deleted, once; later runs do not repeat it."""
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(1), user(2), user(3)], owner=OWNER)
+        assert await store.finish_model(info, "users", complete=True, error=None, owner=OWNER) == 0
+        await finish(store, info)
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(1)], owner=OWNER)
+        assert await store.finish_model(info, "users", complete=True, error=None, owner=OWNER) == 2
+        await finish(store, info)
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(1)], owner=OWNER)
+        assert await store.finish_model(info, "users", complete=True, error=None, owner=OWNER) == 0
+        log = [(c.kind.value, c.remote_id) async for c in store.changes()]
+        assert log.count(("deleted", "2")) == 1 and log.count(("deleted", "3")) == 1
+        live = [u.remote_id async for u in store.list(User, include_deleted=False)]
+        assert live == ["1"]
+
+    async def test_failed_read_marks_nothing(self, store: SQLiteStore) -> None:
+        """finish_model(complete=False) records the failure and deletes nothing."""
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(1), user(2)], owner=OWNER)
+        await finish(store, info)
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(1)], owner=OWNER)
+        assert await store.finish_model(info, "users", complete=False, error="500", owner=OWNER) == 0
+        assert [u.remote_deleted_at async for u in store.list(User)] == [None, None]
+
+    async def test_models_and_connections_are_separate(self, store: SQLiteStore) -> None:
+        """A complete read of one model, or of one connection, never deletes another's records."""
+        await store.acquire_lock("other", OWNER, lease_s=60)
+        a, b = await run(store, "c"), await run(store, "other")
+        await store.apply_batch(a, "users", [user(1)], owner=OWNER)
+        await store.apply_batch(b, "users", [user(2)], owner=OWNER)
+        await store.finish_model(a, "users", complete=True, error=None, owner=OWNER)
+        await store.finish_model(a, "courses", complete=True, error=None, owner=OWNER)
+        assert [u.remote_id async for u in store.list(User, connection="other")] == ["2"]
+        assert [u.remote_deleted_at async for u in store.list(User)] == [None, None]
+
+
+class TestReadingBack:
+    async def test_list_and_changes_stream_in_pages(self, store: SQLiteStore) -> None:
+        """More records than a page stream completely and in order; changes honour since and limit."""
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(n) for n in range(1, 1203)], owner=OWNER)
+        ids = [u.id async for u in store.list(User)]
+        assert len(ids) == 1202 and ids == sorted(ids)
+        cursors = [c.cursor async for c in store.changes(since=100)]
+        assert cursors == list(range(101, 1203))
+        assert [c.cursor async for c in store.changes(since=5, limit=3)] == [6, 7, 8]
+        assert [c.cursor async for c in store.changes(since=1202)] == []
+        assert await store.last_cursor() == 1202 and await store.last_cursor(connection="none") == 0
+
+    async def test_change_carries_what_a_consumer_needs(self, store: SQLiteStore) -> None:
+        """Each change has cursor, kind, model, id, remote id, connection, time and run."""
+        info = await run(store)
+        await store.apply_batch(info, "users", [user(1)], owner=OWNER)
+        (change,) = [c async for c in store.changes()]
+        assert change.to_dict() | {"at": None} == {
+            "cursor": 1,
+            "kind": "created",
+            "model": "users",
+            "id": user(1).id,
+            "remote_id": "1",
+            "connection": "c",
+            "at": None,
+            "run_id": info.run_id,
+        }
+        assert change.at.tzinfo is not None
+
+
+class TestLock:
+    async def test_second_owner_sees_the_holder(self, store: SQLiteStore) -> None:
+        """A live lock is refused to another owner, who learns host, pid and lease."""
+        holder = await store.acquire_lock("c", "owner-2", lease_s=60)
+        assert holder is not None and holder.owner == OWNER and holder.pid == os.getpid()
+
+    async def test_expired_lease_is_taken_over_and_fences_the_old_owner(self, store: SQLiteStore) -> None:
+        """After the lease expires another owner takes over; the old owner's writes then fail."""
+        info = await run(store)
+        assert await store.renew_lock("c", OWNER, lease_s=-1)
+        assert await store.acquire_lock("c", "owner-2", lease_s=60) is None
+        assert not await store.renew_lock("c", OWNER, lease_s=60)
+        with pytest.raises(StoreError, match="lock"):
+            await store.apply_batch(info, "users", [user(1)], owner=OWNER)
+        assert await store.last_cursor() == 0
+
+    async def test_lock_of_a_dead_process_is_taken_at_once(self, tmp_path: Path) -> None:
+        """A lock left by a process that died on this host does not wait for its lease."""
+        db = tmp_path / "s.db"
+        async with open_store(db) as s:
+            pass
+        code = (
+            "import asyncio, sys\n"
+            "from lmsconnect._store import open_store\n"
+            "async def main():\n"
+            "    async with open_store(sys.argv[1]) as s:\n"
+            "        assert await s.acquire_lock('c', 'dead', lease_s=3600) is None\n"
+            "asyncio.run(main())\n"
+        )
+        await anyio.run_process([sys.executable, "-c", code, str(db)], check=True)
+        async with open_store(db) as s:
+            assert await s.acquire_lock("c", OWNER, lease_s=60) is None
+
+    async def test_release_only_by_owner(self, store: SQLiteStore) -> None:
+        """Releasing someone else's lock does nothing."""
+        await store.release_lock("c", "owner-2")
+        assert await store.acquire_lock("c", "owner-2", lease_s=60) is not None
+        await store.release_lock("c", OWNER)
+        assert await store.acquire_lock("c", "owner-2", lease_s=60) is None
+
+
+class TestRuns:
+    async def test_open_run_is_resumed_with_its_complete_models(self, store: SQLiteStore) -> None:
+        """begin_run continues a run left 'running', knowing which models it had completed."""
+        info = await run(store)
+        await store.finish_model(info, "users", complete=True, error=None, owner=OWNER)
+        again = await run(store)
+        assert again.resumed and again.run_id == info.run_id
+        assert again.complete_models == frozenset({"users"})
+        await finish(store, again)
+        fresh = await run(store)
+        assert not fresh.resumed and fresh.run_id == info.run_id + 1
+        runs = await store.runs()
+        assert runs[0]["attempts"] == 2 and runs[0]["status"] == "complete"
+
+
+def _fields(record: User) -> dict[str, object]:
+    import attrs
+
+    return attrs.asdict(record, recurse=False)
+
+
+def attrs_evolve(record: User, **changes: object) -> User:
+    import attrs
+
+    return attrs.evolve(record, **changes)
