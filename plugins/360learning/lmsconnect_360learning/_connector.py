@@ -81,6 +81,10 @@ MAX_POLL_INTERVAL_S = 5.0
 # that request was not applied, so it is safe to send again.
 BULK_SUBMIT_ATTEMPTS = 8
 
+REFERENCE_CACHE_SIZE = 50_000
+# Records handed out between two returns to the event loop while a page is consumed.
+YIELD_EVERY = 50
+
 COURSE_NOT_IN_INTEGRATION = "LMS.COURSE_NOT_IN_INTEGRATION"
 BULK_OPERATION_FAILED = "REMOTE.BULK_OPERATION_FAILED"
 BULK_ITEM_FAILED = "REMOTE.BULK_ITEM_FAILED"
@@ -251,6 +255,7 @@ class Learning360Connector(Connector[Learning360Config]):
         self._tokens: TokenCache | None = None
         self._pending: dict[ItemResult, _Pending] = {}
         self._integration_names: dict[str, str] = {}
+        self._reference_ids: dict[tuple[str, str], str] = {}
 
     # -- transport ----------------------------------------------------------------------------------
 
@@ -392,35 +397,69 @@ class Learning360Connector(Connector[Learning360Config]):
         return (await self._request("GET", path, params=params or None)).json()
 
     async def _pages(self, path: str, params: Mapping[str, str] | None = None) -> AsyncIterator[list[Any]]:
-        """Each page of a list endpoint, following ``Link: <...>; rel="next"`` until there is none."""
-        url: str | None = path
-        query = params
-        while url is not None:
-            response = await self._request("GET", url, params=query)
-            body = response.json()
-            if not isinstance(body, list):
-                raise InvalidRemoteResponse(
-                    f"GET {path} returned {type(body).__name__}, not a list", connector=SLUG
-                )
-            yield body
-            link = next_link(response.headers)
-            # The Link target may be relative; it already carries the filters, in its cursor.
-            url = None if link is None else urljoin(self.http.url(url), link)
-            query = None
+        """Each page of a list endpoint, following ``Link: <...>; rel="next"`` until there is none.
+
+        The cursor makes pages strictly sequential, so the next page is requested as soon as its link is
+        known, while the caller works through the current one (two pages in memory at most).
+        """
+        pending: asyncio.Future[Response] | None = asyncio.ensure_future(
+            self._request("GET", path, params=params)
+        )
+        try:
+            while pending is not None:
+                response = await pending
+                pending = None
+                link = next_link(response.headers)
+                if link is not None:
+                    # The Link target may be relative; it already carries the filters, in its cursor.
+                    target = urljoin(self.http.url(response.url), link)
+                    pending = asyncio.ensure_future(self._request("GET", target))
+                    # Let the request go out now: a consumer that never awaits would otherwise hold it
+                    # back until the whole page has been processed.
+                    await asyncio.sleep(0)
+                body = response.json()
+                if not isinstance(body, list):
+                    raise InvalidRemoteResponse(
+                        f"GET {path} returned {type(body).__name__}, not a list", connector=SLUG
+                    )
+                yield body
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
     async def _records(
         self, path: str, params: Mapping[str, str] | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         async for page in self._pages(path, params):
-            for raw in page:
+            for index, raw in enumerate(page):
                 if not isinstance(raw, dict):
                     raise InvalidRemoteResponse(f"GET {path} listed a {type(raw).__name__}", connector=SLUG)
+                if index % YIELD_EVERY == YIELD_EVERY - 1:
+                    # A consumer that never awaits would hold the event loop for a whole page (500
+                    # records); handing it back now and then keeps the host service (and the prefetched
+                    # next page) moving.
+                    await asyncio.sleep(0)
                 yield raw
 
     async def handle_passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
         return await self._request(method, path, **kwargs)
 
     # -- reads ----------------------------------------------------------------------------------------
+
+    def _reference(self, model: Literal["users", "course_revisions"], remote_id: str) -> str:
+        """`make_id` for ids that recur across records (each user and course appears in many attempts).
+
+        Deriving an id is most of the cost of a progression; the cache is bounded and simply starts over
+        when full, so memory stays flat on any platform.
+        """
+        key = (model, remote_id)
+        found = self._reference_ids.get(key)
+        if found is None:
+            if len(self._reference_ids) >= REFERENCE_CACHE_SIZE:
+                self._reference_ids.clear()
+            found = self._reference_ids[key] = self.make_id(model, remote_id)
+        return found
 
     async def read_users(self) -> AsyncIterator[User]:
         async for raw in self._records(USERS):
@@ -514,8 +553,8 @@ class Learning360Connector(Connector[Learning360Config]):
         return CourseProgression(
             id=self.make_id("course_progressions", remote),
             remote_id=remote,
-            user_id=self.make_id("users", stat.user_id),
-            course_revision_id=self.make_id("course_revisions", stat.course_id),
+            user_id=self._reference("users", stat.user_id),
+            course_revision_id=self._reference("course_revisions", stat.course_id),
             status=status,
             enrolled_at=stat.first_activity_at,
             completed_at=stat.completed_at,

@@ -30,6 +30,7 @@ __all__ = ["ALL_SCOPES", "Learning360Simulator"]
 
 API_VERSION_HEADER = "360-api-version"
 API_VERSION = "v2.0"
+STATS_PATH = "/_simulator/stats"
 
 ALL_SCOPES = frozenset(
     {
@@ -227,6 +228,7 @@ class Learning360Simulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(middlewares=[self._middleware])
+        app.router.add_get(STATS_PATH, self._stats_route)
         for method, path, handler, _kind, _scope in self._routes():
             app.router.add_route(method, path, handler)
         runner = web.AppRunner(app, access_log=None)
@@ -289,6 +291,30 @@ class Learning360Simulator:
     def process_bulk_operations(self) -> int:
         """Finish every pending bulk operation now, whatever its delay; returns how many ran."""
         return self.company.advance(force=True)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes, also served (unauthenticated, uncounted) at ``GET /_simulator/stats``."""
+        company = self.company
+        return {
+            "calls": self.calls,
+            "calls_by_route": dict(self.calls_by_route),
+            "rejected_calls": self.rejected_calls,
+            "tokens_issued": self.tokens_issued,
+            "faults_injected": dict(self.faults_injected),
+            "limits": {
+                "read_limit": self.read_limit,
+                "write_limit": self.write_limit,
+                "rate_window": self.rate_window,
+            },
+            "counts": {
+                "users": len(company.users),
+                "integrations": len(company.integrations),
+                "courses": len(company.courses),
+                "external_courses": sum(1 for c in company.courses.values() if c.type == "external"),
+                "attempts": len(company.attempts),
+                "bulk_operations": len(company.operations),
+            },
+        }
 
     def reset_counters(self) -> None:
         self.calls = 0
@@ -380,6 +406,10 @@ class Learning360Simulator:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == STATS_PATH:
+            # The simulator's own counters, for a process that runs it out of process (the CLI): not an
+            # API call, so not counted, limited or delayed.
+            return _json(self.stats())
         self.calls += 1
         resource = request.match_info.route.resource
         canonical = resource.canonical if resource is not None else request.path
@@ -542,6 +572,9 @@ class Learning360Simulator:
         return web.Response(status=202, headers={"Location": location})
 
     # handlers ------------------------------------------------------------------------------
+
+    async def _stats_route(self, request: web.Request) -> web.Response:
+        return _json(self.stats())  # answered by the middleware; the route makes the path exist
 
     async def _token(self, request: web.Request) -> web.Response:
         try:

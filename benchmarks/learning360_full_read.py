@@ -1,0 +1,162 @@
+"""Full read of a simulated 360Learning company under the vendor's real limits.
+
+    python benchmarks/learning360_full_read.py --json
+
+Reads every model the connector supports (users, course providers, courses, revisions, progressions)
+from a `Learning360Simulator` (started with ``lmsconnect simulate`` in a process of its own, like a remote
+vendor) with 2,000 users, 200 courses and 20,000 progressions (attempts), 50 ms of
+latency per call and 360Learning's limits (50 GET/s, 10 writes/s). The five models stream concurrently;
+records are counted, not kept.
+
+``floor_s`` is the least time the API allows: 360Learning pages through a ``Link`` cursor, so the pages of
+one list are strictly sequential, and the longest such chain (plus the token call before it) costs one
+latency per call; the rate limit adds its own floor when the calls outnumber what 50 GET/s admits. The
+last line of ``--json`` output is one JSON object with ``api_calls``, ``records``, ``wall_s``, ``floor_s``,
+``records_per_s``, ``peak_rss_mb`` and ``rejected_calls`` (429s the simulator answered). Targets:
+``rejected_calls`` 0, ``wall_s`` within 1.2x ``floor_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import resource
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+import lmsconnect
+from lmsconnect import Course, CourseProgression, CourseProvider, CourseRevision, User
+from lmsconnect.plugin import RateWindow
+
+# The simulator runs through the CLI of the same interpreter, in a process of its own.
+CLI = [sys.executable, "-c", "import sys; from lmsconnect._cli import main; sys.exit(main())"]
+PAGE = {"users": 500, "courses": 500, "stats": 500, "integrations": 100}
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def floor_seconds(counts: dict[str, int], limits: dict[str, float], read_calls: int, latency: float) -> float:
+    pages = lambda count, size: max(1, math.ceil(count / size))  # noqa: E731 - a local formula
+    integrations = pages(counts["integrations"], PAGE["integrations"])
+    chains = {
+        "users": pages(counts["users"], PAGE["users"]),
+        "course_providers": integrations + pages(counts["external_courses"], PAGE["courses"]),
+        "courses": integrations + pages(counts["courses"], PAGE["courses"]),
+        "course_revisions": pages(counts["courses"], PAGE["courses"]),
+        "course_progressions": pages(counts["attempts"], PAGE["stats"]),
+    }
+    chain_s = (1 + max(chains.values())) * latency
+    rate_s = RateWindow(int(limits["read_limit"]), float(limits["rate_window"])).floor_seconds(read_calls)
+    return max(chain_s, rate_s)
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(args: argparse.Namespace) -> AsyncIterator[tuple[dict[str, Any], str]]:
+    """`lmsconnect simulate 360learning` in its own process, as the vendor would be: its CPU time is not
+    spent on the event loop being measured."""
+    command = [
+        *CLI,
+        "simulate",
+        "360learning",
+        "--port",
+        "0",
+        "--users",
+        str(args.users),
+        "--courses",
+        str(args.courses),
+        "--enrollments",
+        str(args.progressions),
+        "--seed",
+        str(args.seed),
+        "--latency",
+        str(args.latency),
+    ]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+        config = json.loads(line)["config"]
+        yield config, str(config["base_url"])
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    async with simulator_process(args) as (config, url), aiohttp.ClientSession() as session:
+        began = time.perf_counter()
+        async with lmsconnect.connect("360learning", **config) as lms:
+
+            async def count(model: Any) -> None:
+                n = 0
+                async for _ in lms.list(model):
+                    n += 1
+                counts[model.model] = n
+
+            await asyncio.gather(
+                *(count(m) for m in (User, CourseProvider, Course, CourseRevision, CourseProgression))
+            )
+            client_calls = lms.stats.calls
+            client_rejected = lms.stats.rejected
+        wall = time.perf_counter() - began
+        async with session.get(f"{url}/_simulator/stats") as response:
+            stats = await response.json()
+    api_calls = int(stats["calls"])
+    reads = api_calls - int(stats["calls_by_route"].get("POST /api/v2/oauth2/token", 0))
+    floor = floor_seconds(stats["counts"], stats["limits"], reads, args.latency)
+    records = sum(counts.values())
+    return {
+        "benchmark": "learning360_full_read",
+        "users": args.users,
+        "courses": args.courses,
+        "progressions": args.progressions,
+        "latency_s": args.latency,
+        "limits": stats["limits"],
+        "records_by_model": counts,
+        "api_calls": api_calls,
+        "client_calls": client_calls,
+        "records": records,
+        "wall_s": round(wall, 3),
+        "floor_s": round(floor, 3),
+        "wall_over_floor": round(wall / floor, 3) if floor else None,
+        "records_per_s": round(records / wall, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rejected_calls": int(stats["rejected_calls"]),
+        "client_rejected": client_rejected,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--courses", type=int, default=200)
+    parser.add_argument("--progressions", type=int, default=20000)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>18}: {value}")
+    ok = result["rejected_calls"] == 0 and result["wall_s"] <= 1.2 * result["floor_s"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
