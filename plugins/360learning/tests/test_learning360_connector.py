@@ -505,3 +505,20 @@ class TestScopes:
         ):
             with pytest.raises(PermissionDenied, match="Bulk API"):
                 await lms.upsert_courses({"items": [course_input("x")]})
+
+
+class TestBulkConcurrency:
+    async def test_a_burst_of_enrollments_waits_out_the_three_operation_limit(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """Five enrollments at once: the fourth and fifth get 429 concurrency refusals and are resent."""
+        assert isinstance(lms, Learning360Connector)
+        revision_id = await own_course(lms)
+        sim.processing_delay = 0.3
+        results = await asyncio.gather(
+            *(lms.enroll_user(user_id=active_user(sim, i), course_revision_id=revision_id) for i in range(5))
+        )
+        assert [r.items[0].status for r in results] == [ItemStatus.ACCEPTED] * 5
+        assert sim.rejected_calls >= 1
+        settled = [await lms.wait_until_visible(r, timeout_s=5) for r in results]
+        assert [r.items[0].status for r in settled] == [ItemStatus.CREATED] * 5

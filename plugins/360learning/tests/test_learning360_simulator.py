@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -579,3 +581,44 @@ class TestCountersDeterminismFaults:
             assert loop.time() - began >= 0.05
         finally:
             await sim.stop()
+
+
+class TestOutOfProcess:
+    async def test_stats_endpoint_is_not_an_api_call(self, session: aiohttp.ClientSession) -> None:
+        """GET /_simulator/stats reports the counters without counting itself."""
+        sim, client = await started(session)
+        try:
+            await client.call("GET", f"{V2}/users")
+            async with session.get(f"{sim.url}/_simulator/stats") as response:
+                stats = await response.json()
+            assert stats["calls"] == 2 == sim.calls
+            assert stats["counts"]["users"] == 30 and stats["limits"]["read_limit"] == 50
+        finally:
+            await sim.stop()
+
+    async def test_cli_simulate_prints_the_connect_config(self, session: aiohttp.ClientSession) -> None:
+        """`lmsconnect simulate 360learning --port 0` serves the API and prints how to reach it."""
+        code = "import sys; from lmsconnect._cli import main; sys.exit(main())"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            code,
+            "simulate",
+            "360learning",
+            "--port",
+            "0",
+            "--users",
+            "7",
+            "--option",
+            "processing_delay=0.5",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            config = json.loads(await asyncio.wait_for(process.stdout.readline(), timeout=30))["config"]
+            assert set(config) >= {"base_url", "client_id", "client_secret", "integration_id"}
+            async with session.get(f"{config['base_url']}/_simulator/stats") as response:
+                assert (await response.json())["counts"]["users"] == 7
+        finally:
+            process.terminate()
+            await process.wait()
