@@ -171,16 +171,20 @@ class StateStore(Protocol):
     async def begin_run(self, connection: str, *, slug: str, owner: str) -> RunInfo:
         """Continue the connection's interrupted run, or start a new one."""
 
+    async def begin_model(self, run: RunInfo, model: ModelName, *, owner: str) -> None:
+        """Start reading a model (from its first record) in this run."""
+
     async def apply_batch(
         self, run: RunInfo, model: ModelName, records: Sequence[Record], *, owner: str
     ) -> BatchResult:
-        """Compare records with the stored ones; upsert and append their changes atomically."""
+        """Compare records with the stored ones; upsert them and append their changes atomically, and
+        remember their ids as seen by this read of the model."""
 
     async def finish_model(
         self, run: RunInfo, model: ModelName, *, complete: bool, error: str | None, owner: str
     ) -> int:
-        """Close a model's read. Only a complete read marks the records it did not see deleted
-        (returns how many)."""
+        """Close a model's read. Only a complete read marks the records it did not see since
+        `begin_model` deleted (returns how many)."""
 
     async def finish_run(self, run: RunInfo, *, status: str, owner: str) -> None: ...
 
@@ -225,17 +229,17 @@ def _dumps(value: Any) -> str:
 
 
 def _serialise(converter: cattrs.Converter, record: Record) -> tuple[str, str, str]:
-    """(fingerprint of the unified fields, stored JSON, hash of the stored JSON)."""
+    """(fingerprint of the unified fields, stored JSON, hash of remote_data)."""
     data = converter.unstructure(record)
-    for name in _OWN_FIELDS:
-        data.pop(name, None)
     raw = data.pop("remote_data", None)
+    # Unset fields are left out, so a field a later lmsconnect adds (and a connector does not fill) does
+    # not make every stored record "updated" after an upgrade. Our own fields are never content.
+    unified = _dumps({k: v for k, v in data.items() if v is not None and k not in _OWN_FIELDS})
     # remote_data is outside the fingerprint: a vendor field we do not map (a last-login time) must not
-    # make a record "updated"; it is still stored so the latest payload is what `list` returns.
-    fp = _digest(_dumps(data))
-    data["remote_data"] = raw
-    stored = _dumps(data)
-    return fp, stored, _digest(stored)
+    # make a record "updated"; it is still stored, so `list` returns the latest payload.
+    raw_json = _dumps(raw)
+    stored = f'{unified[:-1]},"remote_data":{raw_json}}}'
+    return _digest(unified), stored, _digest(raw_json)
 
 
 def _store_converter() -> cattrs.Converter:
@@ -264,12 +268,11 @@ def _v1(db: sqlite3.Connection) -> None:
             id TEXT NOT NULL,
             remote_id TEXT NOT NULL,
             fingerprint TEXT NOT NULL,
-            data TEXT NOT NULL,
             data_hash TEXT NOT NULL,
             changed_at TEXT NOT NULL,
             remote_deleted_at TEXT,
             first_seen_at TEXT NOT NULL,
-            seen_run INTEGER NOT NULL,
+            data TEXT NOT NULL,
             PRIMARY KEY (connection, model, id)
         )"""
     )
@@ -400,6 +403,10 @@ class SQLiteStore:
             # drop the last commits, and the database stays consistent either way.
             db.execute("PRAGMA synchronous=NORMAL")
             self.schema_version = _migrate(db)
+            db.execute(
+                "CREATE TEMP TABLE seen (connection TEXT NOT NULL, model TEXT NOT NULL, id TEXT NOT NULL,"
+                " PRIMARY KEY (connection, model, id)) WITHOUT ROWID"
+            )
         except BaseException:
             db.close()
             raise
@@ -580,42 +587,39 @@ class SQLiteStore:
     ) -> BatchResult:
         self._fence(db, run.connection, owner)
         at = _iso(_now())
-        known: dict[str, tuple[str, str, int, str | None]] = {}
+        known: dict[str, tuple[str, str, str | None]] = {}
         ids = list(dict.fromkeys(r[0] for r in rows))
         for start in range(0, len(ids), _PAGE):
             chunk = ids[start : start + _PAGE]
             marks = ",".join("?" * len(chunk))
-            for rid, fp, dh, seen, deleted in db.execute(
-                f"SELECT id, fingerprint, data_hash, seen_run, remote_deleted_at FROM records"
+            for rid, fp, dh, deleted in db.execute(
+                f"SELECT id, fingerprint, data_hash, remote_deleted_at FROM records"
                 f" WHERE connection = ? AND model = ? AND id IN ({marks})",
                 (run.connection, model, *chunk),
             ):
-                known[rid] = (fp, dh, seen, deleted)
+                known[rid] = (fp, dh, deleted)
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         data_only: list[tuple[Any, ...]] = []
-        seen_only: list[tuple[Any, ...]] = []
         changes: list[tuple[Any, ...]] = []
         created = updated = unchanged = 0
         for rid, remote_id, fp, data, dh in rows:
             old = known.get(rid)
             if old is None:
-                inserts.append((run.connection, model, rid, remote_id, fp, data, dh, at, at, run.run_id))
+                inserts.append((run.connection, model, rid, remote_id, fp, data, dh, at, at))
                 kind: str | None = "created"
-            elif old[3] is not None:
+            elif old[2] is not None:
                 # Back from the dead: the consumer removed it on `deleted`, so it is new to them again.
-                updates.append((remote_id, fp, data, dh, at, run.run_id, run.connection, model, rid))
+                updates.append((remote_id, fp, data, dh, at, run.connection, model, rid))
                 kind = "created"
             elif old[0] != fp:
-                updates.append((remote_id, fp, data, dh, at, run.run_id, run.connection, model, rid))
+                updates.append((remote_id, fp, data, dh, at, run.connection, model, rid))
                 kind = "updated"
             else:
                 kind = None
                 unchanged += 1
                 if old[1] != dh:
-                    data_only.append((data, dh, run.run_id, run.connection, model, rid))
-                elif old[2] != run.run_id:
-                    seen_only.append((run.run_id, run.connection, model, rid))
+                    data_only.append((data, dh, run.connection, model, rid))
             if kind is not None:
                 changes.append((run.connection, model, rid, remote_id, kind, at, run.run_id))
                 if kind == "created":
@@ -623,35 +627,47 @@ class SQLiteStore:
                 else:
                     updated += 1
             # A record repeated within the batch (a page boundary shifted) compares with its newest self.
-            known[rid] = (fp, dh, run.run_id, None)
+            known[rid] = (fp, dh, None)
         db.executemany(
             "INSERT INTO records (connection, model, id, remote_id, fingerprint, data, data_hash,"
-            " changed_at, first_seen_at, seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (connection, model, id) DO UPDATE SET fingerprint = excluded.fingerprint,"
-            " data = excluded.data, data_hash = excluded.data_hash, changed_at = excluded.changed_at,"
-            " remote_deleted_at = NULL, seen_run = excluded.seen_run",
+            " changed_at, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
         db.executemany(
             "UPDATE records SET remote_id = ?, fingerprint = ?, data = ?, data_hash = ?, changed_at = ?,"
-            " remote_deleted_at = NULL, seen_run = ? WHERE connection = ? AND model = ? AND id = ?",
+            " remote_deleted_at = NULL WHERE connection = ? AND model = ? AND id = ?",
             updates,
         )
         db.executemany(
-            "UPDATE records SET data = ?, data_hash = ?, seen_run = ?"
-            " WHERE connection = ? AND model = ? AND id = ?",
+            "UPDATE records SET data = ?, data_hash = ? WHERE connection = ? AND model = ? AND id = ?",
             data_only,
-        )
-        db.executemany(
-            "UPDATE records SET seen_run = ? WHERE connection = ? AND model = ? AND id = ?", seen_only
         )
         db.executemany(
             "INSERT INTO changes (connection, model, record_id, remote_id, kind, at, run_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             changes,
         )
-        writes = len(inserts) + len(updates) + len(data_only) + len(seen_only) + len(changes)
+        # What this read of the model saw, for its deletions at the end. A temporary table: it costs no
+        # write to the database file, and a crash loses nothing needed, because a model that did not
+        # complete is read again from its start.
+        db.executemany(
+            "INSERT OR IGNORE INTO temp.seen (connection, model, id) VALUES (?, ?, ?)",
+            [(run.connection, model, rid) for rid in ids],
+        )
+        writes = len(inserts) + len(updates) + len(data_only) + len(changes)
         return BatchResult(created=created, updated=updated, unchanged=unchanged, writes=writes)
+
+    async def begin_model(self, run: RunInfo, model: ModelName, *, owner: str) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            def body() -> None:
+                self._fence(db, run.connection, owner)
+                db.execute(
+                    "DELETE FROM temp.seen WHERE connection = ? AND model = ?", (run.connection, model)
+                )
+
+            self._write(db, body)
+
+        await self._run(op)
 
     async def finish_model(
         self, run: RunInfo, model: ModelName, *, complete: bool, error: str | None, owner: str
@@ -663,9 +679,11 @@ class SQLiteStore:
                 deleted = 0
                 if complete:
                     where = (
-                        "connection = ? AND model = ? AND remote_deleted_at IS NULL AND seen_run <> ?"
+                        "connection = ? AND model = ? AND remote_deleted_at IS NULL AND NOT EXISTS"
+                        " (SELECT 1 FROM temp.seen AS s WHERE s.connection = records.connection"
+                        " AND s.model = records.model AND s.id = records.id)"
                     )
-                    args = (run.connection, model, run.run_id)
+                    args = (run.connection, model)
                     # Same transaction as the run_models row: a crash leaves either all of a model's
                     # deletions recorded and the model marked complete, or neither.
                     deleted = db.execute(
@@ -682,6 +700,9 @@ class SQLiteStore:
                     "INSERT OR REPLACE INTO run_models (run_id, model, status, error, finished_at)"
                     " VALUES (?, ?, ?, ?, ?)",
                     (run.run_id, model, "complete" if complete else "failed", error, at),
+                )
+                db.execute(
+                    "DELETE FROM temp.seen WHERE connection = ? AND model = ?", (run.connection, model)
                 )
                 return deleted
 

@@ -238,6 +238,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
         await state.tell(SyncProgress(model=key, status="reading", read=read, created=created,
                                       updated=updated, unchanged=unchanged))
 
+    await state.store.begin_model(run, key, owner=state.owner)
     stream: AsyncGenerator[Record, None] = connector.list(key)  # type: ignore[assignment]
     try:
         while True:

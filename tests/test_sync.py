@@ -233,47 +233,52 @@ class TestConcurrency:
     async def test_second_sync_of_same_connection_fails_clearly(self, tmp_path: Path) -> None:
         """While a sync runs, a second sync of the same connection raises SyncInProgress naming the holder."""
         async with (
-            ToySimulator(users=200, courses=4, enrollments=20, latency=0.02) as sim,
+            ToySimulator(users=400, courses=4, enrollments=20, latency=0.03) as sim,
             open_store(tmp_path / "s.db") as one,
             open_store(tmp_path / "s.db") as two,
         ):
             errors: list[BaseException] = []
+            running = anyio.Event()
 
             async def second() -> None:
-                await anyio.sleep(0.1)
+                await running.wait()
                 try:
                     await sync(toy(sim), two)
                 except SyncInProgress as exc:
                     errors.append(exc)
 
             async with anyio.create_task_group() as tg:
-                tg.start_soon(sync, toy(sim), one)
+                tg.start_soon(lambda: sync(toy(sim), one, batch_size=50, progress=lambda _: running.set()))
                 tg.start_soon(second)
             assert len(errors) == 1
-            assert errors[0].code == "STORE.SYNC_IN_PROGRESS"
+            assert errors[0].code == "STORE.SYNC_IN_PROGRESS"  # type: ignore[attr-defined]
             assert "another sync" in str(errors[0]) and "pid" in str(errors[0])
             log = await changes(one)
-            assert len(log) == len(set(log)) == 200 + 4 + 4 + len(sim.enrollments)
+            assert len(log) == len(set(log)) == 400 + 4 + 4 + len(sim.enrollments)
 
     async def test_second_sync_waits_when_asked(self, tmp_path: Path) -> None:
         """With wait=, the second sync runs after the first; the change log holds each change once."""
         async with (
-            ToySimulator(users=200, courses=4, enrollments=20, latency=0.02) as sim,
+            ToySimulator(users=400, courses=4, enrollments=20, latency=0.03) as sim,
             open_store(tmp_path / "s.db") as one,
             open_store(tmp_path / "s.db") as two,
         ):
             reports = []
+            running = anyio.Event()
 
-            async def run(store: SQLiteStore, delay: float) -> None:
-                await anyio.sleep(delay)
-                reports.append(await sync(toy(sim), store, wait=30))
+            async def first() -> None:
+                reports.append(await sync(toy(sim), one, batch_size=50, progress=lambda _: running.set()))
+
+            async def second() -> None:
+                await running.wait()
+                reports.append(await sync(toy(sim), two, wait=30))
 
             async with anyio.create_task_group() as tg:
-                tg.start_soon(run, one, 0)
-                tg.start_soon(run, two, 0.1)
-            assert [r.totals["created"] for r in reports] == [208 + len(sim.enrollments), 0]
+                tg.start_soon(first)
+                tg.start_soon(second)
+            assert [r.totals["created"] for r in reports] == [408 + len(sim.enrollments), 0]
             log = await changes(one)
-            assert len(log) == len(set(log)) == 208 + len(sim.enrollments)
+            assert len(log) == len(set(log)) == 408 + len(sim.enrollments)
 
     async def test_other_connections_are_not_blocked(self, sim: ToySimulator, store: SQLiteStore) -> None:
         """The lock is per connection: two tenants sync into one store at once."""
