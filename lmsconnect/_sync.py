@@ -269,6 +269,15 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
                                   unchanged=unchanged, deleted=deleted, error=error))
 
 
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups of one error each; else `exc` itself."""
+    while True:
+        inner = getattr(exc, "exceptions", None)
+        if not isinstance(inner, tuple) or len(inner) != 1:
+            return exc
+        exc = inner[0]
+
+
 async def _acquire(store: StateStore, key: str, owner: str, *, wait: float, lease_s: float) -> None:
     deadline = time.monotonic() + wait
     while True:
@@ -339,12 +348,20 @@ async def sync(
                     if not await store.renew_lock(key, owner, lease_s=lease_s):
                         raise StoreError(f"the sync lock of {key!r} was lost while the run went on")
 
-            async with anyio.create_task_group() as outer:
-                outer.start_soon(heartbeat)
-                async with anyio.create_task_group() as readers:
-                    for k in todo:
-                        readers.start_soon(_read_model, connector, run, k, state)
-                outer.cancel_scope.cancel()
+            try:
+                async with anyio.create_task_group() as outer:
+                    outer.start_soon(heartbeat)
+                    async with anyio.create_task_group() as readers:
+                        for k in todo:
+                            readers.start_soon(_read_model, connector, run, k, state)
+                    outer.cancel_scope.cancel()
+            except Exception as exc:
+                # Task groups wrap errors in exception groups; a caller catching StoreError (a lost
+                # lock) or its own progress callback's error should get that error itself.
+                leaf = _single(exc)
+                if leaf is exc:
+                    raise
+                raise leaf from None
             status = "complete" if all(r.status != "failed" for r in state.reports.values()) else "partial"
             await store.finish_run(run, status=status, owner=owner)
             counts = await store.run_counts(run.run_id)

@@ -324,6 +324,27 @@ class TestResume:
 
         assert per_model(cut) == per_model(clean)
 
+    async def test_resumed_run_skips_models_it_completed(self, sim: ToySimulator, store: SQLiteStore) -> None:
+        """A run stopped after some models completed resumes with only the others; the report says so."""
+
+        class Stop(Exception):
+            pass
+
+        def stop_after_courses(event: SyncProgress) -> None:
+            if event.model == "courses" and event.status == "complete":
+                raise Stop
+
+        sim.latency = 0.02  # users (3 pages) are still being read when courses (1 page) complete
+        with pytest.raises(Stop):
+            await sync(toy(sim), store, models=["courses", "users"], progress=stop_after_courses)
+        report = await sync(toy(sim), store, models=["courses", "users"])
+        assert report.resumed
+        assert report.models["courses"].status == "skipped"
+        assert report.models["courses"].created == 8  # the run's changes, across both attempts
+        assert report.models["users"].status == "complete" and report.models["users"].created == 130
+        log = await changes(store)
+        assert len(log) == len(set(log)) == 138
+
 
 class TestProgressAndModels:
     async def test_progress_reports_each_model(self, sim: ToySimulator, store: SQLiteStore) -> None:
