@@ -137,6 +137,11 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     # -- transport -------------------------------------------------------------------------------------
 
+    def __init__(self, config: MoodleConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        # Moodle has no rate limit; this gate is the load a connection puts on the site's PHP workers.
+        self._gate = asyncio.Semaphore(max(1, config.concurrency))
+
     def create_http(self) -> HttpClient:
         # Moodle has no rate limit of its own; `concurrency` bounds the load a read puts on the site.
         return HttpClient(
@@ -164,7 +169,8 @@ class MoodleConnector(Connector[MoodleConfig]):
             idempotent = not write
         attempts = 3 if idempotent else 1
         for attempt in range(1, attempts + 1):
-            response = await self._post(function, params, write=write, idempotent=idempotent)
+            async with self._gate:
+                response = await self._post(function, params, write=write, idempotent=idempotent)
             try:
                 body = response.json()
             except InvalidRemoteResponse:
@@ -394,18 +400,23 @@ class MoodleConnector(Connector[MoodleConfig]):
             for raw in users:
                 by_user.setdefault(int(raw["id"]), {})[courseid] = raw
 
-        # Phase 2: per user, Moodle's completed flag and progress for all their active courses at once.
-        async def user_courses(userid: int) -> tuple[int, dict[int, dict[str, Any]]]:
+        async def user_progressions(userid: int) -> list[CourseProgression]:
             listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
-            return userid, {int(c["id"]): c for c in listed}
+            by_course = {int(c["id"]): c for c in listed}
+            enrolments = sorted(by_user.pop(userid).items())
+            return list(
+                await asyncio.gather(
+                    *(
+                        self._progression(courses[cid], userid, raw, by_course.get(cid))
+                        for cid, raw in enrolments
+                    )
+                )
+            )
 
-        async def resolve(item: tuple[int, int, dict[str, Any], dict[str, Any] | None]) -> CourseProgression:
-            userid, courseid, enrolment, listed = item
-            return await self._progression(courses[courseid], userid, enrolment, listed)
-
-        async for userid, listed in stream_map(sorted(by_user), user_courses, concurrency=concurrency):
-            work = [(userid, cid, raw, listed.get(cid)) for cid, raw in sorted(by_user.pop(userid).items())]
-            async for progression in stream_map(work, resolve, concurrency=concurrency):
+        # Phase 2, per user: Moodle's completed flag and progress for all their active courses in one call,
+        # then the completion detail where it is needed. The gate in `call` bounds the calls in flight.
+        async for batch in stream_map(sorted(by_user), user_progressions, concurrency=concurrency):
+            for progression in batch:
                 yield progression
 
     async def _progression(

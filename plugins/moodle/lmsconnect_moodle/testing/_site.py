@@ -12,8 +12,8 @@ import hashlib
 import html
 import random
 import time
-from collections.abc import Callable, Iterator
-from typing import Final, Literal
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
@@ -48,6 +48,46 @@ HIDDEN_COURSE_ROLES: Final = frozenset({1, 3, 4})
 """Roles with ``moodle/course:viewhiddencourses``."""
 
 CompletionRule = Literal["view", "grade", "manual", "none"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class IndexedTable(dict[K, V]):
+    """A dict that also keeps its values grouped by some keys, so "the enrolments of course 7" is a
+    lookup and not a scan of 20,000 rows. Mutate it only through item assignment, ``del`` and ``pop``."""
+
+    def __init__(self, *groupers: Callable[[K, V], Hashable]) -> None:
+        super().__init__()
+        self._groupers = groupers
+        self._groups: list[dict[Hashable, dict[K, V]]] = [{} for _ in groupers]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if key in self:
+            self._unindex(key, dict.__getitem__(self, key))
+        super().__setitem__(key, value)
+        for grouper, groups in zip(self._groupers, self._groups, strict=True):
+            groups.setdefault(grouper(key, value), {})[key] = value
+
+    def __delitem__(self, key: K) -> None:
+        self._unindex(key, dict.__getitem__(self, key))
+        super().__delitem__(key)
+
+    def pop(self, key: K, *default: Any) -> Any:
+        if key in self:
+            value = dict.__getitem__(self, key)
+            del self[key]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def _unindex(self, key: K, value: V) -> None:
+        for grouper, groups in zip(self._groupers, self._groups, strict=True):
+            groups.get(grouper(key, value), {}).pop(key, None)
+
+    def group(self, index: int, value: Hashable) -> list[V]:
+        return list(self._groups[index].get(value, {}).values())
 
 
 @attrs.define
@@ -261,6 +301,14 @@ class Evidence:
     timecreated: int
 
 
+def _enrolment_table() -> IndexedTable[tuple[int, int], Enrolment]:
+    return IndexedTable(lambda key, _: key[0], lambda key, _: key[1])
+
+
+def _module_table() -> IndexedTable[int, Module]:
+    return IndexedTable(lambda _, module: module.course)
+
+
 @attrs.define
 class Site:
     """The whole simulated site; ``clock`` gives "now" for writes (Moodle stamps them with server time)."""
@@ -271,8 +319,8 @@ class Site:
     users: dict[int, User] = attrs.field(factory=dict)
     categories: dict[int, Category] = attrs.field(factory=dict)
     courses: dict[int, Course] = attrs.field(factory=dict)
-    modules: dict[int, Module] = attrs.field(factory=dict)
-    enrolments: dict[tuple[int, int], Enrolment] = attrs.field(factory=dict)
+    modules: IndexedTable[int, Module] = attrs.field(factory=_module_table)
+    enrolments: IndexedTable[tuple[int, int], Enrolment] = attrs.field(factory=_enrolment_table)
     """(userid, courseid) -> the user's manual enrolment."""
     completions: dict[tuple[int, int], ActivityCompletion] = attrs.field(factory=dict)
     """(userid, cmid) -> activity completion."""
@@ -289,6 +337,8 @@ class Site:
     completion_delay: float = 0.0
     clock: Callable[[], float] = time.time
     next_ids: dict[str, int] = attrs.field(factory=dict)
+    pending: set[tuple[int, int]] = attrs.field(factory=set)
+    """(userid, courseid) flagged for completion re-aggregation by the cron task."""
 
     # -- identifiers ---------------------------------------------------------------------------------
 
@@ -308,7 +358,7 @@ class Site:
     def course_modules(self, courseid: int) -> list[Module]:
         course = self.courses[courseid]
         order = {s.section: i for i, s in enumerate(course.sections)}
-        mods = [m for m in self.modules.values() if m.course == courseid]
+        mods = self.modules.group(0, courseid)
         return sorted(mods, key=lambda m: (order.get(m.section, 0), m.id))
 
     def tracked_modules(self, courseid: int) -> list[Module]:
@@ -319,16 +369,12 @@ class Site:
 
     def course_enrolments(self, courseid: int) -> list[Enrolment]:
         return sorted(
-            (
-                e
-                for e in self.enrolments.values()
-                if e.courseid == courseid and not self.users[e.userid].deleted
-            ),
+            (e for e in self.enrolments.group(1, courseid) if not self.users[e.userid].deleted),
             key=lambda e: e.userid,
         )
 
     def user_enrolments(self, userid: int) -> list[Enrolment]:
-        return [e for e in self.enrolments.values() if e.userid == userid]
+        return self.enrolments.group(0, userid)
 
     def is_tracked(self, userid: int, courseid: int) -> bool:
         """``completion_info::is_tracked_user``: an active enrolment with a role in the completion reports."""
@@ -389,6 +435,7 @@ class Site:
             self._aggregate(userid, course.id)
         else:
             cc.reaggregate = self.clock()
+            self.pending.add((userid, course.id))
 
     def _aggregate(self, userid: int, courseid: int) -> None:
         course = self.courses[courseid]
@@ -402,11 +449,15 @@ class Site:
 
     def run_due_aggregation(self, *, force: bool = False) -> int:
         """The ``completion_regular_task`` cron: aggregate users flagged at least ``completion_delay`` ago."""
+        if not self.pending:
+            return 0
         now = self.clock()
         done = 0
-        for (userid, courseid), cc in list(self.course_completions.items()):
+        for userid, courseid in sorted(self.pending):
+            cc = self.course_completions[(userid, courseid)]
             if cc.reaggregate is not None and (force or now - cc.reaggregate >= self.completion_delay):
                 self._aggregate(userid, courseid)
+                self.pending.discard((userid, courseid))
                 done += 1
         return done
 
