@@ -35,6 +35,7 @@ _NOT_FOUND: Final = frozenset(
         "invaliduserid",
         "coursenotexist",
         "unknowncourseidnumber",
+        "usernotenroled",
     }
 )
 _INVALID: Final = frozenset(
