@@ -176,7 +176,7 @@ class TestModels:
 class TestUpsertCourses:
     async def test_create_then_unchanged_then_update(self, sim: MoodleSimulator, lms: Any) -> None:
         """origin_id lives in idnumber: created once, unchanged when equal, updated when changed."""
-        item = {
+        item: dict[str, Any] = {
             "origin_id": "CLD100-2027A",
             "course": {
                 "title": "Cloud Computing Foundations",

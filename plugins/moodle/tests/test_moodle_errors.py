@@ -90,7 +90,8 @@ def test_unknown_function_says_so_for_passthrough() -> None:
 
 def test_data_is_not_an_exception() -> None:
     """Lists, null, 0 and ordinary objects are data."""
-    for body in ([], None, 0, {"warnings": []}, {"exception": "x"}):
+    bodies: list[object] = [[], None, 0, {"warnings": []}, {"exception": "x"}]
+    for body in bodies:
         assert not is_exception(body)
 
 

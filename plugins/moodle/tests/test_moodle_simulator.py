@@ -65,14 +65,17 @@ class TestProtocol:
 
     async def test_slashes_escaped_like_php(self, session: aiohttp.ClientSession) -> None:
         """Answers use PHP's json_encode escaping of '/'."""
-        async with MoodleSimulator(site="fixture") as sim, session.post(
-            sim.url + REST,
-            params={
-                "wstoken": sim.token,
-                "moodlewsrestformat": "json",
-                "wsfunction": "core_webservice_get_site_info",
-            },
-        ) as r:
+        async with (
+            MoodleSimulator(site="fixture") as sim,
+            session.post(
+                sim.url + REST,
+                params={
+                    "wstoken": sim.token,
+                    "moodlewsrestformat": "json",
+                    "wsfunction": "core_webservice_get_site_info",
+                },
+            ) as r,
+        ):
             text = await r.text()
         assert '"siteurl":"http:\\/\\/127.0.0.1' in text
 
