@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
@@ -74,6 +75,7 @@ NO_MANUAL_ENROLMENT: Final = "LMS.NO_MANUAL_ENROLMENT"
 NO_GRADED_ACTIVITY: Final = "LMS.NO_GRADED_ACTIVITY"
 COMPLETION_NOT_TRACKED: Final = "LMS.COMPLETION_NOT_TRACKED"
 
+_READS: Final = re.compile(r"_(get|list|read|count|search|view|data_for)_|_get$|_info$")
 _DELETED_BATCH: Final = 100
 _COMPETENCY_PAGE: Final = 500
 _ENROLLED_PAGE: Final = 1000
@@ -214,14 +216,29 @@ class MoodleConnector(Connector[MoodleConfig]):
         """
         if path.startswith("/"):
             return await self.http.request(method, path, **kwargs)
-        params = kwargs.pop("params", None) or kwargs.pop("data", None) or {}
-        write = bool(kwargs.pop("write", False))
-        response = await self._post(path, params, write=write, idempotent=not write)
+        # Unknown functions may write: only names that read are retried, unless the caller says otherwise.
+        write = bool(kwargs.pop("write", not _READS.search(path)))
+        idempotent = bool(kwargs.pop("idempotent", not write))
+        strict = bool(kwargs.pop("raise_for_status", True))
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        params: Mapping[str, ParamValue] = {}
+        for name in ("params", "data", "json_body"):
+            if name in given:
+                params = given.pop(name)
+                break
+        if given:
+            raise InvalidInput(
+                "passthrough of a wsfunction takes params (nested, encoded PHP-style), write, idempotent "
+                f"and raise_for_status; not {', '.join(given)}",
+                field="passthrough",
+            )
+        async with self._gate:
+            response = await self._post(path, params, write=write, idempotent=idempotent)
         try:
             body = response.json()
         except InvalidRemoteResponse:
             return response
-        if is_exception(body):
+        if strict and is_exception(body):
             raise self.http.raise_mapped(map_exception(path, body, known=path in ALL_FUNCTIONS))
         return response
 
