@@ -56,6 +56,8 @@ from ._models import (
     UserStatus,
 )
 from ._registry import ConnectorInfo
+from ._store import Change, ChangeKind, SQLiteStore, StateStore, StoreError, SyncInProgress, open_store
+from ._sync import ModelReport, SyncProgress, SyncReport, sync
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,8 @@ __all__ = [
     "ActionResult",
     "AuthenticationError",
     "Capabilities",
+    "Change",
+    "ChangeKind",
     "CheckReport",
     "CheckStatus",
     "CompleteCourse",
@@ -86,6 +90,7 @@ __all__ = [
     "ItemResult",
     "ItemStatus",
     "LMSConnectError",
+    "ModelReport",
     "NotFound",
     "NotSupported",
     "PermissionDenied",
@@ -95,8 +100,14 @@ __all__ = [
     "RemoteError",
     "RevisionSkill",
     "RevisionStatus",
+    "SQLiteStore",
     "Skill",
+    "StateStore",
+    "StoreError",
     "Support",
+    "SyncInProgress",
+    "SyncProgress",
+    "SyncReport",
     "UpsertCourseItem",
     "UpsertCourses",
     "User",
@@ -104,5 +115,7 @@ __all__ = [
     "__version__",
     "available_connectors",
     "connect",
+    "open_store",
     "register_connector",
+    "sync",
 ]

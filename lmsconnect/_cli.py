@@ -39,7 +39,7 @@ def _config(text: str | None) -> dict[str, Any]:
         text = Path(text[1:]).read_text()
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigurationError(f"--config-json is not valid JSON: {exc.msg}") from None
     if not isinstance(value, dict):
         raise ConfigurationError("--config-json must be a JSON object of connect() arguments")
