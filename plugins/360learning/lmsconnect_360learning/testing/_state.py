@@ -27,7 +27,6 @@ JSON = dict[str, Any]
 _SEED_EPOCH = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 _RUNTIME_ID_PREFIX = 0x70000000
 
-BULK_STATES = ("pending", "queued", "running", "completed")
 
 FIRST_NAMES = (
     "Amira",
