@@ -112,8 +112,9 @@ CAPABILITIES = Capabilities.build(
             "items.course.languages",
             note=(
                 "External courses of the configured integration, through the bulk import "
-                "(PUT /api/v2/bulk/integrations/{integration_id}/courses); the connector waits for the "
-                "bulk operation (up to `upsert_timeout_s`) and reads its per-item results. An item whose "
+                "(PUT /api/v2/bulk/integrations/{integration_id}/courses), after one lookup per item "
+                "(GET /api/v2/integrations/{integration_id}/courses/{externalId}); the connector waits for "
+                "the bulk operation (up to `upsert_timeout_s`) and reads its per-item results. An item whose "
                 "operation has not finished by then is reported `accepted`. Needs the integrations:bulk "
                 "scope, which 360Learning grants on request."
             ),

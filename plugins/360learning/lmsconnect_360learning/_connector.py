@@ -82,6 +82,8 @@ MAX_POLL_INTERVAL_S = 5.0
 BULK_SUBMIT_ATTEMPTS = 8
 
 REFERENCE_CACHE_SIZE = 50_000
+# Accepted items remembered for wait_until_visible().
+MAX_PENDING = 10_000
 # Records handed out between two returns to the event loop while a page is consumed.
 YIELD_EVERY = 50
 
@@ -735,8 +737,8 @@ class Learning360Connector(Connector[Learning360Config]):
                     detail=f"360Learning has not processed bulk operation {operation_id} yet (status "
                     f"{operation.status}); wait_until_visible() follows it",
                 )
-                self._pending[item] = _Pending(
-                    kind="upsert", operation_id=operation_id, existed=key in existing
+                self._remember(
+                    item, _Pending(kind="upsert", operation_id=operation_id, existed=key in existing)
                 )
                 out.append(item)
             return out
@@ -875,12 +877,15 @@ class Learning360Connector(Connector[Learning360Config]):
             status=ItemStatus.ACCEPTED,
             detail=f"{ENROLLMENT_NOTE} (bulk operation {operation_id}, importExternalStatistics)",
         )
-        self._pending[item] = _Pending(
-            kind="enroll",
-            operation_id=operation_id,
-            user_id=user_id,
-            course_id=course_id,
-            known_attempts=frozenset(a.id for a in attempts),
+        self._remember(
+            item,
+            _Pending(
+                kind="enroll",
+                operation_id=operation_id,
+                user_id=user_id,
+                course_id=course_id,
+                known_attempts=frozenset(a.id for a in attempts),
+            ),
         )
         return await self._maybe_wait(ActionResult(action="enroll_user", items=(item,)))
 
@@ -954,14 +959,23 @@ class Learning360Connector(Connector[Learning360Config]):
             id=progression_id,
             remote_id=remote,
         )
-        self._pending[item] = _Pending(
-            kind="complete",
-            operation_id=operation_id,
-            user_id=user_id,
-            course_id=course_id,
-            attempt_id=attempt_id,
+        self._remember(
+            item,
+            _Pending(
+                kind="complete",
+                operation_id=operation_id,
+                user_id=user_id,
+                course_id=course_id,
+                attempt_id=attempt_id,
+            ),
         )
         return await self._maybe_wait(ActionResult(action="complete_course", items=(item,)))
+
+    def _remember(self, item: ItemResult, pending: _Pending) -> None:
+        # Results nobody waits for must not pile up in a long-lived connection: the oldest are forgotten.
+        self._pending[item] = pending
+        while len(self._pending) > MAX_PENDING:
+            del self._pending[next(iter(self._pending))]
 
     async def _maybe_wait(self, result: ActionResult) -> ActionResult:
         if self.config.wait_for_processing_s > 0:
@@ -980,7 +994,7 @@ class Learning360Connector(Connector[Learning360Config]):
         An item that became visible is `created` (enrollment, course) or `updated` (completion, course)
         with its id; one that failed in 360Learning's processing is `failed` with the vendor's reason; one
         still not visible stays `accepted` and its ``detail`` says that the wait timed out, and on what.
-        Other items are returned as they were.
+        Other items, and results of another connection, are returned as they were.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -994,7 +1008,7 @@ class Learning360Connector(Connector[Learning360Config]):
             if settled.status is not ItemStatus.ACCEPTED:
                 self._pending.pop(item, None)
             else:
-                self._pending[settled] = pending
+                self._remember(settled, pending)
             items.append(settled)
         return ActionResult(action=result.action, items=tuple(items))
 
