@@ -377,10 +377,13 @@ class Learning360Connector(Connector[Learning360Config]):
             return InvalidInput(f"360Learning refused {where}: {code}", status=status, vendor_message=vendor)
         return None
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+    async def _request(
+        self, method: str, path: str, *, raise_for_status: bool = True, **kwargs: Any
+    ) -> Response:
         """One API call: budgets, retries and error mapping from the core; one token renewal after a 401.
 
-        A 401 means the call was not applied, so it is sent again (once) whatever its method.
+        A 401 means the call was not applied, so it is sent again (once) whatever its method. With
+        ``raise_for_status=False`` (passthrough) an error response is returned instead of raised.
         """
         method = method.upper()
         kwargs.setdefault("write", method != "GET")
@@ -389,7 +392,7 @@ class Learning360Connector(Connector[Learning360Config]):
             if response.status == 401 and attempt == 1:
                 self.tokens.invalidate(self.tokens.last_sent())
                 continue
-            if response.status >= 400:
+            if response.status >= 400 and raise_for_status:
                 mapped = self._map_error(response) or default_error(response, slug=SLUG)
                 raise self.http.raise_mapped(mapped)
             return response

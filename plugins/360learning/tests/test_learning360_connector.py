@@ -214,6 +214,15 @@ class TestTokens:
         ):
             assert len([u async for u in lms.list(User)]) == 5
 
+    async def test_passthrough_can_return_errors(self, lms: Connector[Any]) -> None:
+        """With raise_for_status=False (as the CLI calls it) a vendor error comes back as a response."""
+        response = await lms.passthrough("GET", f"/api/v2/courses/{'0' * 24}", raise_for_status=False)
+        assert response.status == 404 and response.json()["error"]["code"] == "courseNotFound"
+        created = await lms.passthrough(
+            "POST", "/api/v2/integrations", json_body={"externalPlatform": "Our Catalog"}
+        )
+        assert created.status == 201 and created.json()["externalPlatform"] == "Our Catalog"
+
     async def test_every_call_carries_the_version_header(self, lms: Connector[Any]) -> None:
         """The simulator refuses calls without 360-api-version; all reads and a passthrough succeed."""
         await read_all(lms)
