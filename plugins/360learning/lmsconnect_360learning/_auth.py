@@ -45,10 +45,13 @@ class TokenCache:
             async with self._lock:
                 token = self._fresh()
                 if token is None:
+                    # The lifetime runs from when the server issued the token, which is after we asked:
+                    # counting from the request keeps our idea of expiry on the safe side.
+                    asked = self._clock()
                     token, lifetime = await self._fetch()
                     self.fetched += 1
                     self._token = token
-                    self._renew_at = self._clock() + lifetime - min(60.0, lifetime / 10)
+                    self._renew_at = asked + lifetime - min(60.0, lifetime / 10)
         _SENT.set(token)
         return token
 
