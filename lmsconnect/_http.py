@@ -201,6 +201,11 @@ def default_error(response: Response, *, slug: str) -> LMSConnectError:
     return RemoteError(f"{where} failed", status=status, connector=slug, vendor_message=vendor)
 
 
+def _exhausted(headers: Mapping[str, str]) -> bool:
+    remaining = headers.get("X-RateLimit-Remaining") or headers.get("X-Ratelimit-Remaining")
+    return remaining is not None and remaining.strip() == "0"
+
+
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``."""
     value = headers.get("Retry-After")
@@ -351,6 +356,12 @@ class HttpClient:
                 self.stats.rejected += 1
                 wait = retry_after(response.headers)
                 budget.pause_until(time.monotonic() + (wait if wait is not None else 1.0))
+            elif _exhausted(response.headers):
+                # The vendor says the window is spent: hold further calls until it resets rather
+                # than spend one on a certain 429.
+                wait = retry_after(response.headers)
+                if wait:
+                    budget.pause_until(time.monotonic() + wait)
             if response.status in RETRY_STATUSES and attempt < attempts:
                 await self._backoff(attempt, retry_after(response.headers), shown, str(response.status))
                 continue
