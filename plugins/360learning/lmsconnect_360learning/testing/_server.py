@@ -140,6 +140,9 @@ class Learning360Simulator:
     restorable; integrations ("course providers") and built-in content platforms that appear only on
     courses; per-scope 403 ``invalid_scope``.
 
+    Counters (``calls``, ``calls_by_route``, ``rejected_calls``, ``tokens_issued``) are attributes, and are
+    also served at ``GET /_simulator/stats`` (not counted) for a simulator run out of process.
+
     Faults are opt-in and deterministic for a ``fault_seed``: each request is keyed by its method, path
     and query and by how often that key was seen, so a retry draws again but the same run draws the
     same faults whatever the interleaving.
