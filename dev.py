@@ -38,7 +38,10 @@ def ensure_env(*, dev: bool) -> None:
     sources = [ROOT / "pyproject.toml", *(p / "pyproject.toml" for p in PLUGINS)]
     if marker.exists() and all(s.stat().st_mtime <= marker.stat().st_mtime for s in sources):
         return
-    pip = [BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # compat editable installs put the source folders on sys.path (a .pth), which mypy can follow;
+    # setuptools' default import-hook finders are invisible to it.
+    pip = [BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--config-settings", "editable_mode=compat"]
     editable: list[str | Path] = ["-e", ROOT]
     for plugin in PLUGINS:
         editable += ["-e", plugin]
@@ -50,7 +53,10 @@ def ensure_env(*, dev: bool) -> None:
 
 def plugin_packages() -> list[str]:
     return sorted(
-        p.name for plugin in PLUGINS for p in plugin.glob("lmsconnect_*") if p.is_dir() and p.name.isidentifier()
+        p.name
+        for plugin in PLUGINS
+        for p in plugin.glob("lmsconnect_*")
+        if p.is_dir() and p.name.isidentifier()
     )
 
 
@@ -83,7 +89,7 @@ def main(argv: list[str]) -> int:
         if run(BIN / "mypy", "--strict", *packages, check=False):
             failures.append("mypy")
         if run(BIN / "lmsconnect", "docs", "--check", *plugin_slugs(), check=False):
-            failures.append("docs freshness (run: .venv/bin/lmsconnect docs " + " ".join(plugin_slugs()) + ")")
+            failures.append("docs freshness (run: python3 dev.py docs)")
         print("\nFAILED: " + ", ".join(failures) if failures else "\nall checks passed", flush=True)
         return 1 if failures else 0
     if command == "docs":

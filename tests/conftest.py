@@ -14,6 +14,6 @@ import lmsconnect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "toylms"))
 
-from lmsconnect_toylms import ToyConnector  # noqa: E402
+from lmsconnect_toylms import ToyConnector
 
 lmsconnect.register_connector(ToyConnector, replace=True)

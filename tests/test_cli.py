@@ -56,7 +56,7 @@ class TestCapabilities:
 
 class TestSimulate:
     async def test_prints_config_and_serves_until_terminated(self) -> None:
-        """`simulate SLUG --port 0` prints one {"config"} line that connect() can use, and stops on SIGTERM."""
+        """`simulate SLUG --port 0` prints one {"config"} line for connect(), and stops on SIGTERM."""
         proc = await asyncio.create_subprocess_exec(
             *CLI, "simulate", "toylms", "--port", "0", "--users", "3",
             stdout=asyncio.subprocess.PIPE, env=ENV,

@@ -17,7 +17,8 @@ def repo_plugin_slugs() -> list[str]:
     slugs = []
     for pyproject in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
         text = pyproject.read_text()
-        match = re.search(r'\[project\.entry-points\."lmsconnect\.connectors"\]\s*\n\s*"?([\w.-]+)"?\s*=', text)
+        section = r'\[project\.entry-points\."lmsconnect\.connectors"\]'
+        match = re.search(section + r'\s*\n\s*"?([\w.-]+)"?\s*=', text)
         if match:
             slugs.append(match.group(1))
     return slugs
