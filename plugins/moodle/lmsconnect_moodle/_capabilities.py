@@ -66,8 +66,9 @@ CAPABILITIES: Final = Capabilities.build(
         "skills": model_support(
             "name",
             "remote_created_at",
-            note="Every competency of every competency framework (frameworks in all contexts), one call "
-            "per 500 competencies of a framework.",
+            note="Skills are sourced from Moodle competencies. Each competency within a competency framework "
+            "is mapped to a skill. Frameworks of every context are read (one call), then their competencies "
+            "(one call per 500 competencies of a framework).",
             notes={"name": "The competency's short name."},
         ),
         "courses": model_support(

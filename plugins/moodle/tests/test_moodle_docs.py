@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from lmsconnect_moodle import CAPABILITIES, REQUIRED_FUNCTIONS
 
 PAGE = Path(__file__).resolve().parents[3] / "docs" / "moodle-setup.md"
