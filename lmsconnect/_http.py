@@ -54,6 +54,7 @@ __all__ = [
 log = logging.getLogger("lmsconnect.http")
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
 R = TypeVar("R")
@@ -308,13 +309,16 @@ class HttpClient:
 
         ``idempotent`` defaults from the method (GET, HEAD, OPTIONS, PUT, DELETE); pass it for a POST that
         only reads (Moodle web services) or a GET that writes (TalentLMS v1). ``write`` picks the write
-        budget; it defaults to "not idempotent".
+        budget; it defaults to "not GET/HEAD/OPTIONS", except a POST marked idempotent (a read) and a
+        request marked non-idempotent (a write).
         """
         method = method.upper()
+        if write is None:
+            # Anything but a safe method writes, unless the caller vouched that this POST only reads
+            # (Moodle's web-service reads); a GET declared non-idempotent writes (TalentLMS v1).
+            write = (method not in SAFE_METHODS and idempotent is not True) or idempotent is False
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        if write is None:
-            write = method not in IDEMPOTENT_METHODS or not idempotent
         budget = self.write_budget if write else self.read_budget
         url = self.url(path)
         shown = self.scrub(f"{method} {url.split('?')[0]}")
