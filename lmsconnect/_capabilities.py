@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -332,60 +332,48 @@ class Capabilities:
             "## Models",
             "",
         ]
-        for key, model in self.models.items():
-            if not model.supported:
-                continue
-            out += [f"### {key}", ""]
-            if model.note:
-                out += [_md(model.note), ""]
-            out += ["| field | support | note |", "|---|---|---|"]
-            out += [
-                f"| `{f}` | {c.support.value} | {_md(c.note)} |"
-                for f, c in model.fields.items()
-                if c.support is not Support.UNSUPPORTED
-            ]
-            out.append("")
-        missing = [k for k, m in self.models.items() if not m.supported]
-        if missing:
-            out += [
-                "Not supported: "
-                + ", ".join(
-                    f"`{k}`" + (f" ({_md(self.models[k].note)})" if self.models[k].note else "")
-                    for k in missing
-                ),
-                "",
-            ]
+        out += _markdown_sections(self.models, "field", lambda _: "")
         out += ["## Actions", ""]
-        for akey, action in self.actions.items():
-            if not action.supported:
-                continue
-            flags = ", ".join(f"**{f.value}**" for f in sorted(action.flags))
-            out += [f"### {akey}" + (f" ({flags})" if flags else ""), ""]
-            if action.note:
-                out += [_md(action.note), ""]
-            out += ["| input field | support | note |", "|---|---|---|"]
-            out += [
-                f"| `{f}` | {c.support.value} | {_md(c.note)} |"
-                for f, c in action.fields.items()
-                if c.support is not Support.UNSUPPORTED
-            ]
-            out.append("")
-        amissing = [k for k, a in self.actions.items() if not a.supported]
-        if amissing:
-            out += [
-                "Not supported: "
-                + ", ".join(
-                    f"`{k}`" + (f" ({_md(self.actions[k].note)})" if self.actions[k].note else "")
-                    for k in amissing
-                ),
-                "",
-            ]
+        out += _markdown_sections(
+            self.actions,
+            "input field",
+            lambda a: ", ".join(f"**{f.value}**" for f in sorted(a.flags)),
+        )
         out += ["## Features", "", "| feature | supported | note |", "|---|---|---|"]
         out += [
             f"| {FEATURE_TITLES[k]} | {'yes' if v.supported else 'no'} | {_md(v.note)} |"
             for k, v in self.features.items()
         ]
         return "\n".join(out) + "\n"
+
+
+def _markdown_sections(
+    entries: Mapping[Any, ModelCapability] | Mapping[Any, ActionCapability],
+    column: str,
+    flags: Callable[[Any], str],
+) -> list[str]:
+    """One section per supported model or action (its note and field table), then the unsupported."""
+    out: list[str] = []
+    for key, entry in entries.items():
+        if not entry.supported:
+            continue
+        shown = flags(entry)
+        out += [f"### {key}" + (f" ({shown})" if shown else ""), ""]
+        if entry.note:
+            out += [_md(entry.note), ""]
+        out += [f"| {column} | support | note |", "|---|---|---|"]
+        out += [
+            f"| `{f}` | {c.support.value} | {_md(c.note)} |"
+            for f, c in entry.fields.items()
+            if c.support is not Support.UNSUPPORTED
+        ]
+        out.append("")
+    missing = [
+        f"`{k}`" + (f" ({_md(e.note)})" if e.note else "") for k, e in entries.items() if not e.supported
+    ]
+    if missing:
+        out += ["Not supported: " + ", ".join(missing), ""]
+    return out
 
 
 def _md(text: str) -> str:

@@ -376,13 +376,7 @@ class HttpClient:
 
     def _error(self, response: Response) -> LMSConnectError:
         mapped = self._error_mapper(response) if self._error_mapper else None
-        error = mapped or default_error(response, slug=self.slug)
-        error.connector = error.connector or self.slug
-        error.message = self.scrub(error.message)
-        if error.vendor_message:
-            error.vendor_message = self.scrub(error.vendor_message)
-        error.args = (error.message,)
-        return error
+        return self.raise_mapped(mapped or default_error(response, slug=self.slug))
 
     def raise_mapped(self, error: LMSConnectError) -> LMSConnectError:
         """Scrub and tag an error a connector built itself from a response body."""

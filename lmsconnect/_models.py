@@ -114,9 +114,9 @@ def make_id(connector: str, model: ModelName, remote_id: str | int) -> str:
     'usr_nvxw6zdmmuptimq'
 
     Ids are reversible on purpose: an action given ``user_id`` needs the vendor's id back, and a lookup
-    table would make actions depend on an earlier read. Cached: progressions repeat the same user and
-    revision references many times, and base32 is pure Python. The prefix names the model, so passing a user id
-    where a course id belongs is caught before any remote call.
+    table would make actions depend on an earlier read. The prefix names the model, so passing a user
+    id where a course id belongs is caught before any remote call. Cached: progressions repeat the same
+    user and revision references many times, and base32 is pure Python.
     """
     payload = f"{connector}\x1f{remote_id}".encode()
     return f"{_PREFIX[model]}_{_b32(payload)}"
