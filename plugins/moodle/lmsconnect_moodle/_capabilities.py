@@ -10,12 +10,12 @@ from typing import Final
 
 from lmsconnect.plugin import Capabilities, action_support, model_support
 
-__all__ = ["ALL_FUNCTIONS", "CAPABILITIES", "REQUIRED_FUNCTIONS", "SITE_INFO"]
+__all__ = ["ALL_FUNCTIONS", "CAPABILITIES", "DELETED_USERS_FUNCTION", "REQUIRED_FUNCTIONS", "SITE_INFO"]
 
 SITE_INFO: Final = "core_webservice_get_site_info"
 
 REQUIRED_FUNCTIONS: Final[dict[str, tuple[str, ...]]] = {
-    "users": ("core_user_get_users", "core_user_get_users_by_field"),
+    "users": ("core_user_get_users",),
     "courses": ("core_course_get_courses",),
     "course_revisions": ("core_course_get_courses",),
     "course_progressions": (
@@ -42,7 +42,13 @@ REQUIRED_FUNCTIONS: Final[dict[str, tuple[str, ...]]] = {
     ),
 }
 
-ALL_FUNCTIONS: Final = frozenset(f for fs in REQUIRED_FUNCTIONS.values() for f in fs) | {SITE_INFO}
+DELETED_USERS_FUNCTION: Final = "core_user_get_users_by_field"
+"""Needed for users only with ``include_deleted_users=True``."""
+
+ALL_FUNCTIONS: Final = frozenset(f for fs in REQUIRED_FUNCTIONS.values() for f in fs) | {
+    SITE_INFO,
+    DELETED_USERS_FUNCTION,
+}
 
 CAPABILITIES: Final = Capabilities.build(
     slug="moodle",
@@ -53,14 +59,17 @@ CAPABILITIES: Final = Capabilities.build(
             "last_name",
             "work_email",
             "status",
-            note="One call (core_user_get_users) for every user; the guest account is left out. Deleted "
-            "users, which Moodle keeps as rows only core_user_get_users_by_field returns, are found as gaps "
-            "in the id sequence (and up to 100 ids past the highest) and read in batches of 100.",
+            note="One call (core_user_get_users) for every user; the guest account is left out. Users "
+            "Moodle has deleted are not listed, so lmsconnect.sync marks them deleted (remote_deleted_at). "
+            "With include_deleted_users=True they are listed too: Moodle keeps their rows, which only "
+            "core_user_get_users_by_field returns, so they are looked for in the gaps of the id sequence "
+            "(and up to 100 ids past the highest), 100 ids per call.",
             notes={
-                "status": "Suspended users are INACTIVE; deleted users are INACTIVE with remote_deleted_at.",
-                "remote_deleted_at": "Set for users Moodle has deleted, from the deletion time Moodle writes "
-                "into the deleted account's username; otherwise filled by lmsconnect.sync.",
-                "work_email": "For deleted users, the address Moodle kept in the renamed username.",
+                "status": "Suspended users are INACTIVE (deleted ones too, when listed).",
+                "remote_deleted_at": "Filled by lmsconnect.sync when a user disappears; with "
+                "include_deleted_users=True, the deletion time Moodle writes into a deleted account's "
+                "username.",
+                "work_email": "For listed deleted users, the address Moodle kept in the renamed username.",
             },
         ),
         "skills": model_support(

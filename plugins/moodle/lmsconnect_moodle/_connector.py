@@ -53,7 +53,7 @@ from lmsconnect.plugin import (
     stream_map,
 )
 
-from ._capabilities import ALL_FUNCTIONS, CAPABILITIES, REQUIRED_FUNCTIONS, SITE_INFO
+from ._capabilities import ALL_FUNCTIONS, CAPABILITIES, DELETED_USERS_FUNCTION, REQUIRED_FUNCTIONS, SITE_INFO
 from ._errors import errorcode_of, is_exception, is_transient, map_exception
 from ._params import ParamValue, encode_params
 
@@ -94,6 +94,12 @@ class MoodleConfig:
         default=1, help="Category id where upsert_courses creates new courses"
     )
     concurrency: int = config_field(default=16, help="Web-service calls in flight at once during reads")
+    include_deleted_users: bool = config_field(
+        default=False,
+        help="Also list users Moodle has deleted (INACTIVE, with Moodle's deletion time as "
+        "remote_deleted_at); by default they are left out, so lmsconnect.sync marks them deleted "
+        "when they disappear",
+    )
     completion_dates: bool = config_field(
         default=True,
         help="Read completed_at for completed progressions (one extra call per completed progression)",
@@ -256,7 +262,7 @@ class MoodleConnector(Connector[MoodleConfig]):
             if int(raw["id"]) == GUEST_USER_ID:
                 continue
             yield self._user(raw, "core_user_get_users")
-        if not seen:
+        if not seen or not self.config.include_deleted_users:
             return
         # Deleted accounts keep their ids; look for them in the gaps and just past the highest live id
         # (Moodle silently drops ids that were never used).
@@ -891,6 +897,8 @@ class MoodleConnector(Connector[MoodleConfig]):
         allowed = await self.site_functions()
         items = []
         for name, functions in REQUIRED_FUNCTIONS.items():
+            if name == "users" and self.config.include_deleted_users:
+                functions = (*functions, DELETED_USERS_FUNCTION)
             missing = tuple(f for f in functions if f not in allowed)
             kind = "action" if name in self.capabilities.actions else "model"
             items.append(

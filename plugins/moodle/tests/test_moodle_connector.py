@@ -96,8 +96,17 @@ class TestExceptionBodies:
 
 class TestModels:
     async def test_users(self, lms: Any) -> None:
-        """Suspended users are INACTIVE, deleted ones INACTIVE with remote_deleted_at, guest left out."""
+        """Suspended users are INACTIVE; deleted users and the guest account are left out."""
         users = {u.remote_id: u for u in await collect(lms, "users")}
+        assert sorted(users) == ["2", "3", "4", "5", "6", "7"]
+        assert users["3"].status is UserStatus.ACTIVE and users["3"].work_email == "alice.martin@example.com"
+        assert users["7"].status is UserStatus.INACTIVE and users["7"].remote_deleted_at is None
+        assert lms.stats.calls == 1
+
+    async def test_deleted_users_on_request(self, sim: MoodleSimulator) -> None:
+        """include_deleted_users lists deleted users as INACTIVE with Moodle's deletion time."""
+        async with lmsconnect.connect("moodle", **sim.connect_config, include_deleted_users=True) as lms:
+            users = {u.remote_id: u for u in await collect(lms, "users")}
         assert "1" not in users
         assert users["3"].status is UserStatus.ACTIVE and users["3"].work_email == "alice.martin@example.com"
         assert users["7"].status is UserStatus.INACTIVE and users["7"].remote_deleted_at is None
