@@ -380,3 +380,31 @@ class TestPassthrough:
             connector = lmsconnect.connect("moodle", **sim.connect_config)
             assert isinstance(connector, MoodleConnector)
             assert "***" in repr(connector) and sim.token not in repr(connector)
+
+
+class TestInputChecks:
+    async def test_language_tags_become_moodle_packs(self, sim: MoodleSimulator) -> None:
+        """A BCP 47 region tag maps onto Moodle's pack name (pt-BR -> pt_br)."""
+        sim.site.languages = ("en", "pt_br")
+        async with lmsconnect.connect("moodle", **sim.connect_config) as lms:
+            result = await lms.upsert_courses(
+                {"items": [{"origin_id": "PT-1", "course": {"title": "Curso", "languages": ["pt-BR"]}}]}
+            )
+        assert sim.site.courses[int(result.items[0].remote_id or 0)].lang == "pt_br"
+
+    async def test_unknown_user_is_not_found(self, lms: Any) -> None:
+        """Enrolling a user Moodle does not have is NotFound, not a silent success."""
+        with pytest.raises(NotFound):
+            await lms.enroll_user(user_id="remote:9999", course_revision_id=ids("course_revisions", 4))
+
+    async def test_progression_id_must_be_moodle_shaped(self, lms: Any) -> None:
+        """A progression id that is not '<course>:<user>' is rejected before any call."""
+        before = lms.stats.calls
+        with pytest.raises(InvalidInput):
+            await lms.complete_course(course_progression_id="remote:abc")
+        assert lms.stats.calls == before
+
+    async def test_site_course_cannot_be_deactivated(self, lms: Any) -> None:
+        """Course 1 is the site, not a course."""
+        with pytest.raises(InvalidInput):
+            await lms.deactivate_course(course_id="remote:1")
