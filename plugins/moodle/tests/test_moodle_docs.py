@@ -26,6 +26,6 @@ def test_setup_page_lists_required_functions() -> None:
 
 def test_every_supported_model_and_action_has_required_functions() -> None:
     """check() can judge every model and action the table supports."""
-    supported = {k for k, m in CAPABILITIES.models.items() if m.supported}
+    supported: set[str] = {k for k, m in CAPABILITIES.models.items() if m.supported}
     supported |= {k for k, a in CAPABILITIES.actions.items() if a.supported}
     assert supported == set(REQUIRED_FUNCTIONS)
