@@ -38,7 +38,18 @@ from .._errors import (
     LMSConnectError,
     NotSupported,
 )
-from .._models import MODELS, ModelName, Record, make_id, parse_id
+from .._models import (
+    MODELS,
+    CourseProgression,
+    CourseRevision,
+    ModelName,
+    Record,
+    RevisionStatus,
+    User,
+    UserStatus,
+    make_id,
+    parse_id,
+)
 from .._registry import registry
 from . import simulator
 
@@ -97,13 +108,16 @@ class ConformanceSuite:
         return [str(sim.connect_config[n]) for n in secret_names if sim.connect_config.get(n)]
 
     async def enroll_candidate(self, lms: Connector[Any]) -> tuple[str, str]:
-        """A (user id, revision id) pair to enrol; override when the first free pair would not do."""
+        """An active user and an active revision not yet paired; override when that would not do."""
         enrolled = set()
         if lms.capabilities.models["course_progressions"].supported:
-            async for p in lms.list("course_progressions"):
-                enrolled.add((p.user_id, p.course_revision_id))  # type: ignore[union-attr]
-        revisions = [r.id async for r in lms.list("course_revisions")]
-        async for user in lms.list("users"):
+            async for p in lms.list(CourseProgression):
+                enrolled.add((p.user_id, p.course_revision_id))
+        revisions = [r.id async for r in lms.list(CourseRevision)
+                     if r.status in (None, RevisionStatus.ACTIVE)]
+        async for user in lms.list(User):
+            if user.status not in (None, UserStatus.ACTIVE) or user.remote_deleted_at:
+                continue
             for revision in revisions:
                 if (user.id, revision) not in enrolled:
                     return user.id, revision
