@@ -458,7 +458,10 @@ class SQLiteStore:
                     dead = row[1] == _HOST and not _pid_alive(row[2])
                     if not (expired or dead):
                         return LockHolder(
-                            connection=connection, owner=row[0], host=row[1], pid=row[2],
+                            connection=connection,
+                            owner=row[0],
+                            host=row[1],
+                            pid=row[2],
                             acquired_at=dt.datetime.fromisoformat(row[3]),
                             lease_until=dt.datetime.fromtimestamp(row[4], dt.timezone.utc),
                         )
@@ -525,8 +528,12 @@ class SQLiteStore:
                         "SELECT model FROM run_models WHERE run_id = ? AND status = 'complete'",
                         (run_id,),
                     ).fetchall()
-                    return RunInfo(run_id=run_id, connection=connection, resumed=True,
-                                   complete_models=frozenset(r[0] for r in done))
+                    return RunInfo(
+                        run_id=run_id,
+                        connection=connection,
+                        resumed=True,
+                        complete_models=frozenset(r[0] for r in done),
+                    )
                 cur = db.execute(
                     "INSERT INTO runs (connection, slug, status, started_at) VALUES (?, ?, 'running', ?)",
                     (connection, slug, _iso(_now())),
@@ -739,6 +746,7 @@ class SQLiteStore:
         cls = MODELS[key]
         last = ("", "")
         while True:
+
             def page(db: sqlite3.Connection, last: tuple[str, str] = last) -> list[tuple[Any, ...]]:
                 sql = (
                     "SELECT connection, id, data, changed_at, remote_deleted_at FROM records"
@@ -808,8 +816,13 @@ class SQLiteStore:
             rows = await self._run(page)
             for cursor, kind, model, rid, remote_id, conn, at, run_id in rows:
                 yield Change(
-                    cursor=cursor, kind=ChangeKind(kind), model=model, id=rid, remote_id=remote_id,
-                    connection=conn, at=dt.datetime.fromisoformat(at.replace("Z", "+00:00")),
+                    cursor=cursor,
+                    kind=ChangeKind(kind),
+                    model=model,
+                    id=rid,
+                    remote_id=remote_id,
+                    connection=conn,
+                    at=dt.datetime.fromisoformat(at.replace("Z", "+00:00")),
                     run_id=run_id,
                 )
                 after = cursor

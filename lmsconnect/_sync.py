@@ -140,20 +140,28 @@ class SyncReport:
         """A plain-text table, one line per model, then the totals."""
         head = ("model", "status", "read", "created", "updated", "deleted", "unchanged")
         rows: list[tuple[str, ...]] = [
-            (m.model, m.status, str(m.read), str(m.created), str(m.updated), str(m.deleted),
-             str(m.unchanged))
+            (m.model, m.status, str(m.read), str(m.created), str(m.updated), str(m.deleted), str(m.unchanged))
             for m in self.models.values()
         ]
         totals = self.totals
-        rows.append(("total", "ok" if self.ok else "PARTIAL",
-                     str(sum(m.read for m in self.models.values())),
-                     str(totals["created"]), str(totals["updated"]), str(totals["deleted"]),
-                     str(sum(m.unchanged for m in self.models.values()))))
+        rows.append(
+            (
+                "total",
+                "ok" if self.ok else "PARTIAL",
+                str(sum(m.read for m in self.models.values())),
+                str(totals["created"]),
+                str(totals["updated"]),
+                str(totals["deleted"]),
+                str(sum(m.unchanged for m in self.models.values())),
+            )
+        )
         widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
 
         def line(cells: Sequence[str]) -> str:
-            return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+            return "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
 
         out = [line(head), line(["-" * w for w in widths])]
         out += [line(r) for r in rows[:-1]]
@@ -175,9 +183,7 @@ def connection_key(connector: Connector[Any]) -> str:
     name a connection yourself when other settings (a rate-limit option) may change.
     """
     values = {
-        f.name: getattr(connector.config, f.name, None)
-        for f in connector.spec.config_fields
-        if not f.secret
+        f.name: getattr(connector.config, f.name, None) for f in connector.spec.config_fields if not f.secret
     }
     text = json.dumps(values, sort_keys=True, default=str)
     return f"{connector.slug}:{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
@@ -235,8 +241,11 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
         unchanged += result.unchanged
         state.writes += result.writes
         state.store_s += result.seconds
-        await state.tell(SyncProgress(model=key, status="reading", read=read, created=created,
-                                      updated=updated, unchanged=unchanged))
+        await state.tell(
+            SyncProgress(
+                model=key, status="reading", read=read, created=created, updated=updated, unchanged=unchanged
+            )
+        )
 
     await state.store.begin_model(run, key, owner=state.owner)
     stream: AsyncGenerator[Record, None] = connector.list(key)  # type: ignore[assignment]
@@ -258,15 +267,22 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-    deleted = await state.store.finish_model(
-        run, key, complete=error is None, error=error, owner=state.owner
-    )
+    deleted = await state.store.finish_model(run, key, complete=error is None, error=error, owner=state.owner)
     status: ModelStatus = "complete" if error is None else "failed"
     state.writes += 2 * deleted
-    state.reports[key] = ModelReport(model=key, status=status, read=read, unchanged=unchanged,
-                                     error=error)
-    await state.tell(SyncProgress(model=key, status=status, read=read, created=created, updated=updated,
-                                  unchanged=unchanged, deleted=deleted, error=error))
+    state.reports[key] = ModelReport(model=key, status=status, read=read, unchanged=unchanged, error=error)
+    await state.tell(
+        SyncProgress(
+            model=key,
+            status=status,
+            read=read,
+            created=created,
+            updated=updated,
+            unchanged=unchanged,
+            deleted=deleted,
+            error=error,
+        )
+    )
 
 
 def _single(exc: BaseException) -> BaseException:
@@ -371,8 +387,12 @@ async def sync(
         reports: dict[str, ModelReport] = {}
         for k in keys:
             got = counts.get(k, {})
-            reports[k] = attrs.evolve(state.reports[k], created=got.get("created", 0),
-                                      updated=got.get("updated", 0), deleted=got.get("deleted", 0))
+            reports[k] = attrs.evolve(
+                state.reports[k],
+                created=got.get("created", 0),
+                updated=got.get("updated", 0),
+                deleted=got.get("deleted", 0),
+            )
         return SyncReport(
             connection=key,
             run_id=run.run_id,
@@ -398,8 +418,10 @@ class _ProgressDisplay:
     def __init__(self, out: TextIO, models: Sequence[str], *, live: bool) -> None:
         self.out = out
         self.live = live
-        self.lines: dict[str, SyncProgress] = {m: SyncProgress(model=m, status="reading")  # type: ignore[arg-type]
-                                               for m in models}
+        self.lines: dict[str, SyncProgress] = {
+            m: SyncProgress(model=m, status="reading")  # type: ignore[arg-type]
+            for m in models
+        }
         self.drawn = 0
         self.last_draw = 0.0
         self.width = max((len(m) for m in models), default=5)
@@ -416,8 +438,10 @@ class _ProgressDisplay:
             self.out.flush()
 
     def text(self, p: SyncProgress) -> str:
-        text = (f"{p.model:<{self.width}}  {p.status:<8}  {p.read:>8,} read  +{p.created:,} created  "
-                f"~{p.updated:,} updated  -{p.deleted:,} deleted")
+        text = (
+            f"{p.model:<{self.width}}  {p.status:<8}  {p.read:>8,} read  +{p.created:,} created  "
+            f"~{p.updated:,} updated  -{p.deleted:,} deleted"
+        )
         if p.error:
             text += f"  ({p.error})"
         return text
@@ -466,7 +490,10 @@ async def cli_sync(
     try:
         async with open_store(db) as store:
             report = await sync(
-                lms, store, models=keys, connection=connection,
+                lms,
+                store,
+                models=keys,
+                connection=connection,
                 progress=display if progress and not as_json else None,
             )
     except LMSConnectError as exc:
@@ -508,8 +535,10 @@ async def cli_changes(
                 if count == 1:
                     out.write(f"{'cursor':>7}  {'at':<20}  {'kind':<7}  {'model':<19}  id\n")
                 at = change.at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                out.write(f"{change.cursor:>7}  {at:<20}  {change.kind.value:<7}  {change.model:<19}  "
-                          f"{change.id} (remote {change.remote_id}, {change.connection})\n")
+                out.write(
+                    f"{change.cursor:>7}  {at:<20}  {change.kind.value:<7}  {change.model:<19}  "
+                    f"{change.id} (remote {change.remote_id}, {change.connection})\n"
+                )
     if not as_json:
         out.write(f"{count} change(s); next time: --since {last}\n")
     return 0
