@@ -387,7 +387,13 @@ class SQLiteStore:
 
     async def open(self) -> SQLiteStore:
         if self._db is None:
-            self._db = await anyio.to_thread.run_sync(self._connect, limiter=self._limiter)
+            try:
+                self._db = await anyio.to_thread.run_sync(self._connect, limiter=self._limiter)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"cannot open the store {self.path!r}: {type(exc).__name__}: {exc}",
+                    hint="Check the path exists and is writable, and that it is an lmsconnect store",
+                ) from exc
         return self
 
     def _connect(self) -> sqlite3.Connection:
@@ -429,7 +435,10 @@ class SQLiteStore:
         db = self._db
         if db is None:
             raise StoreError("the store is closed; use `async with lmsconnect.open_store(path) as store:`")
-        return await anyio.to_thread.run_sync(func, db, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(func, db, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store {self.path!r} failed: {type(exc).__name__}: {exc}") from exc
 
     @staticmethod
     def _write(db: sqlite3.Connection, func: Callable[[], T]) -> T:

@@ -86,6 +86,16 @@ class TestSchema:
             async with open_store(tmp_path / "s.db"):
                 pass
 
+    async def test_unusable_path_is_a_store_error(self, tmp_path: Path) -> None:
+        """A path SQLite cannot open, or a file that is not a database, raises StoreError naming it."""
+        with pytest.raises(StoreError, match="cannot open the store"):
+            async with open_store(tmp_path / "missing-dir" / "s.db"):
+                pass
+        (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+        with pytest.raises(StoreError, match=r"junk\.db"):
+            async with open_store(tmp_path / "junk.db"):
+                pass
+
     async def test_closed_store_says_how_to_open(self) -> None:
         """Using a store that is not open raises a StoreError that shows the right usage."""
         with pytest.raises(StoreError, match="open_store"):
