@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,31 @@ class TestConcurrency:
             assert [r.totals["created"] for r in reports] == [408 + len(sim.enrollments), 0]
             log = await changes(one)
             assert len(log) == len(set(log)) == 408 + len(sim.enrollments)
+
+    async def test_lock_held_by_another_process(self, sim: ToySimulator, tmp_path: Path) -> None:
+        """A sync holding the lock in another process makes ours fail with its pid; once it is gone
+        (killed, lease never released), ours takes over at once."""
+        db = tmp_path / "s.db"
+        code = (
+            "import asyncio, sys\n"
+            "from lmsconnect._store import open_store\n"
+            "async def main():\n"
+            "    async with open_store(sys.argv[1]) as s:\n"
+            "        assert await s.acquire_lock('shared', 'other', lease_s=3600) is None\n"
+            "        print('locked', flush=True)\n"
+            "        sys.stdin.read()\n"
+            "asyncio.run(main())\n"
+        )
+        async with await anyio.open_process([sys.executable, "-c", code, str(db)]) as proc:
+            assert proc.stdout is not None and proc.stdin is not None
+            assert (await proc.stdout.receive()).startswith(b"locked")
+            async with open_store(db) as store:
+                with pytest.raises(SyncInProgress, match=f"pid {proc.pid} "):
+                    await sync(toy(sim), store, connection="shared")
+                proc.kill()
+                await proc.wait()
+                report = await sync(toy(sim), store, connection="shared")
+                assert report.ok and report.totals["created"] == 146 + len(sim.enrollments)
 
     async def test_other_connections_are_not_blocked(self, sim: ToySimulator, store: SQLiteStore) -> None:
         """The lock is per connection: two tenants sync into one store at once."""
