@@ -19,7 +19,9 @@ The last line of ``--json`` output is one JSON object with ``first_sync_s``, ``s
 ``changes_second_sync``, ``store_writes_per_s`` (rows the store wrote in the first sync, records plus
 change-log entries, per second spent in its transactions, serialisation included), ``peak_rss_mb`` (of
 this process: the sync and the store, not the simulator), and the details behind them. Memory must stay
-flat as the tenant grows: compare ``peak_rss_mb`` at ``--scale 1`` and ``--scale 10``.
+flat as the tenant grows: compare ``peak_rss_mb`` at ``--scale 1`` and ``--scale 10``. The core's
+``make_id`` keeps an LRU cache of up to 65,536 ids; it is bounded, but it fills as the tenant grows (about
+25 MB when full), and ``make_id_cache_entries`` shows how full it is.
 """
 
 from __future__ import annotations
@@ -247,8 +249,17 @@ async def _measure(args: argparse.Namespace, simulator: Simulator, started: dict
         "rss_before_mb": round(baseline_rss, 1),
         "rss_after_first_mb": round(rss_after_first, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        # The core caches make_id (an LRU of up to 65,536 ids): bounded, but it fills as tenants grow.
+        "make_id_cache_entries": _id_cache_entries(),
         "_reports": [describe("first sync", first), describe("second sync", second)],
     }
+
+
+def _id_cache_entries() -> int | None:
+    from lmsconnect._models import make_id
+
+    info = getattr(make_id, "cache_info", None)
+    return info().currsize if info is not None else None
 
 
 def main() -> None:
