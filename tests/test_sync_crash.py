@@ -124,10 +124,14 @@ def _start(db: Path, config: dict[str, Any]) -> subprocess.Popen[str]:
 
 
 def _finish(proc: subprocess.Popen[str]) -> float:
+    """Let the child complete; the seconds from "ready" to its sync's end (interpreter exit excluded)."""
     started = time.monotonic()
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "done" in out, err
-    return time.monotonic() - started
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    took = time.monotonic() - started
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and line.strip() == "done", err
+    return took
 
 
 def _kill_at(proc: subprocess.Popen[str], delay: float) -> bool:
@@ -203,7 +207,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_clean_change_log(
             # Up to two kills per phase; then let it complete.
             for _ in range(rng.choice((1, 1, 2))):
                 proc = _start(db, tenants[phase])
-                if not _kill_at(proc, rng.uniform(0.0, durations[phase] * 1.15)):
+                if not _kill_at(proc, rng.uniform(0.0, durations[phase] * 1.1)):
                     break
                 kills += 1
                 was_open, had_written = _interrupted(db)
