@@ -187,6 +187,28 @@ class TestIncremental:
         assert ("deleted", "course_revisions", str(victim)) in log
 
 
+class TestChangeFeed:
+    async def test_consumer_polling_during_a_sync_sees_every_change_once(
+        self, sim: ToySimulator, tmp_path: Path
+    ) -> None:
+        """A consumer reading `since=cursor` while a sync writes gets every change exactly once, in order."""
+        async with open_store(tmp_path / "feed.db") as store, open_store(tmp_path / "feed.db") as reader:
+            seen: list[int] = []
+            one_consumer = anyio.Lock()  # progress arrives from the concurrent model readers
+
+            async def poll(_: SyncProgress) -> None:
+                async with one_consumer:
+                    async for change in reader.changes(since=seen[-1] if seen else 0):
+                        seen.append(change.cursor)
+
+            await sync(toy(sim), store, progress=poll, batch_size=20)
+            del sim.users[1]
+            sim.users[2]["first"] = "Changed"
+            await sync(toy(sim), store, progress=poll, batch_size=20)
+            await poll(SyncProgress(model="users", status="complete"))
+            assert seen == list(range(1, await store.last_cursor() + 1))
+
+
 class FlakyToy(ToyConnector):
     """Toy connector whose user read fails after `fail_after` records, as a 500 on page 2 would."""
 
