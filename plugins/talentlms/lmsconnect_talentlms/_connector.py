@@ -7,7 +7,7 @@ import base64
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -134,15 +134,15 @@ class _PlanWindow(RateWindow):
     this hour are not ours to spend again; each later window starts full.
     """
 
-    def __init__(self, limit: int, *, remaining: int | None = None, reset_in: float = HOUR_S) -> None:
-        super().__init__(limit, HOUR_S, name=f"{limit}/hour")
-        self.remaining = limit if remaining is None else max(0, min(limit, remaining))
-        self.reset_at = time.monotonic() + max(0.0, reset_in)
+    def __init__(self, limit: int, *, period: float = HOUR_S) -> None:
+        super().__init__(limit, period, name=f"{limit}/hour")
+        self.remaining = limit
+        self.reset_at = time.monotonic() + period
 
     def delay(self, now: float) -> float:
         if now >= self.reset_at:
             self.remaining = self.limit
-            self.reset_at = now + HOUR_S
+            self.reset_at = now + self.period
         return 0.0 if self.remaining > 0 else self.reset_at - now
 
     def record(self, now: float) -> None:
@@ -152,7 +152,7 @@ class _PlanWindow(RateWindow):
         if calls <= self.remaining:
             return 0.0
         later = (calls - self.remaining - 1) // self.limit
-        return max(0.0, self.reset_at - time.monotonic()) + later * HOUR_S
+        return max(0.0, self.reset_at - time.monotonic()) + later * self.period
 
 
 _UPSERT_NOTE: Final = (
@@ -285,6 +285,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
     #: The hourly limit /v1/ratelimit reported when the connection opened (None if it could not be read).
     plan_limit: int | None = None
+    #: Length of TalentLMS's plan window (an hour); tests against a fast simulator shorten it.
+    plan_window_s: ClassVar[float] = HOUR_S
     _plan_window: _PlanWindow
     _calibrated: bool
     _calibration_lock: asyncio.Lock
@@ -301,7 +303,9 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
         # Reads and writes share TalentLMS's budgets: one 200-per-5-s window and the plan's hour.
         # A small margin absorbs the gap between our send time and TalentLMS's count.
-        self._plan_window = _PlanWindow(self.config.hourly_budget or DEFAULT_HOURLY_BUDGET)
+        self._plan_window = _PlanWindow(
+            self.config.hourly_budget or DEFAULT_HOURLY_BUDGET, period=self.plan_window_s
+        )
         budget = RateBudget(
             RateWindow(BURST_LIMIT, BURST_PERIOD_S, name="200/5s", margin=0.25), self._plan_window
         )
@@ -357,7 +361,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             return
         self.plan_limit = limit
         budget = min(limit, self.config.hourly_budget or limit)
-        reset_in = HOUR_S if reset is None else max(0.0, reset - time.time())
+        reset_in = self.plan_window_s if reset is None else max(0.0, reset - time.time())
         window = self._plan_window
         window.limit = budget
         window.name = f"{budget}/hour"

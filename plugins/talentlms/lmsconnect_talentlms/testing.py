@@ -36,7 +36,9 @@ the seed, the request (method, path and body) and how many times that same reque
 not on the order in which concurrent requests arrive; a retried request therefore gets a fresh draw.
 ``fault_rate`` answers a share of calls with a 500, ``drop_rate`` closes the connection without an
 answer, ``slow_rate`` delays a share by ``slow_seconds``, and ``throttle_rate`` starts 429 bursts that
-reject every call for ``throttle_seconds``.
+reject every call for ``throttle_seconds``. ``fault_routes`` limits faults to some routes (e.g.
+``{"POST /v1/createcourse"}``). A dropped connection is dropped after the request was applied, as
+when a real answer is lost on the way back.
 """
 
 from __future__ import annotations
@@ -236,6 +238,7 @@ class TalentLMSSimulator:
         throttle_rate: float = 0.0,
         throttle_seconds: float = 1.0,
         fault_seed: int = 0,
+        fault_routes: Iterable[str] | None = None,
     ) -> None:
         if min(users, courses, enrollments) < 0:
             raise ValueError("users, courses and enrollments must not be negative")
@@ -254,6 +257,8 @@ class TalentLMSSimulator:
         self.throttle_rate = throttle_rate
         self.throttle_seconds = throttle_seconds
         self.fault_seed = fault_seed
+        #: Routes (as in :attr:`calls_by_route`) that faults may hit; None means every route.
+        self.fault_routes: frozenset[str] | None = None if fault_routes is None else frozenset(fault_routes)
 
         #: Every HTTP request received, whatever its outcome.
         self.calls = 0
@@ -604,7 +609,7 @@ class TalentLMSSimulator:
             posted = await request.post()
             form = {k: v for k, v in posted.items() if isinstance(v, str)}
 
-        rng = self._fault_rng(request, form)
+        rng = self._fault_rng(request, form, route)
         slow, drop, throttle, fail = (rng.random() for _ in range(4))
         # The request is admitted, counted and applied when it arrives; the latency is spent before
         # the answer leaves, as on a real network where the rate counter sits at the vendor's door.
@@ -651,8 +656,10 @@ class TalentLMSSimulator:
                 headers=err.headers,
             )
 
-    def _fault_rng(self, request: web.Request, form: Mapping[str, str]) -> random.Random:
+    def _fault_rng(self, request: web.Request, form: Mapping[str, str], route: str) -> random.Random:
         if not (self.fault_rate or self.drop_rate or self.slow_rate or self.throttle_rate):
+            return _NO_FAULTS
+        if self.fault_routes is not None and route not in self.fault_routes:
             return _NO_FAULTS
         key = f"{request.method} {request.path} {sorted(form.items())}"
         nth = self._seen_requests[key]
