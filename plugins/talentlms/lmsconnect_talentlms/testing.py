@@ -238,7 +238,7 @@ class TalentLMSSimulator:
         throttle_rate: float = 0.0,
         throttle_seconds: float = 1.0,
         fault_seed: int = 0,
-        fault_routes: Iterable[str] | None = None,
+        fault_routes: Iterable[str] | str | None = None,
     ) -> None:
         if min(users, courses, enrollments) < 0:
             raise ValueError("users, courses and enrollments must not be negative")
@@ -258,6 +258,9 @@ class TalentLMSSimulator:
         self.throttle_seconds = throttle_seconds
         self.fault_seed = fault_seed
         #: Routes (as in :attr:`calls_by_route`) that faults may hit; None means every route.
+        if isinstance(fault_routes, str):
+            # From the CLI: --option "fault_routes=POST /v1/createcourse,GET /v1/users"
+            fault_routes = [r.strip() for r in fault_routes.split(",") if r.strip()]
         self.fault_routes: frozenset[str] | None = None if fault_routes is None else frozenset(fault_routes)
 
         #: Every HTTP request received, whatever its outcome.
@@ -293,6 +296,8 @@ class TalentLMSSimulator:
         if self._runner is not None:
             raise RuntimeError("simulator already started")
         app = web.Application()
+        # Not part of TalentLMS: lets a benchmark or a test in another process read the counters.
+        app.router.add_get("/_simulator/stats", self._handle_stats)
         app.router.add_route("*", "/api/v1/{action}", self._handle)
         app.router.add_route("*", "/api/v1/{action}/{params:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -582,6 +587,31 @@ class TalentLMSSimulator:
                 enrollment.expired_on = enrolled + 86_400 * 30
 
     # ------------------------------------------------------------------ HTTP
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, tenant sizes and limits (also served, unauthenticated, at ``/_simulator/stats``)."""
+        return {
+            "calls": self.calls,
+            "calls_by_route": dict(self.calls_by_route),
+            "rejected_calls": self.rejected_calls,
+            "faults": dict(self.faults),
+            "counts": {
+                "users": len(self._users),
+                "courses": len(self._courses),
+                "enrollments": self.enrollment_count,
+                "learner_enrollments": sum(1 for e in self.enrollments() if e.role == "learner"),
+            },
+            "limits": {
+                "rate_limits": self.rate_limits,
+                "burst_limit": self.burst_limit,
+                "burst_window": self.burst_window,
+                "hourly_limit": self.hourly_limit,
+                "hourly_window": self.hourly_window,
+            },
+        }
+
+    async def _handle_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         action = request.match_info["action"].lower()

@@ -1,0 +1,152 @@
+"""Full read of a simulated TalentLMS domain under TalentLMS's real rate limits.
+
+    python benchmarks/talentlms_full_read.py --json
+
+Reads every model the connector supports (users, courses, course revisions, course progressions) from a
+`TalentLMSSimulator` (started with ``lmsconnect simulate talentlms`` in a process of its own, like a
+remote vendor) with 2,000 users, 200 courses and 20,000 enrollments, 50 ms of latency per call and
+TalentLMS's limits (200 calls per 5 s, 2,000 per hour). The four models stream concurrently; records are
+counted, not kept.
+
+``api_calls`` counts the calls the simulator received, except ``/v1/ratelimit`` (free in TalentLMS).
+``per_pair_api_calls`` is what the same read costs when progress is fetched per enrolled user × course
+pair (``/v1/getuserstatusincourse``, as the coverage table's note describes) instead of once per course
+detail. ``floor_s`` is the least time the API allows: the 200-per-5-s window's floor for the calls made
+(plus the latency of the call that opens the next window), or the longest chain of sequential calls
+(the user pages; the course list then a course detail) at one latency each, whichever is larger. The
+last line of ``--json`` output is one JSON object. Targets: ``per_pair_api_calls / api_calls`` >= 50,
+``rejected_calls`` 0, ``wall_s`` within 1.2x ``floor_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+import lmsconnect
+from lmsconnect import Course, CourseProgression, CourseRevision, User
+from lmsconnect.plugin import RateWindow
+
+CLI = [sys.executable, "-c", "import sys; from lmsconnect._cli import main; sys.exit(main())"]
+PAGE_SIZE = 500
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def floor_seconds(calls: int, users: int, limits: dict[str, Any], latency: float) -> float:
+    user_pages = users // PAGE_SIZE + 1  # the last page is the first short (or empty) one
+    chain_s = max(user_pages, 2) * latency
+    window = RateWindow(int(limits["burst_limit"]), float(limits["burst_window"]))
+    rate_s = window.floor_seconds(calls)
+    hourly = RateWindow(int(limits["hourly_limit"]), float(limits["hourly_window"]))
+    rate_s = max(rate_s, hourly.floor_seconds(calls))
+    return max(chain_s, rate_s + latency if rate_s else 0.0)
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(args: argparse.Namespace) -> AsyncIterator[tuple[dict[str, Any], str]]:
+    """`lmsconnect simulate talentlms` in its own process: its CPU time is not spent on the event loop
+    being measured."""
+    command = [
+        *CLI, "simulate", "talentlms", "--port", "0",
+        "--users", str(args.users), "--courses", str(args.courses),
+        "--enrollments", str(args.enrollments), "--seed", str(args.seed),
+        "--latency", str(args.latency),
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=120)
+        config = json.loads(line)["config"]
+        yield config, str(config["base_url"]).removesuffix("/api")
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    async with simulator_process(args) as (config, root), aiohttp.ClientSession() as session:
+        began = time.perf_counter()
+        async with lmsconnect.connect("talentlms", **config, page_size=PAGE_SIZE) as lms:
+
+            async def count(model: Any) -> None:
+                n = 0
+                async for _ in lms.list(model):
+                    n += 1
+                counts[model.model] = n
+
+            await asyncio.gather(*(count(m) for m in (User, Course, CourseRevision, CourseProgression)))
+            client_calls = lms.stats.calls
+            client_rejected = lms.stats.rejected
+        wall = time.perf_counter() - began
+        async with session.get(f"{root}/_simulator/stats") as response:
+            stats = await response.json()
+    by_route = stats["calls_by_route"]
+    api_calls = int(stats["calls"]) - int(by_route.get("GET /v1/ratelimit", 0))
+    details = int(by_route.get("GET /v1/courses/id", 0))
+    per_pair = api_calls - details + int(stats["counts"]["enrollments"])
+    floor = floor_seconds(api_calls, args.users, stats["limits"], args.latency)
+    records = sum(counts.values())
+    return {
+        "benchmark": "talentlms_full_read",
+        "users": args.users,
+        "courses": args.courses,
+        "enrollments": args.enrollments,
+        "latency_s": args.latency,
+        "limits": stats["limits"],
+        "records_by_model": counts,
+        "calls_by_route": by_route,
+        "api_calls": api_calls,
+        "per_pair_api_calls": per_pair,
+        "call_ratio": round(per_pair / api_calls, 1),
+        "client_calls": client_calls,
+        "records": records,
+        "wall_s": round(wall, 3),
+        "floor_s": round(floor, 3),
+        "wall_over_floor": round(wall / floor, 3) if floor else None,
+        "records_per_s": round(records / wall, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rejected_calls": int(stats["rejected_calls"]),
+        "client_rejected": client_rejected,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--courses", type=int, default=200)
+    parser.add_argument("--enrollments", type=int, default=20000)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}: {value}")
+    ok = (
+        result["rejected_calls"] == 0
+        and result["wall_s"] <= 1.2 * result["floor_s"]
+        and result["per_pair_api_calls"] >= 50 * result["api_calls"]
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
