@@ -88,6 +88,11 @@ def _unique_origins(inst: object, attribute: attrs.Attribute[Any], value: tuple[
         raise ValueError("items must contain at least one item")
     seen: set[str] = set()
     for index, item in enumerate(value):
+        if not isinstance(item, UpsertCourseItem):
+            raise TypeError(
+                f"items[{index}] must be an UpsertCourseItem, got {type(item).__name__} "
+                f"(or pass the whole input as a dict)"
+            )
         if item.origin_id in seen:
             raise ValueError(f"items: origin_id {item.origin_id!r} appears twice (items[{index}])")
         seen.add(item.origin_id)
@@ -119,6 +124,8 @@ class EnrollUser:
 
 
 def _aware_or_none(inst: object, attribute: attrs.Attribute[Any], value: dt.datetime | None) -> None:
+    if value is not None and not isinstance(value, dt.datetime):
+        raise TypeError(f"completed_at must be a datetime, got {type(value).__name__}")
     if value is not None and value.tzinfo is None:
         raise ValueError("completed_at must be timezone-aware (or an ISO string with an offset or Z)")
 
@@ -159,6 +166,9 @@ def _format(exc: BaseException, type_: Any) -> str:
     # attrs validators raise ValueError/TypeError whose text already says what is wrong.
     if isinstance(exc, (ValueError, TypeError)) and str(exc) and not isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else str(exc)
+    if isinstance(exc, AttributeError) and attrs.has(type_):
+        # cattrs reads an object's keys first: a string or number here fails with AttributeError.
+        return f"expected an object (a dict) with the fields of {type_.__name__}"
     return cattrs.v.format_exception(exc, type_)
 
 
@@ -172,6 +182,12 @@ def _path_message(exc: BaseException) -> tuple[str, str]:
     reason, _, path = first.rpartition(" @ ")
     reason = reason or first
     path = path.removeprefix("$").lstrip(".")
+    extra = re.match(r"^extra fields found \((.+)\)$", reason)
+    if extra:
+        # Name the unexpected key itself, so `InvalidInput.field` points at what to remove.
+        first_extra = extra.group(1).split(", ")[0]
+        path = f"{path}.{first_extra}" if path else first_extra
+        reason = f"unknown field(s) {extra.group(1)}"
     # A validator error is reported at its class; name the attribute it was about.
     match = _LEADING_FIELD.match(reason)
     if match and not path.endswith(match.group(1)) and not reason.startswith(f"{match.group(1)}["):
@@ -182,7 +198,9 @@ def _path_message(exc: BaseException) -> tuple[str, str]:
 def structure_action(cls: type[A], value: A | Mapping[str, Any]) -> A:
     """The action input as `cls`, from an instance or a plain dict; `InvalidInput` names the bad field."""
     if isinstance(value, cls):
-        return value
+        # Construction runs the validators, but not every field has one (``description=123``,
+        # ``score=True``); checking the instance in its dict form holds it to the same rules.
+        value = _converter.unstructure(value)
     if not isinstance(value, Mapping):
         raise InvalidInput(
             f"{cls.__name__} input must be a {cls.__name__} or a dict of the same shape, "
