@@ -32,10 +32,11 @@ from lmsconnect import (
     RateLimited,
     RemoteError,
 )
+from lmsconnect._models import ModelName
 from lmsconnect.plugin import Connector
 
 FAST_RETRIES = HttpOptions(max_attempts=8, backoff_base_s=0.01, backoff_max_s=0.05)
-MODELS = ("users", "courses", "course_revisions", "course_progressions")
+MODELS: tuple[ModelName, ...] = ("users", "courses", "course_revisions", "course_progressions")
 
 
 @pytest.fixture
@@ -434,14 +435,14 @@ class TestErrorsAndCheck:
 class TestFaults:
     async def test_full_read_under_faults_equals_a_clean_read(self) -> None:
         """500s, dropped connections, slow answers and 429 bursts change nothing in the records."""
-        size = {"users": 60, "courses": 10, "enrollments": 200, "seed": 9}
+        size: dict[str, Any] = {"users": 60, "courses": 10, "enrollments": 200, "seed": 9}
         clean_sim = TalentLMSSimulator(**size)
         async with (
             clean_sim,
             lmsconnect.connect("talentlms", **clean_sim.connect_config, page_size=20) as lms,
         ):
             clean = await read_all(lms)
-        faults = {
+        faults: dict[str, Any] = {
             "fault_rate": 0.25,
             "drop_rate": 0.1,
             "slow_rate": 0.1,
