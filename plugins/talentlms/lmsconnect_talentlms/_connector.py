@@ -64,6 +64,8 @@ DEFAULT_HOURLY_BUDGET: Final = 2000
 BURST_LIMIT: Final = 200
 BURST_PERIOD_S: Final = 5.0
 HOUR_S: Final = 3600.0
+#: Times a write refused with 429 is sent again (after the budget's pause) before RateLimited is raised.
+WRITE_429_ATTEMPTS: Final = 5
 
 # Item error codes callers branch on.
 COURSE_UPDATE_NOT_SUPPORTED: Final = "LMS.COURSE_UPDATE_NOT_SUPPORTED"
@@ -389,10 +391,18 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
     async def _post(self, action: str, form: Mapping[str, Any]) -> Any:
         await self._ensure_calibrated()
-        response = await self.http.request(
-            "POST", build_path(action), data={k: str(v) for k, v in form.items()}
-        )
-        return self._body(response)
+        data = {k: str(v) for k, v in form.items()}
+        for attempt in range(1, WRITE_429_ATTEMPTS + 1):
+            try:
+                response = await self.http.request("POST", build_path(action), data=data)
+            except RateLimited:
+                # A 429 is a refusal, not a half-applied write: unlike a 5xx or a lost answer, it is
+                # safe to send again. The transport already paused the budget until the reset.
+                if attempt == WRITE_429_ATTEMPTS:
+                    raise
+                continue
+            return self._body(response)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _body(self, response: Response) -> Any:
         body = response.json()

@@ -245,6 +245,16 @@ class TestUpsertCourses:
             assert second.status is ItemStatus.UNCHANGED
             assert len(sim.courses_with_code("lost")) == 1
 
+    async def test_write_refused_with_429_is_sent_again(self) -> None:
+        """A 429 on createcourse was not applied: the write waits and is sent again, once created."""
+        sim = TalentLMSSimulator(users=4, courses=1, enrollments=0, burst_limit=1, burst_window=0.3)
+        async with sim, lmsconnect.connect("talentlms", **sim.connect_config) as lms:
+            item = (await lms.upsert_courses(upsert("throttled"))).item("throttled")
+            assert lms.stats.rejected >= 1
+        assert item.status is ItemStatus.CREATED
+        assert sim.rejected_calls >= 1
+        assert len(sim.courses_with_code("throttled")) == 1
+
     async def test_unsupported_inputs_are_refused_before_any_call(self, lms: Connector[Any]) -> None:
         with pytest.raises(NotSupported):
             await lms.upsert_courses(upsert("u", course_url="https://x.example/c"))

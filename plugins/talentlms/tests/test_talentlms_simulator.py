@@ -385,3 +385,20 @@ class TestDeterminismAndCounters:
     async def test_url_and_connect_config(self, sim: TalentLMSSimulator) -> None:
         assert sim.url.startswith("http://127.0.0.1:") and sim.url.endswith("/api")
         assert sim.connect_config == {"base_url": sim.url, "api_key": sim.api_key}
+
+
+class TestStatsEndpoint:
+    async def test_stats_are_served_without_auth_and_not_counted(self, sim: TalentLMSSimulator) -> None:
+        """/_simulator/stats (not part of TalentLMS) reports counters, sizes and limits."""
+        await _raw(sim, "/v1/courses")
+        root = sim.url.removesuffix("/api")
+        async with aiohttp.ClientSession() as session, session.get(root + "/_simulator/stats") as resp:
+            stats = await resp.json()
+        assert stats["calls"] == 1
+        assert stats["calls_by_route"] == {"GET /v1/courses": 1}
+        assert stats["counts"]["enrollments"] == sim.enrollment_count
+        assert stats["limits"]["burst_limit"] == 200
+
+    def test_fault_routes_from_the_cli_string(self) -> None:
+        sim = TalentLMSSimulator(users=1, courses=0, enrollments=0, fault_routes="POST /v1/x, GET /v1/y")
+        assert sim.fault_routes == frozenset({"POST /v1/x", "GET /v1/y"})
