@@ -4,7 +4,9 @@
 
 - ``datetime``: structured from ISO 8601 strings (``Z`` accepted; a date alone means midnight UTC; naive
   values are taken as UTC) or from datetimes, unstructured to ISO 8601 strings in UTC;
-- the unified enums: structured from their value (unknown values become ``UNKNOWN``), unstructured to it;
+- the unified enums (and any other Enum): structured from their value (unknown values of the unified
+  ones become ``UNKNOWN``), unstructured to it;
+- ``str`` and ``int``: strict (no silent ``5`` → ``"5"``; ``True`` is not an int);
 - ``tuple[str, ...]``: also accepts a list or a single string.
 
 Plugins build their own vendor converter from `make_converter()` and add their hooks to it.
@@ -17,6 +19,8 @@ import enum
 from typing import Any
 
 import cattrs
+
+from ._models import CourseType, ProgressionStatus, RevisionStatus, UserStatus
 
 __all__ = ["configure_converter", "make_converter", "parse_datetime"]
 
@@ -75,6 +79,10 @@ def configure_converter(converter: cattrs.Converter) -> None:
 
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
+    # The unified enums derive from str, which comes before Enum in their MRO: without a hook of
+    # their own, the `str` hook above would structure them as plain strings.
+    for enum_cls in (UserStatus, RevisionStatus, ProgressionStatus, CourseType):
+        converter.register_structure_hook(enum_cls, lambda v, t: t(v))
 
 
 def make_converter() -> cattrs.Converter:

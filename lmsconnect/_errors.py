@@ -15,7 +15,9 @@ the caller can do about it::
     ├── RateLimited                      REMOTE.RATE_LIMITED         wait `retry_after` seconds, retry
     ├── RemoteError                      REMOTE.ERROR                vendor failed; retry later
     │   └── InvalidRemoteResponse        REMOTE.INVALID_RESPONSE     vendor answered something unparseable
-    └── ActionFailed                     LMS.ACTION_FAILED           read `.result` for the per-item outcome
+    ├── ActionFailed                     LMS.ACTION_FAILED           read `.result` for the per-item outcome
+    └── StoreError (lmsconnect._store)   STORE.ERROR                 the state store failed; check its path
+        └── SyncInProgress               STORE.SYNC_IN_PROGRESS      another sync holds the connection; wait
 
 Exceptions carry context (connector slug, action, HTTP status, a trimmed vendor message) and a stable
 `code` callers branch on; none of them ever carries a secret — connectors register their secrets with the

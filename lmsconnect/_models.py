@@ -106,7 +106,7 @@ def _unb32(text: str) -> bytes:
     return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def make_id(connector: str, model: ModelName, remote_id: str | int) -> str:
     """Our stable id for a remote record: deterministic, and reversible by `parse_id`.
 
