@@ -7,7 +7,8 @@
 3. retries *idempotent* requests after connection errors, 5xx and 429 with exponential backoff and full
    jitter, honouring ``Retry-After`` and ``X-RateLimit-Reset``; a 429 pauses the whole budget, so
    concurrent requests do not pile onto a limit the vendor already reported,
-4. never retries a non-idempotent request (a POST that may have been applied), and
+4. never retries a non-idempotent request (a POST that may have been applied) — except once after a
+   401 when the connector's ``on_unauthorized`` hook renewed the credentials (nothing was applied), and
 5. maps failures through the connector's `error_mapper` into the `LMSConnectError` tree, scrubbing every
    registered secret from messages and logs.
 """
@@ -240,6 +241,7 @@ class HttpClient:
         read_budget: RateBudget | None = None,
         write_budget: RateBudget | None = None,
         auth: Auth | None = None,
+        on_unauthorized: Callable[[], Awaitable[bool]] | None = None,
         error_mapper: ErrorMapper | None = None,
         secrets: Iterable[str] = (),
         options: HttpOptions | None = None,
@@ -253,6 +255,7 @@ class HttpClient:
         self.options = options or HttpOptions()
         self.stats = HttpStats()
         self._auth = auth
+        self._on_unauthorized = on_unauthorized
         self._error_mapper = error_mapper
         self._secrets = tuple(s for s in secrets if s)
         self._headers = dict(headers or {})
@@ -323,7 +326,10 @@ class HttpClient:
         url = self.url(path)
         shown = self.scrub(f"{method} {url.split('?')[0]}")
         attempts = self.options.max_attempts if idempotent else 1
-        for attempt in range(1, attempts + 1):
+        reauthenticated = False
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             before = time.monotonic()
             await budget.acquire()
             self.stats.wait_s += time.monotonic() - before
@@ -356,6 +362,18 @@ class HttpClient:
                 ) from None
             self.stats.by_status[response.status] += 1
             log.debug("%s -> %s", shown, response.status)
+            if (
+                response.status == 401
+                and authenticate
+                and self._on_unauthorized is not None
+                and not reauthenticated
+                and await self._on_unauthorized()
+            ):
+                # The credentials were renewed (an expired OAuth token): a 401 was not applied, so
+                # sending once more is safe even for a non-idempotent request.
+                reauthenticated = True
+                attempt -= 1
+                continue
             if response.status == 429:
                 self.stats.rejected += 1
                 wait = retry_after(response.headers)
