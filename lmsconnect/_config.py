@@ -10,7 +10,7 @@ from typing import Any, TypeVar, Union
 import attrs
 
 from ._errors import ConfigurationError
-from ._secrets import Secret
+from ._secrets import Secret, scrub
 
 __all__ = ["ConfigField", "build_config", "config_field", "describe_config"]
 
@@ -145,6 +145,13 @@ def build_config(cls: type[C], slug: str, values: Mapping[str, Any]) -> C:
             f"missing required config field(s) for {slug!r}: {described}", connector=slug
         )
     hints = typing.get_type_hints(cls)
+    # A secret put in the wrong field would be quoted back as an ill-typed value: scrub every
+    # secret given from the messages below.
+    given_secrets = [
+        v.reveal() if isinstance(v, Secret) else str(v)
+        for n, v in values.items()
+        if fields[n].secret and v is not None
+    ]
     kwargs = {}
     for name, value in values.items():
         try:
@@ -153,8 +160,10 @@ def build_config(cls: type[C], slug: str, values: Mapping[str, Any]) -> C:
             message = (
                 f"{name} must be a string (value not shown: secret)" if fields[name].secret else exc.message
             )
-            raise ConfigurationError(message, connector=slug) from None
+            raise ConfigurationError(scrub(message, given_secrets), connector=slug) from None
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"invalid config for {slug!r}: {exc}", connector=slug) from None
+        raise ConfigurationError(
+            scrub(f"invalid config for {slug!r}: {exc}", given_secrets), connector=slug
+        ) from None
