@@ -165,6 +165,8 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    # The client's secrets, so that quoting the body in an error cannot leak one (vendors echo tokens).
+    secrets: tuple[str, ...] = attrs.field(default=(), repr=False, eq=False)
 
     @property
     def text(self) -> str:
@@ -174,8 +176,10 @@ class Response:
         try:
             return json.loads(self.body)
         except ValueError:
+            # Scrub before cutting, so no part of a secret survives at the cut.
+            shown = scrub(self.text, self.secrets)[:80]
             raise InvalidRemoteResponse(
-                f"expected JSON from {self.method} {self.url}, got {self.text[:80]!r}",
+                f"expected JSON from {self.method} {self.url}, got {shown!r}",
                 status=self.status,
             ) from None
 
@@ -349,6 +353,7 @@ class HttpClient:
                         status=raw.status,
                         headers=raw.headers,
                         body=body,
+                        secrets=self._secrets,
                     )
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 reason = self.scrub(f"{type(exc).__name__}: {exc}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 __all__ = ["Secret", "scrub"]
 
@@ -52,12 +53,24 @@ class Secret:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of each secret (of 4 chars or more) replaced by ``***``."""
-    forms: set[str] = set()
-    for value in secrets:
-        if len(value) >= 4:
-            # URLs and form bodies carry the secret percent-encoded.
-            forms.update({value, quote(value, safe=""), quote_plus(value, safe="")})
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, "***")
+    """`text` with every occurrence of each secret (of 4 chars or more) replaced by ``***``.
+
+    An occurrence may be percent-encoded in any mix (URLs, form bodies, a vendor echoing what it
+    received): each character matches itself or its %XX form, and a space also matches ``+``.
+    """
+    for value in sorted({v for v in secrets if len(v) >= 4}, key=len, reverse=True):
+        text = _pattern(value).sub("***", text)
     return text
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(value: str) -> re.Pattern[str]:
+    # Encoders differ in what they leave alone (yarl keeps "/" in a query, decodes "=" in a path,
+    # form encoding turns " " into "+"), so every character may come either way.
+    parts = []
+    for char in value:
+        options = [re.escape(char), "".join(f"%{byte:02X}" for byte in char.encode())]
+        if char == " ":
+            options.append(r"\+")
+        parts.append("(?:" + "|".join(options) + ")")
+    return re.compile("".join(parts), re.IGNORECASE)

@@ -214,6 +214,20 @@ class TestScrub:
             assert form not in cleaned
         assert cleaned.count("***") == 3
 
+    @pytest.mark.parametrize(
+        "shown",
+        [
+            "s3cr3t/t0ken%2Bwith%3Dchars%26more+x",
+            "s3cr3t%2Ft0ken%2Bwith=chars&more%20x",
+            "s3cr3t%2ft0ken%2bwith%3dchars%26more%20x",
+            "%73%33cr3t/t0ken+with=chars&more x",
+        ],
+        ids=["yarl-query", "yarl-path", "lowercase-hex", "mixed"],
+    )
+    def test_any_mix_of_encodings(self, shown: str) -> None:
+        """However an encoder or a vendor's echo mixed raw and %XX characters, the secret is found."""
+        assert scrub(f"url=/x?t={shown}&page=2", ["s3cr3t/t0ken+with=chars&more x"]) == "url=/x?t=***&page=2"
+
     def test_short_values_are_left_alone(self) -> None:
         """Values under 4 characters are not scrubbed (they would mangle ordinary text)."""
         assert scrub("id=abc", ["abc"]) == "id=abc"

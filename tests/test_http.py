@@ -369,6 +369,19 @@ class TestRateBudget:
         assert len(times) == 3
         assert times[2] - times[0] >= 0.3 - JITTER_S
 
+    async def test_cancelled_waiter_gives_up_its_turn(self, serve: Serve) -> None:
+        """A request cancelled while waiting for the budget uses no slot: the next one goes in its place."""
+        server, http = await serve({("GET", "/x"): answers()}, read_budget=RateBudget(RateWindow(1, 0.3)))
+        await http.request("GET", "/x")
+        waiting = asyncio.create_task(http.request("GET", "/x"))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await http.request("GET", "/x")
+        first, second = server.times()
+        assert 0.3 - JITTER_S <= second - first < 0.5
+
     @pytest.mark.parametrize(
         ("windows", "calls", "floor"),
         [
@@ -500,10 +513,27 @@ class TestSecretScrubbing:
         texts = [t for e in errors for t in (str(e), repr(e), *map(str, e.args), str(e.context()))]
         texts += [r.getMessage() for r in caplog.records]
         assert caplog.records, "the transport logs at DEBUG"
+        # The secret's distinctive start must be gone, whatever encoding the rest of it got.
+        assert not [t for t in texts if "s3cr3t" in t]
         assert any("bad: " in t for t in texts), "the vendor's echoed body is kept, scrubbed"
         for text in texts:
             for form in forms:
                 assert form not in text
+
+    async def test_unparseable_body_echoing_a_secret(self, serve: Serve, forms: list[str]) -> None:
+        """A 200 that is not JSON and echoes the token is quoted in the error with the token scrubbed."""
+        from lmsconnect import InvalidRemoteResponse
+
+        async def html(request: web.Request) -> web.StreamResponse:
+            return web.Response(text=f"<p>{request.query['wstoken']}</p> sent as {request.raw_path}")
+
+        _, http = await serve({("GET", "/webservice"): html}, secrets=[self.SECRET])
+        with pytest.raises(InvalidRemoteResponse) as caught:
+            await http.get_json("/webservice", params={"wstoken": self.SECRET})
+        assert "<p>***</p> sent as /webservice?wstoken=***" in str(caught.value)
+        assert "s3cr3t" not in str(caught.value)
+        for form in forms:
+            assert form not in str(caught.value)
 
     async def test_added_secret_is_scrubbed_too(self, serve: Serve) -> None:
         """A token learnt at runtime (add_secret) is scrubbed from later error messages."""
