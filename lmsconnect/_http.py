@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -490,6 +491,10 @@ async def paginate_link(
         first = False
         yield response
         url = next_link(response.headers)
+        if url is not None and not url.startswith(("http://", "https://")):
+            # A Link target is a URI reference: "/api/v2/x" starts at the host's root, not below
+            # base_url (which may carry that same path prefix).
+            url = urllib.parse.urljoin(http.base_url + "/", url)
 
 
 async def stream_map(

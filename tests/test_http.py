@@ -97,7 +97,8 @@ async def serve() -> AsyncIterator[Serve]:
         server = Loopback(routes)
         await server.start()
         client.setdefault("options", FAST)
-        http = HttpClient(slug="probe", base_url=server.url, **client)
+        prefix = client.pop("prefix", "")  # a base URL with a path, like https://host/api/v2
+        http = HttpClient(slug="probe", base_url=server.url + prefix, **client)
         opened.append((server, http))
         return server, http
 
@@ -605,6 +606,22 @@ class TestPagination:
         items = [i async for response in paginate_link(http, "/cursor") for i in response.json()]
         assert items == self.ITEMS
         assert server.count() == 3
+
+    @pytest.mark.parametrize(
+        "link", ["/api/v2/items?cursor={n}", "items?cursor={n}", "{origin}/api/v2/items?cursor={n}"],
+        ids=["root-relative", "relative", "absolute"],
+    )
+    async def test_link_targets_resolve_against_a_base_with_a_path(self, serve: Serve, link: str) -> None:
+        """With base_url https://host/api/v2, a next link "/api/v2/items?..." is not doubled up."""
+
+        async def items(request: web.Request) -> web.StreamResponse:
+            n = int(request.query.get("cursor", "0"))
+            target = link.format(n=n + 1, origin=request.url.origin())
+            return web.json_response([n], headers={"Link": f'<{target}>; rel="next"'} if n < 2 else {})
+
+        server, http = await serve({("GET", "/api/v2/items"): items}, prefix="/api/v2")
+        assert [i async for r in paginate_link(http, "/items") for i in r.json()] == [0, 1, 2]
+        assert server.count("/api/v2/items") == 3
 
     async def test_pages_stream_lazily(self, pages: tuple[Loopback, HttpClient]) -> None:
         """Stopping after the first page makes no further request."""
