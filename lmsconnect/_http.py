@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import email.utils
 import json
 import logging
+import math
 import random
 import time
 import urllib.parse
@@ -214,20 +216,34 @@ def _exhausted(headers: Mapping[str, str]) -> bool:
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``."""
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``.
+
+    A value that cannot be read (garbage, ``inf``, ``nan``) counts as absent: a vendor's malformed
+    header must neither crash the request nor make it wait forever.
+    """
     value = headers.get("Retry-After")
     if value:
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                parsed = None
             if parsed is not None:
+                if parsed.tzinfo is None:  # RFC 9110 dates are GMT
+                    parsed = parsed.replace(tzinfo=dt.timezone.utc)
                 return max(0.0, parsed.timestamp() - time.time())
+        else:
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
     reset = headers.get("X-RateLimit-Reset") or headers.get("X-Ratelimit-Reset")
     if reset:
         try:
             number = float(reset)
         except ValueError:
+            return None
+        if not math.isfinite(number):
             return None
         # Vendors send either an epoch timestamp or seconds from now.
         wall = time.time() if now is None else now

@@ -192,6 +192,12 @@ class TestRetryAfter:
         (b_arrival,) = [a.at for a in server.arrivals if a.path == "/b"]
         assert b_arrival - limited_at[0] >= 0.4 - 0.01
 
+    async def test_malformed_retry_after_falls_back_to_backoff(self, serve: Serve) -> None:
+        """A 429 whose Retry-After cannot be read is retried with ordinary backoff, not a crash or a hang."""
+        server, http = await serve({("GET", "/users"): answers(too_many_requests("in a while"))})
+        assert (await http.request("GET", "/users")).status == 200
+        assert server.count() == 2
+
     async def test_persistent_429_becomes_rate_limited_after_the_attempts(self, serve: Serve) -> None:
         """A GET that keeps getting 429 is tried max_attempts times, then raises RateLimited."""
         server, http = await serve(
@@ -226,10 +232,15 @@ class TestRetryAfterHeaderParsing:
             ({"X-RateLimit-Reset": "12"}, 12.0),
             ({"X-RateLimit-Reset": "1700000030"}, 30.0),
             ({"X-RateLimit-Reset": "soon"}, None),
+            ({"Retry-After": "soon"}, None),
+            ({"Retry-After": "inf"}, None),
+            ({"Retry-After": "nan"}, None),
+            ({"X-RateLimit-Reset": "inf"}, None),
+            ({"Retry-After": "soon", "X-RateLimit-Reset": "4"}, 4.0),
             ({}, None),
         ],
         ids=["seconds", "fractional", "negative-clamped", "reset-delta", "reset-epoch", "reset-garbage",
-             "none"],
+             "garbage", "infinite", "nan", "reset-infinite", "garbage-then-reset", "none"],
     )
     def test_seconds_to_wait(self, headers: dict[str, str], expected: float | None) -> None:
         """Retry-After seconds and X-RateLimit-Reset (delta or epoch) give the seconds to wait."""
