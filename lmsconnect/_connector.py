@@ -473,7 +473,10 @@ def _given(action: Any, path: str) -> bool:
         return any(_given(v, rest) for v in value)
     if rest:
         return _given(value, rest)
-    return value is not None
+    # A default (``course.type`` is EXTERNAL unless said otherwise) is not something the caller set.
+    field = attrs.fields_dict(type(action)).get(head)
+    default = field.default if field is not None else None
+    return value is not None and value != default
 
 
 def validate_connector_class(cls: Any) -> None:

@@ -312,6 +312,28 @@ class TestActions:
             with pytest.raises(TypeError, match=r"must return ActionResult\('deactivate_course'\)"):
                 await lms.deactivate_course(course_id="remote:7")
 
+    async def test_defaults_do_not_count_as_given_fields(self, vendor: Vendor) -> None:
+        """A table without items.course.type still upserts: the default type is not a field the caller set."""
+
+        class TitlesOnly(QueryTokenConnector):
+            capabilities = Capabilities.build(
+                slug="querytoken", name="Query Token LMS", models={"users": model_support()},
+                actions={"upsert_courses": action_support("items.origin_id", "items.course.title")},
+                features={},
+            )
+
+            async def handle_upsert_courses(self, action: lmsconnect.UpsertCourses) -> ActionResult:
+                return ActionResult(action="upsert_courses", items=tuple(
+                    ItemResult(key=i.origin_id, status=ItemStatus.CREATED) for i in action.items))
+
+        async with TitlesOnly(QueryConfig(base_url=vendor.url, wstoken=Secret(SECRET))) as lms:
+            result = await lms.upsert_courses({"items": [{"origin_id": "c-1", "course": {"title": "T"}}]})
+            assert result.ok
+            with pytest.raises(NotSupported, match=r"'items\.course\.description'"):
+                await lms.upsert_courses(
+                    {"items": [{"origin_id": "c-1", "course": {"title": "T", "description": "D"}}]}
+                )
+
     async def test_enrolment_through_the_toy_connector(self, toy: tuple[Any, Connector[Any]]) -> None:
         """An enrolment made with our ids shows up in the next read of progressions."""
         _, lms = toy
