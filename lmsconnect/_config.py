@@ -107,13 +107,16 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             return value.lower() in ("1", "true", "yes")
         raise ConfigurationError(f"{name} must be true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool):
+        # int(2.7) would silently truncate; True is not a count.
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ConfigurationError(f"{name} must be an integer, got {value!r}")
         try:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigurationError(f"{name} must be an integer, got {value!r}") from None
     if tp is float:
+        if isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be a number, got {value!r}")
         try:
             return float(value)
         except (TypeError, ValueError):

@@ -140,12 +140,13 @@ class RateBudget:
 class HttpOptions:
     """Transport settings a caller may tune through ``connect(..., http=HttpOptions(...))``."""
 
-    timeout_s: float = 60.0
-    connect_timeout_s: float = 10.0
-    max_attempts: int = 5
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    max_connections: int = 32
+    # Validated so that a zero attempt count or timeout fails here, not deep inside a request.
+    timeout_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    connect_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    backoff_base_s: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    backoff_max_s: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    max_connections: int = attrs.field(default=32, validator=attrs.validators.ge(1))
 
 
 @attrs.define

@@ -66,6 +66,7 @@ class TestBuildConfig:
         """Strings from a CLI or env become the declared types; secrets become Secret."""
         config = configure(page_size="50", timeout="2.5", verify="false", client_secret="cs-123456")
         assert (config.page_size, config.timeout, config.verify) == (50, 2.5, False)
+        assert configure(page_size=40.0, timeout=3).page_size == 40
         assert isinstance(config.api_key, Secret) and config.api_key.reveal() == SECRET
         assert config.client_secret == "cs-123456"
 
@@ -94,12 +95,14 @@ class TestBuildConfig:
         [
             ("page_size", "many", "page_size must be an integer, got 'many'"),
             ("page_size", True, "page_size must be an integer"),
+            ("page_size", 2.7, "page_size must be an integer, got 2.7"),
+            ("timeout", False, "timeout must be a number"),
             ("timeout", "soon", "timeout must be a number"),
             ("verify", "maybe", "verify must be true or false"),
             ("base_url", 8080, "base_url must be a string, got int"),
             ("region", 3, "region must be a string"),
         ],
-        ids=["int-word", "int-bool", "float", "bool", "str", "optional-str"],
+        ids=["int-word", "int-bool", "int-fraction", "float-bool", "float", "bool", "str", "optional-str"],
     )
     def test_ill_typed_field_is_named(self, field: str, value: object, message: str) -> None:
         """An ill-typed value is a ConfigurationError naming the field and the expected type."""

@@ -417,6 +417,28 @@ class TestRateBudget:
             RateWindow(limit, period)
 
 
+class TestHttpOptions:
+    @pytest.mark.parametrize(
+        "options",
+        [{"max_attempts": 0}, {"timeout_s": 0}, {"connect_timeout_s": -1}, {"backoff_base_s": -0.1},
+         {"max_connections": 0}],
+        ids=lambda o: next(iter(o)),
+    )
+    def test_nonsense_is_refused_at_construction(self, options: dict[str, float]) -> None:
+        """Zero attempts, a zero timeout or a negative backoff fail when the options are made."""
+        with pytest.raises(ValueError, match=next(iter(options))):
+            HttpOptions(**options)  # type: ignore[arg-type]
+
+    async def test_options_reach_the_transport(self) -> None:
+        """connect(..., http=HttpOptions(...)) is what the connector's client uses."""
+        import lmsconnect
+
+        options = HttpOptions(max_attempts=1, timeout_s=5)
+        lms = lmsconnect.connect("toylms", base_url="http://127.0.0.1:9", token="toy-token", http=options)
+        async with lms:
+            assert lms.http.options is options
+
+
 class TestTimeouts:
     async def test_slow_response_times_out_and_is_retried_then_fails(self, serve: Serve) -> None:
         """A response slower than timeout_s is abandoned, retried (GET), then reported as RemoteError."""
@@ -713,6 +735,28 @@ class TestStreamMap:
             break
         await stream.aclose()  # type: ignore[attr-defined]
         assert sorted(cancelled) == [1, 2]
+
+    async def test_a_failing_call_stops_the_stream_and_cancels_the_rest(self) -> None:
+        """An exception from one call reaches the caller; the calls still running are cancelled."""
+        cancelled: list[int] = []
+
+        async def work(n: int) -> int:
+            if n == 1:
+                raise RuntimeError("item 1 failed")
+            try:
+                await asyncio.sleep(0 if n == 0 else 10)
+            except asyncio.CancelledError:
+                cancelled.append(n)
+                raise
+            return n
+
+        seen = []
+        with pytest.raises(RuntimeError, match="item 1 failed"):
+            async for result in stream_map(range(10), work, concurrency=3):
+                seen.append(result)
+        assert seen == [0]
+        # Item 2 was running and is cancelled; item 3 may be cancelled before it even started.
+        assert cancelled[:1] == [2] and set(cancelled) <= {2, 3}
 
     async def test_concurrency_must_be_positive(self) -> None:
         """concurrency < 1 is refused."""
