@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, TypeVar, Union
 
 import attrs
@@ -98,6 +98,11 @@ def _unique_origins(inst: object, attribute: attrs.Attribute[Any], value: tuple[
         seen.add(item.origin_id)
 
 
+def _items(value: Iterable[UpsertCourseItem]) -> tuple[UpsertCourseItem, ...]:
+    # A typed converter: with a bare `tuple`, mypy cannot type the `items` argument of __init__.
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class UpsertCourses:
     """Create or update courses, matched by ``origin_id``.
@@ -105,7 +110,7 @@ class UpsertCourses:
     >>> UpsertCourses(items=(UpsertCourseItem(origin_id="c-1", course=CourseInput(title="Intro")),))
     """
 
-    items: tuple[UpsertCourseItem, ...] = attrs.field(converter=tuple, validator=_unique_origins)
+    items: tuple[UpsertCourseItem, ...] = attrs.field(converter=_items, validator=_unique_origins)
 
 
 @attrs.frozen(kw_only=True)
@@ -259,6 +264,22 @@ class ActionResult:
 
     action: ActionName
     items: tuple[ItemResult, ...]
+
+    @classmethod
+    def one(
+        cls,
+        action: ActionName,
+        *,
+        key: str,
+        status: ItemStatus,
+        id: str | None = None,
+        remote_id: str | None = None,
+        error: ItemError | None = None,
+        detail: str = "",
+    ) -> ActionResult:
+        """The result of a single-item action (deactivate, enroll, complete, or one failed item)."""
+        item = ItemResult(key=key, status=status, id=id, remote_id=remote_id, error=error, detail=detail)
+        return cls(action=action, items=(item,))
 
     @property
     def ok(self) -> bool:

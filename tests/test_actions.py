@@ -228,7 +228,7 @@ class TestInvalidDictInput:
 # attrs validators see; what they cannot see is rejected by the connector before any call.
 INVALID_ATTRS: list[tuple[str, Callable[[], Any], str]] = [
     ("upsert_courses", lambda: UpsertCourses(items=()), "items"),
-    ("upsert_courses", lambda: UpsertCourses(items=({"origin_id": "c-1"},)), "items"),
+    ("upsert_courses", lambda: UpsertCourses(items=({"origin_id": "c-1"},)), "items"),  # type: ignore[arg-type]
     ("upsert_courses", lambda: UpsertCourseItem(origin_id="", course=CourseInput(title="x")), "origin_id"),
     ("upsert_courses", lambda: CourseInput(title=" "), "title"),
     ("upsert_courses", lambda: CourseInput(title="x", duration=-5), "duration"),
@@ -430,3 +430,25 @@ class TestPublicActionTypes:
         for name in ("UpsertCourses", "UpsertCourseItem", "CourseInput", "DeactivateCourse", "EnrollUser",
                      "CompleteCourse", "ActionResult", "ItemResult", "ItemStatus", "ItemError"):
             assert hasattr(lmsconnect, name)
+
+
+class TestActionResultOne:
+    def test_one_builds_a_single_item_result(self) -> None:
+        """ActionResult.one(...) equals the hand-built one-item result, every field passed through."""
+        built = ActionResult.one(
+            "deactivate_course", key="crs_1", status=ItemStatus.UPDATED, id="crs_1", remote_id="7",
+            detail="hidden")
+        assert built == ActionResult(action="deactivate_course", items=(ItemResult(
+            key="crs_1", status=ItemStatus.UPDATED, id="crs_1", remote_id="7", detail="hidden"),))
+        assert built.ok
+        assert built.ids == ("crs_1",)
+
+    def test_one_defaults_and_failed_item(self) -> None:
+        """Optional fields default like ItemResult's; a failed item makes the result not ok."""
+        bare = ActionResult.one("enroll_user", key="u:c", status=ItemStatus.ACCEPTED)
+        assert bare.items == (ItemResult(key="u:c", status=ItemStatus.ACCEPTED),)
+        error = ItemError(code="LMS.X", message="no")
+        failed = ActionResult.one("complete_course", key="k", status=ItemStatus.FAILED, error=error)
+        assert not failed.ok
+        assert failed.item("k").error == error
+        assert failed.ids == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import attrs
@@ -155,7 +156,7 @@ class TestConnectConfiguration:
         ],
         ids=["misspelt", "secret-in-wrong-field", "secret-ill-typed", "other-field-ill-typed"],
     )
-    def test_errors_never_echo_a_secret(self, kwargs: dict[str, object]) -> None:
+    def test_errors_never_echo_a_secret(self, kwargs: dict[str, Any]) -> None:
         """No configuration error ever shows a secret's value, whichever field it was put in."""
         kwargs.setdefault("base_url", "http://127.0.0.1:9")
         with pytest.raises(ConfigurationError) as caught:
@@ -190,7 +191,7 @@ class TestSecret:
         assert Secret("abc") != "abc"
         assert hash(Secret("abc")) == hash(Secret("abc"))
         assert not Secret("") and Secret("x")
-        assert Secret(Secret("abc")).reveal() == "abc"
+        assert Secret(Secret("abc")).reveal() == "abc"  # type: ignore[arg-type]
 
     def test_cannot_be_pickled(self) -> None:
         """Pickling (to a cache, a queue) is refused, so the value is not written out by accident."""

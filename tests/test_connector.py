@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -152,7 +152,7 @@ class TestSecretsNeverShow:
         async with lms:
             shown.append(repr(lms))
             assert [u.first_name async for u in lms.list(User)] == ["Ada", "Grace"]
-            for mode, call in [
+            calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
                 ("echo-404", lambda: lms.list(User).__anext__()),
                 ("echo-500", lambda: lms.list(User).__anext__()),
                 ("401", lambda: lms.list(User).__anext__()),
@@ -162,7 +162,8 @@ class TestSecretsNeverShow:
                 ("drop", lambda: lms.deactivate_course(course_id="remote:7")),
                 ("echo-404", lambda: lms.passthrough("GET", f"/webservice?wstoken={quote(SECRET, safe='')}")),
                 ("echo-500", lambda: lms.passthrough("POST", "/webservice", data={"wstoken": SECRET})),
-            ]:
+            ]
+            for mode, call in calls:
                 vendor.mode[:] = [mode]
                 with pytest.raises(LMSConnectError) as caught:
                     await call()
@@ -259,7 +260,7 @@ class TestList:
         """An unknown model names the valid ones."""
         _, lms = toy
         with pytest.raises(InvalidInput, match="expected one of users, course_providers"):
-            lms.list("learners")
+            lms.list("learners")  # type: ignore[call-overload]
 
     async def test_stream_is_lazy(self) -> None:
         """Stopping after the first record fetches no further page."""

@@ -530,7 +530,7 @@ class TestSecretScrubbing:
         )
         from urllib.parse import quote
 
-        errors: list[BaseException] = []
+        errors: list[LMSConnectError] = []
         for method, path, params in [
             ("GET", f"/webservice?wstoken={quote(self.SECRET, safe='')}&status=404", None),
             ("GET", "/webservice", {"wstoken": self.SECRET, "status": "403"}),

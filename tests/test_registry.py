@@ -362,7 +362,7 @@ class TestInCodeRegistration:
     def test_invalid_class_is_refused(self) -> None:
         """A class that breaks the connector contract is refused at registration, saying why."""
         broken = make_connector("private")
-        del broken.read_users  # the table still promises users
+        del broken.read_users  # type: ignore[attr-defined]  # the table still promises users
         with pytest.raises(TypeError, match=r"no read_users\(\)"):
             Registry().register(broken)
         with pytest.raises(TypeError, match="not a subclass"):
