@@ -155,6 +155,16 @@ class Connector(abc.ABC, Generic[C]):
     def __init__(
         self, config: C, *, allow_destructive: bool = True, http: HttpOptions | None = None
     ) -> None:
+        # A truthy string ("false" from an env var) must not silently allow irreversible actions.
+        if not isinstance(allow_destructive, bool):
+            raise ConfigurationError(
+                f"allow_destructive must be True or False, got {type(allow_destructive).__name__}",
+                connector=self.spec.slug,
+            )
+        if http is not None and not isinstance(http, HttpOptions):
+            raise ConfigurationError(
+                f"http must be an lmsconnect.HttpOptions, got {type(http).__name__}", connector=self.spec.slug
+            )
         self.config = config
         self.allow_destructive = allow_destructive
         self.http_options = http or HttpOptions()

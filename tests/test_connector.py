@@ -295,6 +295,19 @@ class TestActions:
         assert "allow_destructive=True" in str(caught.value)
         assert vendor.hits == []
 
+    @pytest.mark.parametrize("value", ["false", "no", 0, None], ids=repr)
+    def test_allow_destructive_must_be_a_bool(self, value: Any) -> None:
+        """allow_destructive="false" (say, from an env var) is refused rather than read as true."""
+        with pytest.raises(ConfigurationError, match="allow_destructive must be True or False"):
+            lmsconnect.connect("toylms", allow_destructive=value, base_url="http://127.0.0.1:9",
+                               token="t0ken")
+
+    def test_http_options_must_be_http_options(self) -> None:
+        """http= takes an HttpOptions, not a dict."""
+        with pytest.raises(ConfigurationError, match=r"http must be an lmsconnect\.HttpOptions"):
+            lmsconnect.connect("toylms", http={"max_attempts": 1},  # type: ignore[arg-type]
+                               base_url="http://127.0.0.1:9", token="t0ken")
+
     async def test_destructive_action_runs_when_allowed(self, vendor: Vendor) -> None:
         """By default the destructive action runs and reports per item."""
         async with lmsconnect.connect("querytoken", base_url=vendor.url, wstoken=SECRET) as lms:
