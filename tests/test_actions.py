@@ -202,14 +202,52 @@ INVALID_DICTS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-def _case_id(case: tuple[str, dict[str, Any], str]) -> str:
-    action, value, field = case
-    return f"{action}-{field}-{abs(hash(repr(value))) % 10_000}"
+INVALID_DICT_IDS = [
+    "no-items",
+    "empty-items",
+    "items-a-string",
+    "item-a-number",
+    "origin-missing",
+    "origin-blank",
+    "course-missing",
+    "title-empty",
+    "title-null",
+    "duration-negative",
+    "duration-string",
+    "duration-fraction",
+    "language-not-bcp47",
+    "language-number",
+    "course-url-not-url",
+    "thumbnail-ftp",
+    "type-internal",
+    "description-number",
+    "unknown-course-key",
+    "duplicate-origin",
+    "course-id-missing",
+    "course-id-empty",
+    "course-id-number",
+    "remote-prefix-alone",
+    "bare-vendor-id",
+    "user-id-for-course",
+    "other-connector-id",
+    "revision-missing",
+    "user-missing",
+    "course-id-for-user",
+    "course-id-for-revision",
+    "unknown-key-role",
+    "progression-missing",
+    "score-101",
+    "score-negative",
+    "score-bool",
+    "score-string",
+    "completed-at-garbage",
+    "user-id-for-progression",
+]
 
 
 class TestInvalidDictInput:
     @pytest.mark.parametrize(
-        ("action", "value", "field"), INVALID_DICTS, ids=[_case_id(c) for c in INVALID_DICTS]
+        ("action", "value", "field"), INVALID_DICTS, ids=INVALID_DICT_IDS
     )
     async def test_rejected_before_any_call_naming_the_field(
         self, probe: Probe, action: str, value: dict[str, Any], field: str
@@ -274,7 +312,7 @@ class TestInvalidAttrsInput:
     @pytest.mark.parametrize(
         ("action", "build", "field"),
         INVALID_ATTRS,
-        ids=[f"{a}-{f}-{n}" for n, (a, _, f) in enumerate(INVALID_ATTRS)],
+        ids=[f"{a}-{f}-{n}" for n, (a, _, f) in enumerate(INVALID_ATTRS)],  # stable: index, not hash
     )
     async def test_rejected_before_any_call_naming_the_field(
         self, probe: Probe, action: str, build: Callable[[], Any], field: str

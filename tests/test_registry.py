@@ -8,6 +8,7 @@ the process registry with its cache cleared before and after).
 from __future__ import annotations
 
 import sys
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -181,7 +182,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def package_name(request: pytest.FixtureRequest, suffix: str = "") -> str:
     """A module name unique to the test, so sys.modules never serves another test's copy."""
-    return f"lmsconnect_mini_{abs(hash(request.node.nodeid)):x}{suffix}"
+    return f"lmsconnect_mini_{zlib.crc32(request.node.nodeid.encode()):x}{suffix}"
 
 
 class TestThirdPartyDistribution:
