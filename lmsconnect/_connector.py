@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import inspect
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
@@ -505,8 +506,14 @@ def validate_connector_class(cls: Any) -> None:
         raise TypeError(f"{cls.__name__}: spec.config must be an attrs class")
     problems = []
     for key, cap in caps.models.items():
-        if cap.supported and not callable(getattr(cls, f"read_{key}", None)):
+        reader = getattr(cls, f"read_{key}", None)
+        if cap.supported and not callable(reader):
             problems.append(f"the table supports model {key!r} but there is no read_{key}()")
+        elif cap.supported and inspect.iscoroutinefunction(reader):
+            # `async def` without `yield` returns one awaitable, not a stream of records.
+            problems.append(
+                f"read_{key}() must be an async generator (async def with yield), not a coroutine"
+            )
     for akey, acap in caps.actions.items():
         if acap.supported and not callable(getattr(cls, f"handle_{akey}", None)):
             problems.append(f"the table supports action {akey!r} but there is no handle_{akey}()")

@@ -366,6 +366,12 @@ class TestInCodeRegistration:
         del broken.read_users  # type: ignore[attr-defined]  # the table still promises users
         with pytest.raises(TypeError, match=r"no read_users\(\)"):
             Registry().register(broken)
+        class Coroutine(make_connector("private")):  # type: ignore[misc]
+            async def read_users(self) -> list[User]:  # type: ignore[override]
+                return []
+
+        with pytest.raises(TypeError, match=r"read_users\(\) must be an async generator"):
+            Registry().register(Coroutine)
         with pytest.raises(TypeError, match="not a subclass"):
             Registry().register(dict)  # type: ignore[arg-type]
 
