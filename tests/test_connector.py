@@ -5,6 +5,7 @@ Uses the toy connector (docs/examples/toylms) and small in-test connectors again
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -94,7 +95,7 @@ class QueryTokenConnector(Connector[QueryConfig]):
 class Vendor:
     url: str
     hits: list[str]
-    mode: list[str]  # what /webservice does next: "ok", "echo-404", "echo-500", "drop", "401", "html"
+    mode: list[str]  # what /webservice does next: ok, echo-404, echo-500, drop, 401, html, slow
 
 
 @pytest.fixture
@@ -109,6 +110,8 @@ async def vendor() -> AsyncIterator[Vendor]:
             assert request.transport is not None
             request.transport.abort()
             return web.Response(status=500)
+        if mode == "slow":
+            await asyncio.sleep(1.0)
         if mode == "html":
             return web.Response(text=f"<p>{request.raw_path}</p>")
         if mode == "401":
@@ -120,7 +123,7 @@ async def vendor() -> AsyncIterator[Vendor]:
 
     app = web.Application()
     app.router.add_route("*", "/webservice", webservice)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)  # do not wait out a "slow" handler
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
@@ -196,7 +199,8 @@ class TestSecretsNeverShow:
 @pytest.fixture
 async def toy() -> AsyncIterator[tuple[Any, Connector[Any]]]:
     async with simulator("toylms") as sim:
-        lms = lmsconnect.connect("toylms", **sim.connect_config)
+        # The toy's default 20 calls/s would only slow these tests down.
+        lms = lmsconnect.connect("toylms", **sim.connect_config, calls_per_second=1000)
         async with lms:
             yield sim, lms
 
@@ -237,6 +241,25 @@ class TestLifecycle:
             await lms.open()
         assert lms.opened_session.closed
         assert "closed" in repr(lms)
+
+    async def test_cancelling_a_read_leaves_the_connector_usable(self, vendor: Vendor) -> None:
+        """A read cancelled mid-request raises CancelledError, and the connection keeps working."""
+        async with lmsconnect.connect("querytoken", base_url=vendor.url, wstoken=SECRET) as lms:
+            vendor.mode[:] = ["slow"]
+
+            async def first_user() -> User:
+                return await lms.list(User).__anext__()
+
+            reading = asyncio.create_task(first_user())
+            while not vendor.hits:  # noqa: ASYNC110 - waiting for the request to reach the vendor
+                await asyncio.sleep(0.01)
+            reading.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reading
+            vendor.mode[:] = ["ok"]
+            assert [u.first_name async for u in lms.list(User)] == ["Ada", "Grace"]
+            session = lms.http.session
+        assert session.closed
 
     async def test_stats_count_the_calls(self, toy: tuple[Any, Connector[Any]]) -> None:
         """lms.stats.calls equals the requests the vendor received."""
