@@ -791,23 +791,18 @@ class Learning360Connector(Connector[Learning360Config]):
         course_id = self.remote_id("courses", action.course_id, field="course_id")
         course, _ = await self._course(course_id)
         if course.status == "archived":
-            item = ItemResult(
-                key=action.course_id,
-                status=ItemStatus.UNCHANGED,
-                id=self.make_id("courses", course_id),
-                remote_id=course_id,
-                detail="already archived",
-            )
+            status, detail = ItemStatus.UNCHANGED, "already archived"
         else:
             await self._set_archived(course_id, True)
-            item = ItemResult(
-                key=action.course_id,
-                status=ItemStatus.UPDATED,
-                id=self.make_id("courses", course_id),
-                remote_id=course_id,
-                detail="archived; lms.restore_course(course_id) restores it",
-            )
-        return ActionResult(action="deactivate_course", items=(item,))
+            status, detail = ItemStatus.UPDATED, "archived; lms.restore_course(course_id) restores it"
+        return ActionResult.one(
+            "deactivate_course",
+            key=action.course_id,
+            status=status,
+            id=self.make_id("courses", course_id),
+            remote_id=course_id,
+            detail=detail,
+        )
 
     async def restore_course(self, course_id: str) -> CourseRevision:
         """Undo `deactivate_course`: un-archive the course; returns its (now ACTIVE) revision.
@@ -855,14 +850,14 @@ class Learning360Connector(Connector[Learning360Config]):
         open_attempts = [a for a in attempts if a.completed_at is None]
         if open_attempts:
             remote = f"{course_id}:{user_id}:{open_attempts[-1].id}"
-            item = ItemResult(
+            return ActionResult.one(
+                "enroll_user",
                 key=key,
                 status=ItemStatus.UNCHANGED,
                 id=self.make_id("course_progressions", remote),
                 remote_id=remote,
                 detail="already enrolled: the user has an open attempt",
             )
-            return ActionResult(action="enroll_user", items=(item,))
         now = _iso(_now())
         # A 0 % import opens a new attempt: the user has none open, and this one starts after all others.
         operation_id = await self._submit_stat(
@@ -921,7 +916,8 @@ class Learning360Connector(Connector[Learning360Config]):
             )
             raise _action_failed("complete_course", failed)
         if attempt.completed_at is not None:
-            item = ItemResult(
+            return ActionResult.one(
+                "complete_course",
                 key=key,
                 status=ItemStatus.UNCHANGED,
                 detail=f"already completed at {_iso(attempt.completed_at)}; 360Learning does not modify "
@@ -929,7 +925,6 @@ class Learning360Connector(Connector[Learning360Config]):
                 id=progression_id,
                 remote_id=remote,
             )
-            return ActionResult(action="complete_course", items=(item,))
         completed_at = action.completed_at or _now()
         started = attempt.first_activity_at or completed_at
         if completed_at < started:

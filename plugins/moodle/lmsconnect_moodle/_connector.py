@@ -611,17 +611,13 @@ class MoodleConnector(Connector[MoodleConfig]):
             idempotent=True,
         )
         self._raise_warnings("core_course_update_courses", body, field="course_id")
-        return ActionResult(
-            action="deactivate_course",
-            items=(
-                ItemResult(
-                    key=action.course_id,
-                    status=ItemStatus.UPDATED,
-                    id=self.make_id("courses", remote),
-                    remote_id=remote,
-                    detail="hidden (visible=0); restore with core_course_update_courses visible=1",
-                ),
-            ),
+        return ActionResult.one(
+            "deactivate_course",
+            key=action.course_id,
+            status=ItemStatus.UPDATED,
+            id=self.make_id("courses", remote),
+            remote_id=remote,
+            detail="hidden (visible=0); restore with core_course_update_courses visible=1",
         )
 
     async def restore_course(self, course_id: str) -> ActionResult:
@@ -634,17 +630,13 @@ class MoodleConnector(Connector[MoodleConfig]):
             idempotent=True,
         )
         self._raise_warnings("core_course_update_courses", body, field="course_id")
-        return ActionResult(
-            action="deactivate_course",
-            items=(
-                ItemResult(
-                    key=course_id,
-                    status=ItemStatus.UPDATED,
-                    id=self.make_id("courses", remote),
-                    remote_id=remote,
-                    detail="visible again (visible=1)",
-                ),
-            ),
+        return ActionResult.one(
+            "deactivate_course",
+            key=course_id,
+            status=ItemStatus.UPDATED,
+            id=self.make_id("courses", remote),
+            remote_id=remote,
+            detail="visible again (visible=1)",
         )
 
     @staticmethod
@@ -668,17 +660,13 @@ class MoodleConnector(Connector[MoodleConfig]):
             {"courseid": courseid, "options": [{"name": "userfields", "value": "id"}]},
         )
         if any(int(u["id"]) == userid for u in present):
-            return ActionResult(
-                action="enroll_user",
-                items=(
-                    ItemResult(
-                        key=action.user_id,
-                        status=ItemStatus.UNCHANGED,
-                        id=progression,
-                        remote_id=remote,
-                        detail="already enrolled",
-                    ),
-                ),
+            return ActionResult.one(
+                "enroll_user",
+                key=action.user_id,
+                status=ItemStatus.UNCHANGED,
+                id=progression,
+                remote_id=remote,
+                detail="already enrolled",
             )
         try:
             await self.call(
@@ -712,27 +700,20 @@ class MoodleConnector(Connector[MoodleConfig]):
                     exc,
                 ) from None
             raise
-        return ActionResult(
-            action="enroll_user",
-            items=(
-                ItemResult(
-                    key=action.user_id,
-                    status=ItemStatus.CREATED,
-                    id=progression,
-                    remote_id=remote,
-                    detail=f"manual enrolment, role {self.config.enrol_role_id}",
-                ),
-            ),
+        return ActionResult.one(
+            "enroll_user",
+            key=action.user_id,
+            status=ItemStatus.CREATED,
+            id=progression,
+            remote_id=remote,
+            detail=f"manual enrolment, role {self.config.enrol_role_id}",
         )
 
     def _failed(
         self, action: Any, key: str, code: str, message: str, cause: LMSConnectError | None = None
     ) -> ActionFailed:
-        result = ActionResult(
-            action=action,
-            items=(
-                ItemResult(key=key, status=ItemStatus.FAILED, error=ItemError(code=code, message=message)),
-            ),
+        result = ActionResult.one(
+            action, key=key, status=ItemStatus.FAILED, error=ItemError(code=code, message=message)
         )
         error = ActionFailed(
             message, result=result, code=code, vendor_message=cause.vendor_message if cause else None
@@ -850,17 +831,13 @@ class MoodleConnector(Connector[MoodleConfig]):
         )
 
     def _complete_result(self, key: str, remote: str, status: ItemStatus, detail: str) -> ActionResult:
-        return ActionResult(
-            action="complete_course",
-            items=(
-                ItemResult(
-                    key=key,
-                    status=status,
-                    id=self.make_id("course_progressions", remote),
-                    remote_id=remote,
-                    detail=detail,
-                ),
-            ),
+        return ActionResult.one(
+            "complete_course",
+            key=key,
+            status=status,
+            id=self.make_id("course_progressions", remote),
+            remote_id=remote,
+            detail=detail,
         )
 
     async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:

@@ -651,17 +651,13 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             # Dropped or failed after TalentLMS may have deleted it: the course is gone or it is not.
             if await self._course_exists(course_id):
                 raise
-        return ActionResult(
-            action="deactivate_course",
-            items=(
-                ItemResult(
-                    key=action.course_id,
-                    status=ItemStatus.UPDATED,
-                    id=self.make_id("courses", course_id),
-                    remote_id=course_id,
-                    detail="deleted permanently (TalentLMS cannot deactivate a course)",
-                ),
-            ),
+        return ActionResult.one(
+            "deactivate_course",
+            key=action.course_id,
+            status=ItemStatus.UPDATED,
+            id=self.make_id("courses", course_id),
+            remote_id=course_id,
+            detail="deleted permanently (TalentLMS cannot deactivate a course)",
         )
 
     async def _course_exists(self, course_id: str) -> bool:
@@ -703,17 +699,13 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     ),
                     connector=SLUG,
                 ) from None
-            return ActionResult(
-                action="enroll_user",
-                items=(
-                    ItemResult(
-                        key=key,
-                        status=ItemStatus.UNCHANGED,
-                        id=progression_id,
-                        remote_id=progression_remote,
-                        detail="already enrolled as a learner",
-                    ),
-                ),
+            return ActionResult.one(
+                "enroll_user",
+                key=key,
+                status=ItemStatus.UNCHANGED,
+                id=progression_id,
+                remote_id=progression_remote,
+                detail="already enrolled as a learner",
             )
         except RemoteError:
             # No answer: find out whether TalentLMS enrolled the user, and as what.
@@ -722,17 +714,13 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 raise
         if role == _INSTRUCTOR:
             await self._roll_back_trainer(user_id, course_id, key)
-        return ActionResult(
-            action="enroll_user",
-            items=(
-                ItemResult(
-                    key=key,
-                    status=ItemStatus.CREATED,
-                    id=progression_id,
-                    remote_id=progression_remote,
-                    detail=f"enrolled as {role or 'learner'}",
-                ),
-            ),
+        return ActionResult.one(
+            "enroll_user",
+            key=key,
+            status=ItemStatus.CREATED,
+            id=progression_id,
+            remote_id=progression_remote,
+            detail=f"enrolled as {role or 'learner'}",
         )
 
     async def _role_in_course(self, user_id: str, course_id: str) -> str | None:
@@ -866,7 +854,9 @@ def _failed(key: str, code: str, message: str) -> ItemResult:
 
 
 def _one_failed(action: Any, key: str, code: str, message: str) -> ActionResult:
-    return ActionResult(action=action, items=(_failed(key, code, message),))
+    return ActionResult.one(
+        action, key=key, status=ItemStatus.FAILED, error=ItemError(code=code, message=message)
+    )
 
 
 def _role_of(answer: Any) -> str | None:

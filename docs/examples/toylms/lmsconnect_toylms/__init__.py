@@ -234,11 +234,8 @@ class ToyConnector(Connector[ToyConfig]):
         course = self.remote_id("course_revisions", action.course_revision_id, field="course_revision_id")
         await self.http.request("POST", "/api/enrollments", json_body={"user": user, "course": course})
         remote = f"{course}:{user}"
-        return ActionResult(
-            action="enroll_user",
-            items=(ItemResult(key=action.user_id, status=ItemStatus.CREATED, remote_id=remote,
-                              id=self.make_id("course_progressions", remote)),),
-        )
+        return ActionResult.one("enroll_user", key=action.user_id, status=ItemStatus.CREATED,
+                                remote_id=remote, id=self.make_id("course_progressions", remote))
 
     # 6. Scope testing: what the token may do, by the vendor's own scope names.
     async def check_access(self) -> list[CheckItem]:
