@@ -33,6 +33,7 @@ import attrs
 
 from ._errors import (
     AuthenticationError,
+    ConfigurationError,
     InvalidRemoteResponse,
     LMSConnectError,
     NotFound,
@@ -60,6 +61,10 @@ log = logging.getLogger("lmsconnect.http")
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+# NonHttpUrlClientError (an ftp:// or scheme-less URL) exists from aiohttp 3.10 on.
+_BAD_URL: Final[tuple[type[Exception], ...]] = tuple(
+    getattr(aiohttp, name) for name in ("InvalidURL", "NonHttpUrlClientError") if hasattr(aiohttp, name)
+)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -373,6 +378,13 @@ class HttpClient:
                         body=body,
                         secrets=self._secrets,
                     )
+            except _BAD_URL as exc:
+                # A malformed base URL is the caller's configuration, not a vendor outage: no retries.
+                raise ConfigurationError(
+                    f"{shown} is not a valid http(s) URL ({type(exc).__name__}); check the base URL "
+                    f"given to connect()",
+                    connector=self.slug,
+                ) from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 reason = self.scrub(f"{type(exc).__name__}: {exc}")
                 if attempt < attempts:

@@ -456,6 +456,24 @@ class TestTimeouts:
         assert server.count() == 2
 
 
+class TestBadBaseUrl:
+    @pytest.mark.parametrize(
+        "base_url", ["lms.example.org", "ftp://127.0.0.1:9", "http://", "127.0.0.1:8080"],
+        ids=["no-scheme", "ftp", "no-host", "host-port-only"],
+    )
+    async def test_is_a_configuration_error_at_once(self, base_url: str) -> None:
+        """A malformed base URL is a ConfigurationError at the first call, not retried as a vendor error."""
+        from lmsconnect import ConfigurationError
+
+        http = HttpClient(slug="probe", base_url=base_url)
+        try:
+            with pytest.raises(ConfigurationError, match="not a valid http"):
+                await http.request("GET", "/users")
+        finally:
+            await http.aclose()
+        assert http.stats.retries == 0
+
+
 class TestStats:
     async def test_calls_count_every_request_sent(self, serve: Serve) -> None:
         """stats.calls counts requests sent, retries included; by_status tallies the answers."""
