@@ -152,6 +152,9 @@ class HttpOptions:
     backoff_base_s: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     backoff_max_s: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
     max_connections: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    # A vendor hint longer than this (an hourly limit saying "come back in 3600 s") is not slept
+    # through inside one call: the caller gets RateLimited with `retry_after` and decides.
+    max_retry_wait_s: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
 
 
 @attrs.define
@@ -419,8 +422,13 @@ class HttpClient:
                 wait = retry_after(response.headers)
                 if wait:
                     budget.pause_until(time.monotonic() + wait)
-            if response.status in RETRY_STATUSES and attempt < attempts:
-                await self._backoff(attempt, retry_after(response.headers), shown, str(response.status))
+            hinted = retry_after(response.headers)
+            if (
+                response.status in RETRY_STATUSES
+                and attempt < attempts
+                and (hinted is None or hinted <= self.options.max_retry_wait_s)
+            ):
+                await self._backoff(attempt, hinted, shown, str(response.status))
                 continue
             if raise_for_status and response.status >= 400:
                 raise self._error(response)

@@ -109,3 +109,38 @@ class TestBudgetChoice:
         spent_write = len(writes.windows[0]._sent) == 1
         assert spent_write is write
         assert len(reads.windows[0]._sent) == (0 if write else 1)
+
+
+class TestLongRetryAfter:
+    async def test_a_hint_beyond_the_cap_is_raised_not_slept(self) -> None:
+        """A 429 asking for an hour is not slept through: RateLimited carries retry_after at once."""
+        import time
+
+        from lmsconnect import RateLimited
+        from lmsconnect.plugin import HttpOptions
+
+        calls = []
+
+        async def handle(request: web.Request) -> web.Response:
+            calls.append(1)
+            return web.json_response({"error": "hourly"}, status=429, headers={"Retry-After": "3600"})
+
+        app = web.Application()
+        app.router.add_get("/x", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        http = HttpClient(slug="t", base_url=f"http://127.0.0.1:{port}",
+                          options=HttpOptions(max_retry_wait_s=60))
+        started = time.monotonic()
+        try:
+            with pytest.raises(RateLimited) as info:
+                await http.request("GET", "/x")
+        finally:
+            await http.aclose()
+            await runner.cleanup()
+        assert time.monotonic() - started < 5
+        assert info.value.retry_after is not None and info.value.retry_after > 3000
+        assert calls == [1]
