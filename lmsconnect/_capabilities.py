@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
@@ -183,32 +183,14 @@ class Capabilities:
         ``unsupported_notes`` under their key, if any). Unknown model, action or field names raise
         ValueError, so a typo fails at import, not in production."""
         extra = unsupported_notes or {}
-        full_models: dict[ModelName, ModelCapability] = {}
-        for key in MODELS:
-            given = models.get(key)
-            if given is None:
-                given = ModelCapability(supported=False, note=extra.get(key, ""))
-            known = set(model_fields(key))
-            unknown = set(given.fields) - known
-            if unknown:
-                raise ValueError(f"{slug}: model {key!r} has no field(s) {sorted(unknown)}")
-            fields = {f: given.field(f) for f in model_fields(key)}
-            full_models[key] = attrs.evolve(given, fields=fields)
-        for key in set(models) - set(MODELS):
-            raise ValueError(f"{slug}: unknown model {key!r}; expected one of {', '.join(MODELS)}")
-        full_actions: dict[ActionName, ActionCapability] = {}
-        for akey in ACTIONS:
-            agiven = actions.get(akey)
-            if agiven is None:
-                agiven = ActionCapability(supported=False, note=extra.get(akey, ""))
-            known = set(action_fields(akey))
-            unknown = set(agiven.fields) - known
-            if unknown:
-                raise ValueError(f"{slug}: action {akey!r} has no input field(s) {sorted(unknown)}")
-            afields = {f: agiven.field(f) for f in action_fields(akey)}
-            full_actions[akey] = attrs.evolve(agiven, fields=afields)
-        for akey in set(actions) - set(ACTIONS):
-            raise ValueError(f"{slug}: unknown action {akey!r}; expected one of {', '.join(ACTIONS)}")
+        full_models = _complete(
+            slug, "model", models, MODELS, model_fields,
+            lambda key: ModelCapability(supported=False, note=extra.get(key, "")),
+        )
+        full_actions = _complete(
+            slug, "action", actions, ACTIONS, action_fields,
+            lambda key: ActionCapability(supported=False, note=extra.get(key, "")),
+        )
         for fkey in set(features) - set(FEATURES):
             raise ValueError(f"{slug}: unknown feature {fkey!r}; expected one of {', '.join(FEATURES)}")
         full_features: dict[FeatureName, FeatureCapability] = {
@@ -345,6 +327,34 @@ class Capabilities:
             for k, v in self.features.items()
         ]
         return "\n".join(out) + "\n"
+
+
+K = TypeVar("K", bound=str)
+E = TypeVar("E", ModelCapability, ActionCapability)
+
+
+def _complete(
+    slug: str,
+    kind: str,
+    given: Mapping[K, E],
+    keys: Iterable[K],
+    fields_of: Callable[[K], tuple[str, ...]],
+    unsupported: Callable[[K], E],
+) -> dict[K, E]:
+    """Every key of a table part (models or actions) with every one of its fields; the ones not given
+    unsupported. Unknown keys or fields raise ValueError naming them."""
+    keys = list(keys)
+    for key in set(given) - set(keys):
+        raise ValueError(f"{slug}: unknown {kind} {key!r}; expected one of {', '.join(keys)}")
+    full: dict[K, E] = {}
+    for key in keys:
+        entry = given.get(key) or unsupported(key)
+        unknown = set(entry.fields) - set(fields_of(key))
+        if unknown:
+            what = "field(s)" if kind == "model" else "input field(s)"
+            raise ValueError(f"{slug}: {kind} {key!r} has no {what} {sorted(unknown)}")
+        full[key] = attrs.evolve(entry, fields={f: entry.field(f) for f in fields_of(key)})
+    return full
 
 
 def _markdown_sections(
