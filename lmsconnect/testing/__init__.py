@@ -4,6 +4,9 @@
 ...     async with lmsconnect.connect("moodle", **sim.connect_config) as lms:
 ...         ...
 
+`SimulatorServer` is the base class plugin simulators build on: it owns the aiohttp lifecycle (start,
+stop, ``async with``, ``url``); a simulator supplies ``make_app()``.
+
 The conformance kit (`ConformanceSuite`) needs pytest; it is imported lazily so that the simulator helpers
 work without it.
 """
@@ -17,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .._errors import ConfigurationError
 from .._registry import registry
+from ._server import SimulatorServer
 
 if TYPE_CHECKING:
     from .conformance import ConformanceSuite
 
-__all__ = ["ConformanceSuite", "Simulator", "load_simulator", "simulator"]
+__all__ = ["ConformanceSuite", "Simulator", "SimulatorServer", "load_simulator", "simulator"]
 
 
 @runtime_checkable

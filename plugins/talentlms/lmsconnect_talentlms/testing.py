@@ -51,12 +51,13 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from urllib.parse import unquote
 
 import attrs
 from aiohttp import web
+
+from lmsconnect.testing import SimulatorServer
 
 __all__ = [
     "INSTRUCTOR_USER_TYPES",
@@ -153,7 +154,6 @@ class SimEnrollment:
     expired_on: int | None = None
 
 
-_S = TypeVar("_S", bound="TalentLMSSimulator")
 
 
 class _ApiError(Exception):
@@ -213,7 +213,7 @@ def _int_param(params: Mapping[str, str], name: str) -> int | None:
         raise _ApiError(400, "Invalid arguments provided") from None
 
 
-class TalentLMSSimulator:
+class TalentLMSSimulator(SimulatorServer):
     """A TalentLMS v1 API on 127.0.0.1, seeded with a deterministic tenant (see the module docstring)."""
 
     def __init__(
@@ -285,55 +285,19 @@ class TalentLMSSimulator:
         self._throttled_until = 0.0
         self._seen_requests: collections.Counter[str] = collections.Counter()
 
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
         self._seed(users, courses, enrollments, random.Random(seed))
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on ``host:port`` (``port=0`` picks a free port); :attr:`url` then says where."""
-        if self._runner is not None:
-            raise RuntimeError("simulator already started")
+    url_path = "/api"  # url is the API root, e.g. http://127.0.0.1:54321/api (TalentLMS: https://<domain>/api)
+
+    def make_app(self) -> web.Application:
         app = web.Application()
         # Not part of TalentLMS: lets a benchmark or a test in another process read the counters.
         app.router.add_get("/_simulator/stats", self._handle_stats)
         app.router.add_route("*", "/api/v1/{action}", self._handle)
         app.router.add_route("*", "/api/v1/{action}/{params:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        server = site._server  # aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        bound_port = sockets[0].getsockname()[1] if sockets else port
-        self._url = f"http://{host}:{bound_port}/api"
-
-    async def stop(self) -> None:
-        """Stop serving; safe to call twice."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self: _S) -> _S:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        """The API root, e.g. ``http://127.0.0.1:54321/api`` (TalentLMS: ``https://<domain>/api``)."""
-        if self._url is None:
-            raise RuntimeError("simulator not started")
-        return self._url
+        return app
 
     @property
     def connect_config(self) -> dict[str, Any]:

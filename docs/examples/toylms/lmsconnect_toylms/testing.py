@@ -8,13 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
+from lmsconnect.testing import SimulatorServer
+
 __all__ = ["ToySimulator"]
 
 PAGE = 50
 ALL_SCOPES = ("users:read", "courses:read", "enrollments:read", "courses:write", "enrollments:write")
 
 
-class ToySimulator:
+class ToySimulator(SimulatorServer):
     """Toy LMS on 127.0.0.1. ``scopes`` restricts the token; ``fail_next`` queues error statuses."""
 
     def __init__(
@@ -53,18 +55,13 @@ class ToySimulator:
             (c, u): {"course": c, "user": u, "done": 1_710_000_000 + u if rng.random() > 0.5 else 0}
             for c, u in sorted(pairs)
         }
-        self._runner: web.AppRunner | None = None
-        self._url = ""
-
-    @property
-    def url(self) -> str:
-        return self._url
 
     @property
     def connect_config(self) -> dict[str, Any]:
-        return {"base_url": self._url, "token": self.token}
+        return {"base_url": self.url, "token": self.token}
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    # start/stop, `async with` and `url` come from SimulatorServer; the simulator only builds its app.
+    def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.add_routes([
             web.get("/api/me", self._me),
@@ -74,24 +71,7 @@ class ToySimulator:
             web.get("/api/enrollments", self._enrollments),
             web.post("/api/enrollments", self._enroll),
         ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sockets = site._server.sockets  # type: ignore[union-attr]
-        self._url = f"http://{host}:{sockets[0].getsockname()[1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> ToySimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:

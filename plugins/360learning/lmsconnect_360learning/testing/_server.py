@@ -9,11 +9,12 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
+
+from lmsconnect.testing import SimulatorServer
 
 from ._state import (
     JSON,
@@ -68,7 +69,6 @@ BULK_CAPS = {
     "importExternalStatistics": 10_000,
 }
 
-_S = TypeVar("_S", bound="Learning360Simulator")
 Kind = Literal["token", "read", "write", "bulk"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -119,7 +119,7 @@ def _decode_cursor(token: str) -> tuple[str, list[Filter]]:
         raise ApiError(400, "invalidInput", "invalid pagination token") from exc
 
 
-class Learning360Simulator:
+class Learning360Simulator(SimulatorServer):
     """A 360Learning platform on loopback, for tests, demos and benchmarks.
 
     ```python
@@ -221,46 +221,18 @@ class Learning360Simulator:
             "write": collections.deque(),
         }
         self._fault_keys: collections.Counter[str] = collections.Counter()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
         self._route_kinds = {
             (method, path): (kind, scope) for method, path, _h, kind, scope in self._routes()
         }
 
     # lifecycle -------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get(STATS_PATH, self._stats_route)
         for method, path, handler, _kind, _scope in self._routes():
             app.router.add_route(method, path, handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        self._url = f"http://{bound_host}:{bound_port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self: _S) -> _S:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the simulator is not started")
-        return self._url
+        return app
 
     @property
     def connect_config(self) -> dict[str, Any]:

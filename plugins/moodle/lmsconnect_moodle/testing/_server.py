@@ -10,12 +10,13 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 import attrs
 from aiohttp import web
+
+from lmsconnect.testing import SimulatorServer
 
 from .._params import decode_params
 from ._functions import FUNCTIONS, Context
@@ -39,7 +40,7 @@ class _Token:
     service: str
 
 
-class MoodleSimulator:
+class MoodleSimulator(SimulatorServer):
     """A Moodle 5.0 site speaking the REST web-service protocol, for tests, demos and benchmarks.
 
     >>> async with MoodleSimulator(users=20, courses=5, enrollments=40) as sim:  # doctest: +SKIP
@@ -107,42 +108,13 @@ class MoodleSimulator:
         self.calls = 0
         self.calls_by_route: collections.Counter[str] = collections.Counter()
         self.calls_by_function: collections.Counter[str] = collections.Counter()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", REST_PATH, self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        bound = server.sockets[0].getsockname()  # type: ignore[attr-defined]
-        self._url = f"http://{host}:{bound[1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> MoodleSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the simulator is not started")
-        return self._url
+        return app
 
     @property
     def connect_config(self) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""`SimulatorServer`: the aiohttp lifecycle every plugin simulator shares; a simulator only builds its app."""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import ClassVar, TypeVar
+
+from aiohttp import web
+
+__all__ = ["SimulatorServer"]
+
+_S = TypeVar("_S", bound="SimulatorServer")
+
+
+class SimulatorServer(abc.ABC):
+    """Serve the app `make_app` builds on loopback; ``start``/``stop``, ``async with`` and ``url``.
+
+    Subclasses keep their own state, middlewares and counters (``calls``, ``calls_by_route``) and add
+    ``connect_config``. They need not call ``super().__init__()``. ``url_path`` is appended to the base
+    URL for vendors whose API lives under a prefix (e.g. ``"/api"``).
+    """
+
+    #: Appended to ``http://host:port`` in :attr:`url`, e.g. ``"/api"``.
+    url_path: ClassVar[str] = ""
+
+    # Class-level defaults so a subclass's own __init__ need not call ours.
+    _runner: web.AppRunner | None = None
+    _url: str | None = None
+
+    @abc.abstractmethod
+    def make_app(self) -> web.Application:
+        """A new application with the simulator's routes and middlewares; called by every `start`."""
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on ``host:port`` (``port=0`` picks a free port); :attr:`url` then says where."""
+        if self._runner is not None:
+            raise RuntimeError(f"{type(self).__name__} is already started (at {self._url})")
+        runner = web.AppRunner(self.make_app(), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound_port = runner.addresses[0][1]
+        netloc = f"[{host}]" if ":" in host else host
+        self._url = f"http://{netloc}:{bound_port}{self.url_path}"
+
+    async def stop(self) -> None:
+        """Stop serving; safe to call twice. :attr:`url` keeps the last address."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self: _S) -> _S:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """Where the simulator serves, e.g. ``http://127.0.0.1:54321`` (plus :attr:`url_path`)."""
+        if self._url is None:
+            raise RuntimeError(f"{type(self).__name__} is not started: call start() or use 'async with'")
+        return self._url
