@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import math
-import resource
 import sys
 import time
-from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,15 +32,10 @@ import lmsconnect
 from lmsconnect import Course, CourseProgression, CourseProvider, CourseRevision, User
 from lmsconnect.plugin import RateWindow
 
-# The simulator runs through the CLI of the same interpreter, in a process of its own.
-CLI = [sys.executable, "-c", "import sys; from lmsconnect._cli import main; sys.exit(main())"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when a test loads this by path
+from _common import add_tenant_arguments, cli_simulator, peak_rss_mb, print_result
+
 PAGE = {"users": 500, "courses": 500, "stats": 500, "integrations": 100}
-
-
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def floor_seconds(counts: dict[str, int], limits: dict[str, float], read_calls: int, latency: float) -> float:
@@ -61,44 +53,21 @@ def floor_seconds(counts: dict[str, int], limits: dict[str, float], read_calls: 
     return max(chain_s, rate_s)
 
 
-@contextlib.asynccontextmanager
-async def simulator_process(args: argparse.Namespace) -> AsyncIterator[tuple[dict[str, Any], str]]:
-    """`lmsconnect simulate 360learning` in its own process, as the vendor would be: its CPU time is not
-    spent on the event loop being measured."""
-    command = [
-        *CLI,
-        "simulate",
-        "360learning",
-        "--port",
-        "0",
-        "--users",
-        str(args.users),
-        "--courses",
-        str(args.courses),
-        "--enrollments",
-        str(args.progressions),
-        "--seed",
-        str(args.seed),
-        "--latency",
-        str(args.latency),
-    ]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-        config = json.loads(line)["config"]
-        yield config, str(config["base_url"])
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     counts: dict[str, int] = {}
-    async with simulator_process(args) as (config, url), aiohttp.ClientSession() as session:
+    simulator = cli_simulator(
+        "360learning",
+        timeout=60,
+        users=args.users,
+        courses=args.courses,
+        enrollments=args.progressions,
+        seed=args.seed,
+        latency=args.latency,
+    )
+    async with simulator, aiohttp.ClientSession() as session:
+        url = str(simulator.config["base_url"])
         began = time.perf_counter()
-        async with lmsconnect.connect("360learning", **config) as lms:
+        async with lmsconnect.connect("360learning", **simulator.config) as lms:
 
             async def count(model: Any) -> None:
                 n = 0
@@ -141,19 +110,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--courses", type=int, default=200)
-    parser.add_argument("--progressions", type=int, default=20000)
-    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call")
+    add_tenant_arguments(parser, enrollments="progressions")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>18}: {value}")
+    print_result(result, as_json=args.json, width=18)
     ok = result["rejected_calls"] == 0 and result["wall_s"] <= 1.2 * result["floor_s"]
     return 0 if ok else 1
 

@@ -16,23 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from lmsconnect_moodle.testing import MoodleSimulator
 
 import lmsconnect
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when a test loads this by path
+from _common import add_tenant_arguments, peak_rss_mb, print_result
+
 MODELS = ("users", "courses", "course_revisions", "course_progressions", "skills", "revision_skills")
-
-
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,21 +78,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--courses", type=int, default=200)
-    parser.add_argument("--enrollments", type=int, default=20000)
-    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call")
+    add_tenant_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=16, help="connector concurrency (config)")
     parser.add_argument("--no-dates", action="store_true", help="skip completed_at (completion_dates=False)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>18}: {value}")
+    print_result(result, as_json=args.json, width=18)
     return 0 if result["wall_s"] < result["serial_s"] / 4 else 1
 
 

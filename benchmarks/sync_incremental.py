@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -43,13 +42,10 @@ import lmsconnect
 from lmsconnect._store import open_store
 from lmsconnect._sync import SyncReport, sync
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when a test loads this by path
+from _common import SimulatorProcess, peak_rss_mb, print_result
+
 USERS, COURSES, PROGRESSIONS = 2_000, 200, 20_000
-
-
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 # -- the simulator process ----------------------------------------------------------------------------
@@ -161,55 +157,22 @@ async def serve(scale: int, seed: int, latency: float) -> None:
 # -- the measuring process ----------------------------------------------------------------------------
 
 
-class Simulator:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def __aenter__(self) -> dict[str, Any]:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--serve",
-            "--scale",
-            str(self.args.scale),
-            "--seed",
-            str(self.args.seed),
-            "--latency",
-            str(self.args.latency),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return json.loads(await self.ask(None))  # type: ignore[no-any-return]
-
-    async def ask(self, command: str | None) -> str:
-        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
-        if command is not None:
-            self.proc.stdin.write(f"{command}\n".encode())
-            await self.proc.stdin.drain()
-        line = await self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the simulator process exited")
-        return line.decode()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            await self.proc.wait()
-
-
 def describe(label: str, report: SyncReport) -> str:
     return f"{label}: {report.duration_s:.2f} s, {report.calls} calls\n{report.summary_table()}"
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    simulator = Simulator(args)
-    async with simulator as started:
-        return await _measure(args, simulator, started)
+    command = [
+        sys.executable, __file__, "--serve",
+        "--scale", str(args.scale), "--seed", str(args.seed), "--latency", str(args.latency),
+    ]  # fmt: skip
+    async with SimulatorProcess(command, timeout=None, interactive=True) as simulator:
+        return await _measure(args, simulator, simulator.started)
 
 
-async def _measure(args: argparse.Namespace, simulator: Simulator, started: dict[str, Any]) -> dict[str, Any]:
+async def _measure(
+    args: argparse.Namespace, simulator: SimulatorProcess, started: dict[str, Any]
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or str(Path(tmp) / "sync.sqlite")
         config = {**started["config"], "calls_per_second": args.calls_per_second}
@@ -291,8 +254,7 @@ def main() -> None:
         f"store: {result['store_writes_per_s']} writes/s; peak RSS {result['peak_rss_mb']} MB "
         f"(before syncing {result['rss_before_mb']} MB); total {time.monotonic() - started:.1f} s"
     )
-    if args.json:
-        print(json.dumps(result))
+    print_result(result, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import resource
 import sys
 import time
-from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,13 +33,10 @@ import lmsconnect
 from lmsconnect import Course, CourseProgression, CourseRevision, User
 from lmsconnect.plugin import RateWindow
 
-CLI = [sys.executable, "-c", "import sys; from lmsconnect._cli import main; sys.exit(main())"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when a test loads this by path
+from _common import add_tenant_arguments, cli_simulator, peak_rss_mb, print_result
+
 PAGE_SIZE = 500
-
-
-def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def floor_seconds(calls: int, users: int, limits: dict[str, Any], latency: float) -> float:
@@ -55,33 +49,21 @@ def floor_seconds(calls: int, users: int, limits: dict[str, Any], latency: float
     return max(chain_s, rate_s + latency if rate_s else 0.0)
 
 
-@contextlib.asynccontextmanager
-async def simulator_process(args: argparse.Namespace) -> AsyncIterator[tuple[dict[str, Any], str]]:
-    """`lmsconnect simulate talentlms` in its own process: its CPU time is not spent on the event loop
-    being measured."""
-    command = [
-        *CLI, "simulate", "talentlms", "--port", "0",
-        "--users", str(args.users), "--courses", str(args.courses),
-        "--enrollments", str(args.enrollments), "--seed", str(args.seed),
-        "--latency", str(args.latency),
-    ]  # fmt: skip
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=120)
-        config = json.loads(line)["config"]
-        yield config, str(config["base_url"]).removesuffix("/api")
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     counts: dict[str, int] = {}
-    async with simulator_process(args) as (config, root), aiohttp.ClientSession() as session:
+    simulator = cli_simulator(
+        "talentlms",
+        users=args.users,
+        courses=args.courses,
+        enrollments=args.enrollments,
+        seed=args.seed,
+        latency=args.latency,
+    )
+    async with simulator, aiohttp.ClientSession() as session:
+        # Not part of TalentLMS, the stats route sits beside the API root.
+        root = str(simulator.config["base_url"]).removesuffix("/api")
         began = time.perf_counter()
-        async with lmsconnect.connect("talentlms", **config, page_size=PAGE_SIZE) as lms:
+        async with lmsconnect.connect("talentlms", **simulator.config, page_size=PAGE_SIZE) as lms:
 
             async def count(model: Any) -> None:
                 n = 0
@@ -127,19 +109,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--courses", type=int, default=200)
-    parser.add_argument("--enrollments", type=int, default=20000)
-    parser.add_argument("--latency", type=float, default=0.05, help="seconds per call")
+    add_tenant_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>20}: {value}")
+    print_result(result, as_json=args.json, width=20)
     ok = (
         result["rejected_calls"] == 0
         and result["wall_s"] <= 1.2 * result["floor_s"]
