@@ -85,7 +85,9 @@ def main(argv: list[str]) -> int:
             failures.append("pytest")
         if run(BIN / "ruff", "check", ".", check=False):
             failures.append("ruff")
-        packages = [arg for pkg in ["lmsconnect", *plugin_packages()] for arg in ("-p", pkg)]
+        packages = [
+            arg for pkg in ["lmsconnect", *plugin_packages(), "lmsconnect_toylms"] for arg in ("-p", pkg)
+        ]
         if run(BIN / "mypy", "--strict", *packages, check=False):
             failures.append("mypy")
         if run(BIN / "lmsconnect", "docs", "--check", *plugin_slugs(), check=False):

@@ -188,7 +188,8 @@ async def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
     """Write (or with --check, verify) docs/capabilities from the installed capability tables."""
     target = Path(args.out)
-    slugs = args.slugs or [i.slug for i in registry.infos() if i.ok]
+    # Sorted, so the matrix's columns do not depend on the order the slugs were named in.
+    slugs = sorted(args.slugs or [i.slug for i in registry.infos() if i.ok])
     pages = {f"{s}.md": registry.get(s).capabilities.to_markdown() for s in slugs}
     pages["README.md"] = matrix_markdown([registry.get(s).capabilities for s in slugs])
     stale = [name for name, text in pages.items()

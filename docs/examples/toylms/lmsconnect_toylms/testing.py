@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -74,12 +76,12 @@ class ToySimulator(SimulatorServer):
         return app
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         self.calls += 1
         self.calls_by_route[f"{request.method} {request.path}"] += 1
         if self.latency:
-            import asyncio
-
             await asyncio.sleep(self.latency)
         if self.fail_next:
             status = self.fail_next.pop(0)
