@@ -415,7 +415,10 @@ class HttpClient:
             if response.status == 429:
                 self.stats.rejected += 1
                 wait = retry_after(response.headers)
-                budget.pause_until(time.monotonic() + (wait if wait is not None else 1.0))
+                # Capped like a retry wait: past the cap, the waiting calls get their own 429 and
+                # a RateLimited that says how long, instead of hanging silently in the budget.
+                wait = min(wait if wait is not None else 1.0, self.options.max_retry_wait_s)
+                budget.pause_until(time.monotonic() + wait)
             elif _exhausted(response.headers):
                 # The vendor says the window is spent: hold further calls until it resets rather
                 # than spend one on a certain 429.
