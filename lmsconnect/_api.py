@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from ._connector import Connector
 from ._http import HttpOptions
@@ -12,7 +12,12 @@ __all__ = ["available_connectors", "connect", "register_connector"]
 
 
 def connect(
-    slug: str, *, allow_destructive: bool = True, http: HttpOptions | None = None, **config: Any
+    slug: str,
+    *,
+    allow_destructive: bool = True,
+    http: HttpOptions | None = None,
+    unsupported_fields: Literal["raise", "drop"] = "raise",
+    **config: Any,
 ) -> Connector[Any]:
     """A connector for `slug`, configured but not yet open; use it as an async context manager.
 
@@ -20,11 +25,15 @@ def connect(
     ...     print(lms.capabilities.actions["deactivate_course"].note)
 
     ``allow_destructive=False`` makes actions the table flags destructive raise
-    `DestructiveActionRefused` instead of running. Raises `ConfigurationError` naming any unknown,
-    missing or ill-typed config field (never echoing a secret).
+    `DestructiveActionRefused` instead of running. ``unsupported_fields="drop"`` lets one action payload
+    serve every LMS: input fields this connector's table marks unsupported (``course_url`` on TalentLMS)
+    are ignored and each result item says which, instead of `NotSupported`. Raises
+    `ConfigurationError` naming any unknown, missing or ill-typed config field (never echoing a secret).
     """
     cls = registry.get(slug)
-    return cls.from_config(allow_destructive=allow_destructive, http=http, **config)
+    return cls.from_config(
+        allow_destructive=allow_destructive, http=http, unsupported_fields=unsupported_fields, **config
+    )
 
 
 def available_connectors() -> tuple[ConnectorInfo, ...]:

@@ -29,7 +29,7 @@ from ._actions import (
     action_fields,
     structure_action,
 )
-from ._capabilities import Capabilities
+from ._capabilities import Capabilities, Support
 from ._config import ConfigField, build_config, describe_config
 from ._errors import (
     AuthenticationError,
@@ -154,7 +154,12 @@ class Connector(abc.ABC, Generic[C]):
     capabilities: ClassVar[Capabilities]
 
     def __init__(
-        self, config: C, *, allow_destructive: bool = True, http: HttpOptions | None = None
+        self,
+        config: C,
+        *,
+        allow_destructive: bool = True,
+        http: HttpOptions | None = None,
+        unsupported_fields: Literal["raise", "drop"] = "raise",
     ) -> None:
         # A truthy string ("false" from an env var) must not silently allow irreversible actions.
         if not isinstance(allow_destructive, bool):
@@ -166,18 +171,33 @@ class Connector(abc.ABC, Generic[C]):
             raise ConfigurationError(
                 f"http must be an lmsconnect.HttpOptions, got {type(http).__name__}", connector=self.spec.slug
             )
+        if unsupported_fields not in ("raise", "drop"):
+            raise ConfigurationError(
+                f"unsupported_fields must be 'raise' or 'drop', got {unsupported_fields!r}",
+                connector=self.spec.slug,
+            )
         self.config = config
         self.allow_destructive = allow_destructive
+        self.unsupported_fields = unsupported_fields
         self.http_options = http or HttpOptions()
         self._http: HttpClient | None = None
 
     @classmethod
     def from_config(
-        cls, *, allow_destructive: bool = True, http: HttpOptions | None = None, **values: Any
+        cls,
+        *,
+        allow_destructive: bool = True,
+        http: HttpOptions | None = None,
+        unsupported_fields: Literal["raise", "drop"] = "raise",
+        **values: Any,
     ) -> Connector[Any]:
         """Build from connect() keyword arguments, validated against ``spec.config``."""
         config = build_config(cls.spec.config, cls.spec.slug, values)
-        return cls(config, allow_destructive=allow_destructive, http=http)
+        if unsupported_fields == "raise":  # plugins that override __init__ need not know the option
+            return cls(config, allow_destructive=allow_destructive, http=http)
+        return cls(
+            config, allow_destructive=allow_destructive, http=http, unsupported_fields=unsupported_fields
+        )
 
     def __repr__(self) -> str:
         shown = []
@@ -326,6 +346,8 @@ class Connector(abc.ABC, Generic[C]):
         if value is not None and fields:
             raise InvalidInput(f"{name}: pass either an input object/dict or keyword fields, not both")
         action: A = structure_action(cls, value if value is not None else dict(fields))
+        if self.unsupported_fields == "drop":
+            action = _drop_unsupported(self.capabilities, name, action)  # same type, fields reset
         for path in action_fields(name):
             self.capabilities.require_action_field(name, path, given=_given(action, path))
         if self.capabilities.actions[name].destructive and not self.allow_destructive:
@@ -338,10 +360,19 @@ class Connector(abc.ABC, Generic[C]):
         self.http  # noqa: B018 - not open is an error before anything else happens
         return action
 
-    def _check_result(self, name: ActionName, result: Any) -> ActionResult:
+    async def _run(
+        self, name: ActionName, cls: type[A], value: Any, fields: Mapping[str, Any]
+    ) -> ActionResult:
+        """Prepare (table, input, destructive refusal), run the plugin's handler, check its result and,
+        with ``unsupported_fields="drop"``, say per item which input fields were ignored."""
+        given = None
+        if self.unsupported_fields == "drop" and self.capabilities.actions[name].supported:
+            given = structure_action(cls, value if value is not None else dict(fields))
+        action = await self._prepare(name, cls, value, fields)
+        result = await self._handler(name)(action)
         if not isinstance(result, ActionResult) or result.action != name:
             raise TypeError(f"{type(self).__name__}.handle_{name} must return ActionResult({name!r})")
-        return result
+        return result if given is None else _report_dropped(self.capabilities, name, given, result)
 
     async def upsert_courses(
         self, items: UpsertCourses | Mapping[str, Any] | None = None, /, **fields: Any
@@ -350,29 +381,25 @@ class Connector(abc.ABC, Generic[C]):
 
         >>> await lms.upsert_courses({"items": [{"origin_id": "c-1", "course": {"title": "Intro"}}]})
         """
-        action = await self._prepare("upsert_courses", UpsertCourses, items, fields)
-        return self._check_result("upsert_courses", await self._handler("upsert_courses")(action))
+        return await self._run("upsert_courses", UpsertCourses, items, fields)
 
     async def deactivate_course(
         self, value: DeactivateCourse | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> ActionResult:
         """Stop new enrolments in a course (``course_id``); what that means per LMS is in its table."""
-        action = await self._prepare("deactivate_course", DeactivateCourse, value, fields)
-        return self._check_result("deactivate_course", await self._handler("deactivate_course")(action))
+        return await self._run("deactivate_course", DeactivateCourse, value, fields)
 
     async def enroll_user(
         self, value: EnrollUser | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> ActionResult:
         """Enrol ``user_id`` in ``course_revision_id``."""
-        action = await self._prepare("enroll_user", EnrollUser, value, fields)
-        return self._check_result("enroll_user", await self._handler("enroll_user")(action))
+        return await self._run("enroll_user", EnrollUser, value, fields)
 
     async def complete_course(
         self, value: CompleteCourse | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> ActionResult:
         """Complete ``course_progression_id`` (``completed_at`` defaults to now, ``score`` 0–100)."""
-        action = await self._prepare("complete_course", CompleteCourse, value, fields)
-        return self._check_result("complete_course", await self._handler("complete_course")(action))
+        return await self._run("complete_course", CompleteCourse, value, fields)
 
     async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:
         """For results with `accepted` items (asynchronous actions): poll until the vendor shows the change
@@ -488,6 +515,54 @@ def _given(action: Any, path: str) -> bool:
     field = attrs.fields_dict(type(action)).get(head)
     default = field.default if field is not None else None
     return value is not None and value != default
+
+
+def _unsupported_given(caps: Capabilities, name: ActionName, action: Any) -> list[str]:
+    """Coverage-table paths the input sets although the table marks them unsupported."""
+    return [
+        path for path in action_fields(name)
+        if caps.actions[name].field(path).support is Support.UNSUPPORTED and _given(action, path)
+    ]
+
+
+def _reset(obj: Any, names: Sequence[str]) -> Any:
+    defaults = attrs.fields_dict(type(obj))
+    return attrs.evolve(obj, **{n: defaults[n].default for n in names})
+
+
+def _drop_unsupported(caps: Capabilities, name: ActionName, action: Any) -> Any:
+    """The input with every field the table marks unsupported reset to its default."""
+    paths = _unsupported_given(caps, name, action)
+    if not paths:
+        return action
+    if isinstance(action, UpsertCourses):
+        course_fields = [p.rsplit(".", 1)[1] for p in paths if p.startswith("items.course.")]
+        items = tuple(
+            attrs.evolve(item, course=_reset(item.course, course_fields)) for item in action.items
+        )
+        return attrs.evolve(action, items=items)
+    return _reset(action, paths)
+
+
+def _report_dropped(caps: Capabilities, name: ActionName, given: Any, result: ActionResult) -> ActionResult:
+    """Say, on each item, which input fields were ignored because the table marks them unsupported:
+    with ``unsupported_fields="drop"`` nothing is dropped silently."""
+    per_key: dict[str | None, list[str]]
+    if isinstance(given, UpsertCourses):
+        per_key = {
+            item.origin_id: _unsupported_given(caps, name, attrs.evolve(given, items=(item,)))
+            for item in given.items
+        }
+    else:
+        per_key = {None: _unsupported_given(caps, name, given)}
+    items = []
+    for item in result.items:
+        dropped = per_key.get(item.key, per_key.get(None, []))
+        if dropped:
+            note = f"ignored (unsupported by {caps.name}): {', '.join(dropped)}"
+            item = attrs.evolve(item, detail=f"{item.detail}; {note}" if item.detail else note)
+        items.append(item)
+    return attrs.evolve(result, items=tuple(items))
 
 
 def validate_connector_class(cls: Any) -> None:
