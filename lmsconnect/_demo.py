@@ -108,6 +108,13 @@ async def _one(cls: type[Connector[Any]], store: Any, say: _Out) -> None:
                 flags = ", ".join(sorted(f.value for f in cap.flags)) or "not destructive"
                 say(f"4. Deactivate the new course ({flags})")
                 say(cap.note, 3)
+                if cap.destructive:
+                    async with connect(cls.spec.slug, allow_destructive=False, **sim.connect_config) as safe:
+                        try:
+                            await safe.deactivate_course(course_id=course_id)
+                        except LMSConnectError as exc:
+                            say(f"on a connection opened with allow_destructive=False -> "
+                                f"{type(exc).__name__} ({safe.stats.calls} API calls)", 6)
                 cursor = await store.last_cursor()
                 result = await lms.deactivate_course(course_id=course_id)
                 say(f"-> {_item_line(result.items[0])}", 6)
@@ -119,7 +126,10 @@ async def _one(cls: type[Connector[Any]], store: Any, say: _Out) -> None:
 
 
 async def _sync_and_feed(lms: Connector[Any], store: Any, say: _Out, cursor: int) -> None:
-    say(_sync_line(await sync(lms, store)), 3)
+    report = await sync(lms, store)
+    totals = ", ".join(f"{n} {kind}" for kind, n in report.totals.items())
+    unchanged = sum(m.unchanged for m in report.models.values())
+    say(f"sync: {totals}, {unchanged} unchanged ({report.calls} API calls, {report.duration_s:.2f} s)", 3)
     rows = []
     async for change in store.changes(since=cursor):
         record = await store.get(change.model, change.id)
