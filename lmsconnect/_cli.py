@@ -123,9 +123,9 @@ async def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
-        rows = [[i.kind, i.name, i.status.value, ", ".join(i.permissions), i.detail[:100]]
+        rows = [[i.kind, i.name, i.status.value, ", ".join(i.permissions), i.detail]
                 for i in report.items]
-        out.write(table(rows, ["kind", "name", "status", "missing", "detail"]) + "\n")
+        out.write(table(_wrapped(rows, 60), ["kind", "name", "status", "missing", "detail"]) + "\n")
         out.write(f"\n{'OK' if report.ok else 'PROBLEMS FOUND'}\n")
     return 0 if report.ok else 1
 
