@@ -101,6 +101,19 @@ def _icon(ctx: Context, module: Module) -> str:
     return f"{ctx.siteurl}/theme/image.php/boost/{module.modname}/{THEME_REV}/monologo?filtericon=1"
 
 
+def _add_profile(ctx: Context, user: User, out: dict[str, Any]) -> None:
+    """The optional profile keys Moodle adds to a user in both user listings, in Moodle's order."""
+    if user.description:
+        out["description"] = user.description
+        out["descriptionformat"] = 1
+    if user.city:
+        out["city"] = user.city
+    if user.country:
+        out["country"] = user.country
+    out["profileimageurlsmall"] = _img(ctx, "f2")
+    out["profileimageurl"] = _img(ctx, "f1")
+
+
 def _img(ctx: Context, size: str) -> str:
     return f"{ctx.siteurl}/theme/image.php/boost/core/{THEME_REV}/u/{size}"
 
@@ -146,15 +159,7 @@ def _render_user(ctx: Context, user: User) -> dict[str, Any]:
         mailformat=1,
         trackforums=0,
     )
-    if user.description:
-        out["description"] = user.description
-        out["descriptionformat"] = 1
-    if user.city:
-        out["city"] = user.city
-    if user.country:
-        out["country"] = user.country
-    out["profileimageurlsmall"] = _img(ctx, "f2")
-    out["profileimageurl"] = _img(ctx, "f1")
+    _add_profile(ctx, user, out)
     if user.employeeid:
         out["customfields"] = [
             {
@@ -1082,15 +1087,7 @@ def _render_enrolled_user(ctx: Context, user: User, enrolment: Enrolment) -> dic
     if user.idnumber:
         out["idnumber"] = user.idnumber
     out.update(firstaccess=0, lastaccess=0, lastcourseaccess=0)
-    if user.description:
-        out["description"] = user.description
-        out["descriptionformat"] = 1
-    if user.city:
-        out["city"] = user.city
-    if user.country:
-        out["country"] = user.country
-    out["profileimageurlsmall"] = _img(ctx, "f2")
-    out["profileimageurl"] = _img(ctx, "f1")
+    _add_profile(ctx, user, out)
     if user.employeeid:
         out["customfields"] = [
             {"type": "text", "value": user.employeeid, "name": "Employee ID", "shortname": "employeeid"}
