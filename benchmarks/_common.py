@@ -101,6 +101,23 @@ class SimulatorProcess:
         await process.wait()
 
 
+def read_figures(
+    *, client_calls: int, records: int, wall: float, floor: float, rejected: int, client_rejected: int
+) -> dict[str, Any]:
+    """The figures every rate-limited full-read benchmark prints, in its key order."""
+    return {
+        "client_calls": client_calls,
+        "records": records,
+        "wall_s": round(wall, 3),
+        "floor_s": round(floor, 3),
+        "wall_over_floor": round(wall / floor, 3) if floor else None,
+        "records_per_s": round(records / wall, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rejected_calls": rejected,
+        "client_rejected": client_rejected,
+    }
+
+
 def cli_simulator(slug: str, *, timeout: float = 120, **options: object) -> SimulatorProcess:
     """``lmsconnect simulate <slug> --port 0 --<option> <value>...`` in a process of its own."""
     command = [*CLI, "simulate", slug, "--port", "0"]

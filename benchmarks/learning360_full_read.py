@@ -33,7 +33,7 @@ from lmsconnect import Course, CourseProgression, CourseProvider, CourseRevision
 from lmsconnect.plugin import RateWindow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when a test loads this by path
-from _common import add_tenant_arguments, cli_simulator, peak_rss_mb, print_result
+from _common import add_tenant_arguments, cli_simulator, print_result, read_figures
 
 PAGE = {"users": 500, "courses": 500, "stats": 500, "integrations": 100}
 
@@ -96,15 +96,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "limits": stats["limits"],
         "records_by_model": counts,
         "api_calls": api_calls,
-        "client_calls": client_calls,
-        "records": records,
-        "wall_s": round(wall, 3),
-        "floor_s": round(floor, 3),
-        "wall_over_floor": round(wall / floor, 3) if floor else None,
-        "records_per_s": round(records / wall, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "rejected_calls": int(stats["rejected_calls"]),
-        "client_rejected": client_rejected,
+        **read_figures(
+            client_calls=client_calls, records=records, wall=wall, floor=floor,
+            rejected=int(stats["rejected_calls"]), client_rejected=client_rejected,
+        ),
     }
 
 
