@@ -9,20 +9,29 @@
 - ``str`` and ``int``: strict (no silent ``5`` → ``"5"``; ``True`` is not an int);
 - ``tuple[str, ...]``: also accepts a list or a single string.
 
-Plugins build their own vendor converter from `make_converter()` and add their hooks to it.
+Plugins build their own vendor converter from `make_converter()` and add their hooks to it, and turn
+wire payloads into their typed wire records with `structure_wire()`, which makes every misfit an
+`InvalidRemoteResponse` naming the endpoint and the field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import attrs
 import cattrs
 
+from ._errors import InvalidRemoteResponse, trim
 from ._models import CourseType, ProgressionStatus, RevisionStatus, UserStatus
 
-__all__ = ["configure_converter", "make_converter", "parse_datetime"]
+__all__ = ["configure_converter", "make_converter", "parse_datetime", "structure_wire", "wire_excerpt"]
+
+T = TypeVar("T")
+_EXCERPT_CHARS = 160
 
 
 def parse_datetime(value: Any) -> dt.datetime:
@@ -90,3 +99,58 @@ def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
     configure_converter(converter)
     return converter
+
+
+def wire_excerpt(raw: Any, scrub: Callable[[str], str] | None = None, limit: int = _EXCERPT_CHARS) -> str:
+    """A short, one-line, scrubbed rendering of a vendor value for an error message.
+
+    Cuts before serialising whole (a huge list is not dumped to be thrown away) and scrubs before
+    trimming, so a secret cut in half cannot survive.
+    """
+    if isinstance(raw, (list, tuple)) and len(raw) > 3:
+        raw = [*raw[:3], f"... {len(raw) - 3} more"]
+    elif isinstance(raw, dict) and len(raw) > 12:
+        raw = dict(list(raw.items())[:12]) | {"...": f"{len(raw) - 12} more keys"}
+    try:
+        text = json.dumps(raw, default=repr, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        text = f"<{type(raw).__name__}>"
+    text = text[: limit * 8]
+    if scrub is not None:
+        text = scrub(text)
+    return trim(text, limit)
+
+
+def structure_wire(
+    converter: cattrs.Converter,
+    raw: Any,
+    cls: type[T],
+    *,
+    where: str,
+    connector: str | None = None,
+    scrub: Callable[[str], str] | None = None,
+) -> T:
+    """`raw` structured as the wire record `cls`, or `InvalidRemoteResponse` saying where and what.
+
+    >>> structure_wire(converter, {"id": "x"}, UserWire, where="GET /v1/users", connector="talentlms")
+    ... # InvalidRemoteResponse: GET /v1/users answered a UserWire that does not fit: $.id: expected ...
+
+    `where` names the endpoint (never a URL with credentials); the message names each failing field with
+    cattrs' path syntax and ends with a trimmed, scrubbed excerpt of what came.
+    """
+    try:
+        if attrs.has(cls) and not isinstance(raw, dict):
+            raise TypeError(f"expected an object, got {type(raw).__name__}")
+        return converter.structure(raw, cls)
+    except cattrs.BaseValidationError as exc:
+        problems = cattrs.transform_error(exc, path=f"{cls.__name__}")
+        detail = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+    if scrub is not None:
+        detail = scrub(detail)
+    got = wire_excerpt(raw, scrub)
+    raise InvalidRemoteResponse(
+        f"{where} answered a {cls.__name__} that does not fit: {trim(detail, 300)}; got {got}",
+        connector=connector,
+    ) from None

@@ -18,7 +18,7 @@ from ._capabilities import (
 )
 from ._config import ConfigField, config_field
 from ._connector import CheckItem, CheckReport, CheckStatus, Connector, ConnectorSpec
-from ._converters import configure_converter, make_converter, parse_datetime
+from ._converters import configure_converter, make_converter, parse_datetime, structure_wire, wire_excerpt
 from ._errors import trim
 from ._http import (
     HttpClient,
@@ -75,5 +75,7 @@ __all__ = [
     "retry_after",
     "scrub",
     "stream_map",
+    "structure_wire",
     "trim",
+    "wire_excerpt",
 ]

@@ -1,0 +1,53 @@
+"""structure_wire: a vendor payload becomes a wire record, or an InvalidRemoteResponse saying where."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from lmsconnect import InvalidRemoteResponse
+from lmsconnect.plugin import make_converter, structure_wire, wire_excerpt
+
+
+@attrs.frozen
+class Wire:
+    id: int
+    name: str
+
+
+class TestStructureWire:
+    def test_fitting_payload(self) -> None:
+        """A payload of the documented shape becomes the wire record."""
+        assert structure_wire(make_converter(), {"id": 1, "name": "a"}, Wire, where="GET /x") == Wire(
+            id=1, name="a"
+        )
+
+    def test_names_endpoint_and_field_and_scrubs(self) -> None:
+        """A wrong type names the endpoint and the field; the excerpt is scrubbed and trimmed."""
+        raw = {"id": "1", "name": "SECRETKEY" * 1000}
+        with pytest.raises(InvalidRemoteResponse) as info:
+            structure_wire(
+                make_converter(), raw, Wire, where="GET /x", connector="toy",
+                scrub=lambda s: s.replace("SECRETKEY", "***"),
+            )
+        text = str(info.value)
+        assert "GET /x" in text and "Wire.id" in text and "[toy]" in text
+        assert "SECRETKEY" not in text and len(text) < 800
+
+    @pytest.mark.parametrize("raw", [[1] * 1000, None, "text", 3], ids=["list", "null", "string", "number"])
+    def test_not_an_object(self, raw: object) -> None:
+        """Anything but an object where one is expected is an InvalidRemoteResponse saying what came."""
+        with pytest.raises(InvalidRemoteResponse, match="expected an object"):
+            structure_wire(make_converter(), raw, Wire, where="GET /x")
+
+    def test_missing_key(self) -> None:
+        """A dropped key names the field."""
+        with pytest.raises(InvalidRemoteResponse, match="name"):
+            structure_wire(make_converter(), {"id": 1}, Wire, where="GET /x")
+
+    def test_excerpt_of_deep_value_is_bounded(self) -> None:
+        """A deeply nested value gives a short excerpt, never a RecursionError."""
+        deep: object = 1
+        for _ in range(5000):
+            deep = [deep]
+        assert len(wire_excerpt(deep)) <= 160
