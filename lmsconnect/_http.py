@@ -495,7 +495,7 @@ class HttpClient:
         if until > self._reported_until.get(id(budget), 0.0) + 1.0:
             self._reported_until[id(budget)] = until
             log.warning(
-                "%s: waiting %.0f s for the rate budget %s, until %s",
+                "%s: waiting %.1f s for the rate budget %s, until %s",
                 self.slug, seconds, budget.name, event.until.astimezone().isoformat(timespec="seconds"),
             )
         for listener in list(self._wait_listeners):

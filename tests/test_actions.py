@@ -30,6 +30,7 @@ from lmsconnect import (
     UpsertCourses,
     User,
 )
+from lmsconnect._actions import MAX_DURATION_MINUTES, structure_action
 from lmsconnect.plugin import (
     Capabilities,
     Connector,
@@ -490,3 +491,80 @@ class TestActionResultOne:
         assert not failed.ok
         assert failed.item("k").error == error
         assert failed.ids == ()
+
+
+def course(**fields: Any) -> dict[str, Any]:
+    return {"items": [{"origin_id": "c-1", "course": {"title": "Intro", **fields}}]}
+
+
+# Values no LMS can take, each in a field of another kind: (action, dict input, the field named).
+UNSENDABLE: list[tuple[str, dict[str, Any], str]] = [
+    ("upsert_courses", course(title="Intro \udc80"), "items[0].course.title"),
+    ("upsert_courses", course(title="Intro\x00DROP"), "items[0].course.title"),
+    ("upsert_courses", course(description="half an emoji \ud83d"), "items[0].course.description"),
+    ("upsert_courses", {"items": [{"origin_id": "c\x00-1", "course": {"title": "x"}}]}, "items[0].origin_id"),
+    ("upsert_courses", course(duration=10**30), "items[0].course.duration"),
+    ("upsert_courses", {"items": [{"origin_id": "c" * 600, "course": {"title": "x"}}]}, "items[0].origin_id"),
+    ("deactivate_course", {"course_id": "remote:" + "9" * 100_000}, "course_id"),
+    ("deactivate_course", {"course_id": "remote:12\x00"}, "course_id"),
+    ("enroll_user", {"user_id": "remote:\udcff", "course_revision_id": "remote:1"}, "user_id"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "1969-12-31T23:59:59Z"},
+     "completed_at"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "0001-01-01T00:00:00+05:00"},
+     "completed_at"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "9999-12-31T23:00:00-05:00"},
+     "completed_at"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "2100-01-01T00:00:00Z"},
+     "completed_at"),
+]
+
+
+class TestUnsendableInput:
+    @pytest.mark.parametrize(
+        ("action", "value", "field"), UNSENDABLE, ids=[f"{a}-{n}" for n, (a, _, _) in enumerate(UNSENDABLE)]
+    )
+    async def test_rejected_before_any_call_naming_the_field(
+        self, probe: Probe, action: str, value: dict[str, Any], field: str
+    ) -> None:
+        """NUL, lone surrogates, oversized ids, absurd durations and out-of-range dates: InvalidInput, no call."""
+        with pytest.raises(InvalidInput) as caught:
+            await getattr(probe.lms, action)(value)
+        assert caught.value.field == field
+        assert field in str(caught.value)
+        assert len(str(caught.value)) < 1000  # the 100,000-digit id is not quoted back
+        assert probe.hits == []
+
+    async def test_out_of_range_date_in_an_attrs_input(self, probe: Probe) -> None:
+        """A datetime that would overflow when turned to UTC (year 1 at +05:00) is InvalidInput, not OverflowError."""
+        early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+        with pytest.raises(InvalidInput) as caught:
+            await probe.lms.complete_course(CompleteCourse(course_progression_id="remote:1", completed_at=early))
+        assert caught.value.field == "completed_at"
+        assert probe.hits == []
+
+    @pytest.mark.parametrize(
+        "value",
+        [course(title="Café ☕ 𝄞"), course(duration=MAX_DURATION_MINUTES)],
+        ids=["astral-characters", "duration-at-the-bound"],
+    )
+    async def test_valid_edge_values_pass(self, probe: Probe, value: dict[str, Any]) -> None:
+        """Whole astral characters and a duration at the core bound are accepted."""
+        assert (await probe.lms.upsert_courses(value)).ok
+
+    async def test_a_connector_declares_a_tighter_duration_bound(self, probe: Probe) -> None:
+        """A connector's max_duration_minutes refuses a longer duration before any call, naming the item."""
+        probe.lms.max_duration_minutes = 1_440  # type: ignore[misc]
+        with pytest.raises(InvalidInput) as caught:
+            await probe.lms.upsert_courses(
+                {"items": [{"origin_id": "a", "course": {"title": "A", "duration": 60}},
+                           {"origin_id": "b", "course": {"title": "B", "duration": 1_441}}]}
+            )
+        assert caught.value.field == "items[1].course.duration"
+        assert "1,440 minutes" in str(caught.value)
+        assert probe.hits == []
+
+    def test_validation_errors_keep_no_context(self) -> None:
+        """The converter's own exception (which quotes the input) is not chained to InvalidInput."""
+        with pytest.raises(InvalidInput) as caught:
+            structure_action(CompleteCourse, {"course_progression_id": "remote:1", "score": "s3cret-ish"})
+        assert caught.value.__context__ is None and caught.value.__cause__ is None
