@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SimulatorProcess, peak_rss_mb, print_result  # noqa: E402
+from _common import SimulatorProcess, peak_rss_mb, print_result
 
 SERVER = """
 import asyncio, json, sys
@@ -101,7 +101,9 @@ def scrub_cost(megabytes: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--body-mb", type=int, default=500)
     parser.add_argument("--key-mb", type=float, default=1.0)
     parser.add_argument("--skip-scrub", action="store_true", help="only the body figure")

@@ -526,7 +526,7 @@ class TestUnsendableInput:
     async def test_rejected_before_any_call_naming_the_field(
         self, probe: Probe, action: str, value: dict[str, Any], field: str
     ) -> None:
-        """NUL, lone surrogates, oversized ids, absurd durations and out-of-range dates: InvalidInput, no call."""
+        """NUL, lone surrogates, huge ids, absurd durations, out-of-range dates: InvalidInput, no call."""
         with pytest.raises(InvalidInput) as caught:
             await getattr(probe.lms, action)(value)
         assert caught.value.field == field
@@ -535,10 +535,12 @@ class TestUnsendableInput:
         assert probe.hits == []
 
     async def test_out_of_range_date_in_an_attrs_input(self, probe: Probe) -> None:
-        """A datetime that would overflow when turned to UTC (year 1 at +05:00) is InvalidInput, not OverflowError."""
+        """A datetime that overflows in UTC (year 1 at +05:00) is InvalidInput, not OverflowError."""
         early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))
         with pytest.raises(InvalidInput) as caught:
-            await probe.lms.complete_course(CompleteCourse(course_progression_id="remote:1", completed_at=early))
+            await probe.lms.complete_course(
+                CompleteCourse(course_progression_id="remote:1", completed_at=early)
+            )
         assert caught.value.field == "completed_at"
         assert probe.hits == []
 

@@ -525,7 +525,7 @@ class TestPassthroughStaysOnTheOrigin:
     async def test_refused_before_any_call(
         self, toy: tuple[Any, Connector[Any]], elsewhere: list[str], target: str
     ) -> None:
-        """passthrough to anything but a path or a same-origin URL is InvalidInput, and no server is called."""
+        """passthrough to anything but a path or a same-origin URL is InvalidInput; no server is called."""
         sim, lms = toy
         other = elsewhere[0]
         with pytest.raises(InvalidInput) as caught:
@@ -577,7 +577,7 @@ class TestOversizedIds:
         ids=["100k-digits", "257-chars", "ours-wrapping-300", "control-char"],
     )
     def test_invalid_input_not_value_error(self, value: str) -> None:
-        """A 100,000-digit or otherwise oversized vendor id is InvalidInput naming the field, quoted by length."""
+        """A 100,000-digit or otherwise oversized vendor id is InvalidInput naming the field, not quoted."""
         with pytest.raises(InvalidInput) as caught:
             self.CONNECTOR.remote_id("courses", value, field="course_id")
         assert caught.value.field == "course_id"

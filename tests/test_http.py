@@ -808,7 +808,7 @@ class TestResponseBodies:
              "huge-number"],
     )
     async def test_anything_but_json_is_invalid_remote_response(self, serve: Serve, body: bytes) -> None:
-        """Response.json raises InvalidRemoteResponse naming the endpoint, never RecursionError or ValueError."""
+        """Response.json raises InvalidRemoteResponse naming the endpoint, never RecursionError etc."""
         _, http = await serve({("GET", "/users"): _serving(body)})
         with pytest.raises(InvalidRemoteResponse) as caught:
             await http.get_json("/users", params={"token": "abc"})
@@ -876,7 +876,7 @@ class TestResponseBodies:
         ids=str,
     )
     def test_settings_are_validated(self, field: str, value: int) -> None:
-        """A zero size cap, a depth outside 1..512 or a negative wait is refused when the options are built."""
+        """A zero size cap, a depth outside 1..512 or a negative wait is refused by HttpOptions."""
         with pytest.raises(ValueError):
             HttpOptions(**{field: value})
 
@@ -925,7 +925,7 @@ class TestCredentialsStayOnTheOrigin:
             bodies.append(await request.text())
             return web.json_response({"ok": True})
 
-        server, http = await self._client(
+        _, http = await self._client(
             serve, {("POST", "/old"): _redirecting(307, "/new"), ("POST", "/new"): target}
         )
         assert (await http.request("POST", "/old", data={"a": "1"})).json() == {"ok": True}
@@ -954,7 +954,7 @@ class TestCredentialsStayOnTheOrigin:
             target = link.format(other=elsewhere.url, other_port=other_port, port=request.url.port)
             return web.json_response([1], headers={"Link": f'<{target}>; rel="next"'})
 
-        server, http = await self._client(serve, {("GET", "/page1"): first})
+        _, http = await self._client(serve, {("GET", "/page1"): first})
         pages = []
         with pytest.raises(InvalidRemoteResponse, match="not on the connection's origin"):
             async for response in paginate_link(http, "/page1"):
@@ -1048,7 +1048,7 @@ class TestPaginationThatDoesNotAdvance:
 
 class TestBudgetWaits:
     async def test_wait_longer_than_max_wait_raises_rate_limited(self, serve: Serve) -> None:
-        """With max_wait_s=1, a call the budget admits only in ~30 s raises RateLimited(retry_after) at once."""
+        """With max_wait_s=1, a call the budget admits only in ~30 s raises RateLimited at once."""
         server, http = await serve(
             {("GET", "/x"): answers()},
             read_budget=RateBudget(RateWindow(1, 30.0)),
@@ -1064,7 +1064,7 @@ class TestBudgetWaits:
         assert server.count() == 1
 
     async def test_vendor_says_window_spent_for_an_hour(self, serve: Serve) -> None:
-        """X-RateLimit-Remaining: 0 with a reset an hour away: the next call raises RateLimited, not a silent hour."""
+        """Remaining: 0 with a reset an hour away: the next call raises RateLimited, not a silent hour."""
         spent = lambda: web.json_response(  # noqa: E731
             {}, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "3600"}
         )

@@ -470,7 +470,7 @@ def test_change_kind_values() -> None:
 
 class TestRateBudgetWaits:
     async def test_a_long_wait_shows_in_progress_and_the_cli_display(self, store: SQLiteStore) -> None:
-        """A budget wait over report_wait_s reaches the progress callback and the CLI line as 'waiting until'."""
+        """A budget wait over report_wait_s reaches the progress callback and the CLI display."""
         async with ToySimulator(users=130, courses=2, enrollments=2) as small:
             lms = lmsconnect.connect("toylms", **small.connect_config, calls_per_second=2,
                                      http=lmsconnect.HttpOptions(report_wait_s=0.3))
@@ -483,7 +483,9 @@ class TestRateBudgetWaits:
         display = _ProgressDisplay(out, ["users"], live=False)
         for event in events:
             display(event)
-        assert f"waiting for rate budget until {waiting[0].waiting_until.astimezone():%H:%M:%S}" in out.getvalue()
+        until = waiting[0].waiting_until
+        assert until is not None
+        assert f"waiting for rate budget until {until.astimezone():%H:%M:%S}" in out.getvalue()
         assert events[-1].waiting_until is None and events[-1].status == "complete"
 
     async def test_a_wait_over_max_wait_fails_the_model_and_deletes_nothing(
