@@ -310,7 +310,8 @@ def default_error(response: Response, *, slug: str) -> LMSConnectError:
     """The error for a failed response when the vendor's body says nothing more specific."""
     where = f"{response.method} {response.url}"
     status = response.status
-    vendor = response.text[:300] if response.body else None
+    # Scrubbed before the message is cut to size, so no part of a secret survives at the cut.
+    vendor = response.excerpt(300) if response.body else None
     if status == 401:
         return AuthenticationError(f"{where} was rejected as unauthenticated", status=status,
                                    connector=slug, vendor_message=vendor)

@@ -870,6 +870,19 @@ class TestResponseBodies:
             await asyncio.wait_for(http.get_json("/big"), timeout=10)
         assert sent[0] < 50 * 1024 * 1024
 
+    async def test_secret_across_the_cut_is_not_half_shown(self, serve: Serve) -> None:
+        """A token echoed where the vendor message is cut to 300 characters leaves no prefix of itself."""
+        token = "tok-" + "s3cr3t" * 10
+
+        async def echo(request: web.Request) -> web.StreamResponse:
+            return web.Response(status=500, text="x" * 280 + token + " trailing text")
+
+        options = attrs.evolve(FAST, max_attempts=1)
+        _, http = await serve({("GET", "/x"): echo}, secrets=[token], options=options)
+        with pytest.raises(RemoteError) as caught:
+            await http.request("GET", "/x")
+        assert "tok-s3cr" not in str(caught.value)
+
     @pytest.mark.parametrize(
         ("field", "value"),
         [("max_response_bytes", 0), ("max_json_depth", 0), ("max_json_depth", 10_000), ("max_wait_s", -1)],
