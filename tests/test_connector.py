@@ -494,26 +494,6 @@ class TestCheck:
         assert "not-the-token" not in json.dumps(report.to_dict())
 
 
-@pytest.fixture
-async def elsewhere() -> AsyncIterator[list[str]]:
-    """Another server on another 127.0.0.1 port that records every request it gets (it must get none)."""
-    seen: list[str] = []
-
-    async def record(request: web.Request) -> web.StreamResponse:
-        seen.append(f"{request.method} {request.path_qs} {dict(request.headers)}")
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    seen.append(f"http://{host}:{port}")  # first entry: where it listens
-    yield seen
-    await runner.cleanup()
-
-
 class TestPassthroughStaysOnTheOrigin:
     @pytest.mark.parametrize(
         "target",
@@ -523,15 +503,15 @@ class TestPassthroughStaysOnTheOrigin:
              "backslashes"],
     )
     async def test_refused_before_any_call(
-        self, toy: tuple[Any, Connector[Any]], elsewhere: list[str], target: str
+        self, toy: tuple[Any, Connector[Any]], recorder: Any, target: str
     ) -> None:
         """passthrough to anything but a path or a same-origin URL is InvalidInput; no server is called."""
         sim, lms = toy
-        other = elsewhere[0]
+        other = recorder.url  # another server, on another port: it must receive nothing
         with pytest.raises(InvalidInput) as caught:
             await lms.passthrough("GET", target.format(other=other, other_host=other.split("//")[1]))
         assert caught.value.field == "path"
-        assert elsewhere[1:] == []
+        assert recorder.paths == []
         assert sim.calls == 0 and lms.stats.calls == 0
 
     async def test_same_origin_url_is_accepted(self, toy: tuple[Any, Connector[Any]]) -> None:

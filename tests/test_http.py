@@ -903,16 +903,13 @@ def _serving(body: bytes) -> Handler:
     return handler
 
 
-@pytest.fixture
-async def elsewhere() -> AsyncIterator[Loopback]:
-    """A second server on another 127.0.0.1 port that records anything sent to it (it must see nothing)."""
-    server = Loopback({("*", "/{tail:.*}"): answers()})
-    await server.start()
-    yield server
-    await server.close()
-
-
 class TestCredentialsStayOnTheOrigin:
+    """Against a second server on another port (`elsewhere`) that must receive nothing."""
+
+    @pytest.fixture
+    def elsewhere(self, recorder: Any) -> Any:
+        return recorder
+
     @staticmethod
     async def _client(serve: Serve, routes: dict[tuple[str, str], Handler]) -> tuple[Loopback, HttpClient]:
         async def auth(headers: dict[str, str]) -> None:
@@ -922,13 +919,13 @@ class TestCredentialsStayOnTheOrigin:
 
     @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
     async def test_redirect_to_another_origin_is_not_followed(
-        self, serve: Serve, elsewhere: Loopback, status: int
+        self, serve: Serve, elsewhere: Any, status: int
     ) -> None:
         """A redirect to another port is InvalidRemoteResponse and the other server receives nothing."""
         _, http = await self._client(serve, {("POST", "/token"): _redirecting(status, elsewhere.url)})
         with pytest.raises(InvalidRemoteResponse, match="not on the connection's origin"):
             await http.request("POST", "/token", data={"wstoken": "origin-only-token"})
-        assert elsewhere.arrivals == []
+        assert elsewhere.paths == []
 
     async def test_redirect_within_the_origin_is_followed(self, serve: Serve) -> None:
         """A 307 to another path of the same origin is followed with its method and body."""
@@ -958,7 +955,7 @@ class TestCredentialsStayOnTheOrigin:
         ids=["other-port", "scheme-relative", "userinfo-trick", "other-scheme"],
     )
     async def test_next_link_to_another_origin_is_refused(
-        self, serve: Serve, elsewhere: Loopback, link: str
+        self, serve: Serve, elsewhere: Any, link: str
     ) -> None:
         """paginate_link refuses a next link off the origin before sending, with the credentials, anything."""
         other_port = elsewhere.url.rsplit(":", 1)[1]
@@ -973,14 +970,14 @@ class TestCredentialsStayOnTheOrigin:
             async for response in paginate_link(http, "/page1"):
                 pages.append(response.json())
         assert pages == [[1]]
-        assert elsewhere.arrivals == []
+        assert elsewhere.paths == []
 
-    async def test_absolute_url_of_another_origin_is_refused(self, serve: Serve, elsewhere: Loopback) -> None:
+    async def test_absolute_url_of_another_origin_is_refused(self, serve: Serve, elsewhere: Any) -> None:
         """HttpClient.request never sends to an absolute URL off the base URL's origin."""
         _, http = await self._client(serve, {})
         with pytest.raises(InvalidRemoteResponse):
             await http.request("GET", f"{elsewhere.url}/steal")
-        assert elsewhere.arrivals == []
+        assert elsewhere.paths == []
         assert http.stats.calls == 0
 
 
