@@ -35,6 +35,7 @@ from lmsconnect import (
 )
 from lmsconnect.plugin import (
     Capabilities,
+    CheckItem,
     Connector,
     ConnectorSpec,
     HttpClient,
@@ -531,20 +532,47 @@ class TestCheckNeverRaisesForRemoteFailures:
                 QueryTokenConnector.capabilities,
                 features=Capabilities.build(
                     slug="querytoken", name="Query Token LMS", models={}, actions={},
-                    features={"passthrough": "", "per_model_tests": ""},
+                    features={"passthrough": "", "per_model_tests": "", "scope_testing": ""},
                 ).features,
             )
+
+            async def check_access(self) -> list[CheckItem]:
+                await self.http.get_json("/webservice")  # the scope test meets the same broken answer
+                return []
 
         options = HttpOptions(max_attempts=1, max_response_bytes=64 * 1024)
         lms = Checked(QueryConfig(base_url=vendor.url, wstoken=Secret(SECRET)), http=options)
         async with lms:
             report = await lms.check()
-        item = report.get("model", "users")
-        assert item.status is CheckStatus.ERROR
-        assert "InvalidRemoteResponse" in item.detail or "expected JSON" in item.detail or (
-            "max_response_bytes" in item.detail
-        )
+        for item in (report.get("model", "users"), report.get("credentials", "scope_testing")):
+            assert item.status is CheckStatus.ERROR
+            assert "expected JSON" in item.detail or "max_response_bytes" in item.detail
         assert_no_secret(json.dumps(report.to_dict()))
+
+
+    async def test_failure_while_closing_the_read_is_reported(self, vendor: Vendor) -> None:
+        """A read whose cleanup call meets a broken answer (closing after one record) is an error item."""
+
+        class CleansUp(QueryTokenConnector):
+            capabilities = attrs.evolve(
+                QueryTokenConnector.capabilities,
+                features=Capabilities.build(
+                    slug="querytoken", name="Query Token LMS", models={}, actions={},
+                    features={"per_model_tests": ""},
+                ).features,
+            )
+
+            async def read_users(self) -> AsyncIterator[User]:
+                try:
+                    yield User(id=self.make_id("users", 1), remote_id="1", first_name="Ada")
+                finally:
+                    vendor.mode[0] = "deep"
+                    await self.http.get_json("/webservice")  # e.g. releasing a server-side cursor
+
+        async with CleansUp(QueryConfig(base_url=vendor.url, wstoken=Secret(SECRET))) as lms:
+            report = await lms.check()
+        item = report.get("model", "users")
+        assert item.status is CheckStatus.ERROR and "expected JSON" in item.detail
 
 
 class TestOversizedIds:
