@@ -6,8 +6,8 @@
 ``body``: a server in a process of its own (its memory is not ours) streams ``--body-mb`` MB of a JSON
 list, chunked, without Content-Length; the client reads it through `HttpClient.get_json`. The figures are
 this process's peak RSS before and after, and what the read ended with (``InvalidRemoteResponse`` once the
-body passes ``HttpOptions.max_response_bytes``; before that setting existed the whole body was read and
-parsed).
+body passes ``HttpOptions.max_response_bytes``, default 256 MiB, ``--cap-mb`` to change it; before that
+setting existed the whole body was read and parsed).
 
 ``scrub``: a connection whose API key is ``--key-mb`` MB long meets an error whose message quotes a
 URL and a body; the figure is the CPU seconds `scrub` spends on it (first call, so any per-secret
@@ -63,13 +63,14 @@ asyncio.run(main())
 """
 
 
-async def body(megabytes: int) -> dict[str, Any]:
-    from lmsconnect import LMSConnectError
+async def body(megabytes: int, cap_mb: int | None) -> dict[str, Any]:
+    from lmsconnect import HttpOptions, LMSConnectError
     from lmsconnect.plugin import HttpClient
 
     before = peak_rss_mb()
     async with SimulatorProcess([sys.executable, "-c", SERVER, str(megabytes)]) as server:
-        http = HttpClient(slug="bench", base_url=server.config["base_url"])
+        options = HttpOptions() if cap_mb is None else HttpOptions(max_response_bytes=cap_mb * 1024 * 1024)
+        http = HttpClient(slug="bench", base_url=server.config["base_url"], options=options)
         try:
             got = await http.get_json("/big")
             outcome = f"read {len(got):,} items"
@@ -106,10 +107,11 @@ def main() -> int:
     )
     parser.add_argument("--body-mb", type=int, default=500)
     parser.add_argument("--key-mb", type=float, default=1.0)
+    parser.add_argument("--cap-mb", type=int, default=None, help="HttpOptions.max_response_bytes in MiB")
     parser.add_argument("--skip-scrub", action="store_true", help="only the body figure")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(body(args.body_mb))
+    result = asyncio.run(body(args.body_mb, args.cap_mb))
     if not args.skip_scrub:
         result.update(scrub_cost(args.key_mb))
     print_result(result, as_json=args.json, width=20)
