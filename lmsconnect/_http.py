@@ -129,10 +129,16 @@ class RateBudget:
 
     def __init__(self, *windows: RateWindow, name: str = "") -> None:
         self.windows = windows
-        self.name = name or ", ".join(w.name for w in windows) or "unlimited"
+        self._name = name
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
         self.waited_s = 0.0
+
+    @property
+    def name(self) -> str:
+        # Computed, not frozen at construction: a window re-sized later (TalentLMS calibrates its hourly
+        # window from /v1/ratelimit) shows its real limit in messages.
+        return self._name or ", ".join(w.name for w in self.windows) or "unlimited"
 
     def pause_until(self, when: float) -> None:
         """Hold every call until the monotonic time `when` (after the vendor reported a limit)."""
