@@ -298,14 +298,35 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     Escaped backslashes and quotes are dropped, then everything but quotes and brackets; a bracket after
     an odd number of quotes is inside a string and dropped too; the remaining brackets become +1/-1
     steps, and the deepest running sum is the nesting depth. Each pass runs at C speed, linear in the
-    body whatever it holds (no regex that could backtrack from one quote to the next).
+    body whatever it holds (no regex that could backtrack from one quote to the next), over slices of
+    the body so that the scan's own memory stays small even for a body of nothing but quotes.
     """
     if body.count(b"[") + body.count(b"{") <= limit:
         return False
-    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(unescaped.translate(None, _NOT_QUOTE_OR_BRACKET).split(b'"')[::2])
-    deepest = max(itertools.accumulate(array.array("b", outside.translate(_BRACKET_STEPS))), default=0)
-    return deepest > limit
+    depth = deepest = 0
+    inside = False  # whether the slice starts inside a string
+    start = 0
+    while start < len(body):
+        end = min(start + _SCAN_SLICE, len(body))
+        # Never cut a run of backslashes: the run and the character after it (which the run's last
+        # backslash may escape) stay in one slice.
+        while end < len(body) and body[end - 1] == 0x5C:
+            end += 1
+        part = body[start:end].replace(b"\\\\", b"").replace(b'\\"', b"")
+        pieces = part.translate(None, _NOT_QUOTE_OR_BRACKET).split(b'"')
+        outside = b"".join(pieces[1::2] if inside else pieces[::2])
+        if len(pieces) % 2 == 0:  # an odd number of quotes: the next slice starts on the other side
+            inside = not inside
+        steps = array.array("b", outside.translate(_BRACKET_STEPS))
+        deepest = max(deepest, max(itertools.accumulate(steps, initial=depth)))
+        if deepest > limit:
+            return True
+        depth += sum(steps)
+        start = end
+    return False
+
+
+_SCAN_SLICE: Final = 1024 * 1024
 
 
 ErrorMapper = Callable[[Response], "LMSConnectError | None"]

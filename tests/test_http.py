@@ -10,7 +10,9 @@ import asyncio
 import bisect
 import contextlib
 import email.utils
+import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
@@ -20,7 +22,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from lmsconnect import HttpOptions, InvalidRemoteResponse, LMSConnectError, RateLimited, RemoteError
+from lmsconnect import HttpOptions, InvalidRemoteResponse, LMSConnectError, RateLimited, RemoteError, _http
 from lmsconnect.plugin import (
     BudgetWait,
     HttpClient,
@@ -869,6 +871,40 @@ class TestResponseBodies:
         with pytest.raises(InvalidRemoteResponse, match="more than the 1,048,576 bytes"):
             await asyncio.wait_for(http.get_json("/big"), timeout=10)
         assert sent[0] < 50 * 1024 * 1024
+
+    @pytest.mark.parametrize("slice_size", [1, 2, 7, 1024 * 1024], ids=lambda n: f"slice-{n}")
+    def test_depth_scan_agrees_with_the_parsed_depth(
+        self, monkeypatch: pytest.MonkeyPatch, slice_size: int
+    ) -> None:
+        """The linear depth scan matches the real nesting of random JSON full of quotes, brackets and
+        backslashes in strings, however the body is sliced."""
+        monkeypatch.setattr(_http, "_SCAN_SLICE", slice_size)
+        rng = random.Random(slice_size)
+        tricky = ['[[[', '"]}', "\\", '\\"', "a\\]", "{[", ""]
+
+        def value(depth: int) -> Any:
+            roll = rng.random()
+            if depth > 9 or roll < 0.3:
+                return rng.choice([*tricky, 1, None])
+            if roll < 0.65:
+                return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+            return {rng.choice(tricky) + str(i): value(depth + 1) for i in range(rng.randint(0, 3))}
+
+        def nesting(root: Any) -> int:
+            deepest, todo = 0, [(root, 0)]
+            while todo:
+                node, level = todo.pop()
+                if isinstance(node, (list, dict)):
+                    deepest = max(deepest, level + 1)
+                    children = node.values() if isinstance(node, dict) else node
+                    todo += [(child, level + 1) for child in children]
+            return deepest
+
+        for _ in range(300):
+            document = value(0)
+            body, depth = json.dumps(document).encode(), nesting(document)
+            assert not _http.json_depth_exceeds(body, depth)
+            assert depth == 0 or _http.json_depth_exceeds(body, depth - 1)
 
     async def test_secret_across_the_cut_is_not_half_shown(self, serve: Serve) -> None:
         """A token echoed where the vendor message is cut to 300 characters leaves no prefix of itself."""
