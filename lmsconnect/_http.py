@@ -403,7 +403,13 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
     except ValueError:
         return ("", url, None)
     scheme = parts.scheme.lower()
-    return (scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme))
+    host = (parts.hostname or "").lower()
+    try:
+        # "bücher.example" and "xn--bcher-kva.example" are one host.
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    return (scheme, host, port or _DEFAULT_PORTS.get(scheme))
 
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}

@@ -1017,6 +1017,29 @@ class TestCredentialsStayOnTheOrigin:
         assert http.stats.calls == 0
 
 
+class TestSameOrigin:
+    HTTP = HttpClient(slug="probe", base_url="https://Bücher.example/api/v2")
+
+    @pytest.mark.parametrize(
+        ("url", "same"),
+        [
+            ("/users", True),
+            ("users?x=1", True),
+            ("https://xn--bcher-kva.example:443/api/v2/users", True),
+            ("https://BÜCHER.example/other", True),
+            ("http://bücher.example/api/v2/users", False),
+            ("https://bücher.example:8443/api/v2/users", False),
+            ("https://bücher.example.evil.test/api", False),
+            ("https://bücher.example@evil.test/api", False),
+            ("https://evil.test/?https://bücher.example", False),
+            ("https://bücher.example:99999/", False),
+        ],
+    )
+    def test_scheme_host_and_port_must_match(self, url: str, same: bool) -> None:
+        """Only the base URL's scheme, host (IDNA or not, any case) and port count as its origin."""
+        assert self.HTTP.same_origin(url) is same
+
+
 def _redirecting(status: int, location: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=status, headers={"Location": location})
