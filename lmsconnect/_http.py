@@ -75,6 +75,7 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS: Final = 10
 _MiB: Final = 1024 * 1024
+_JSON_DEPTH: Final = 64
 _CHUNK: Final = 64 * 1024
 # NonHttpUrlClientError (an ftp:// or scheme-less URL) exists from aiohttp 3.10 on.
 _BAD_URL: Final[tuple[type[Exception], ...]] = tuple(
@@ -216,7 +217,7 @@ class HttpOptions:
     # The deepest JSON nesting accepted. The vendors' real answers nest under 10 levels; a deeper one
     # is refused by a linear scan before it reaches json.loads (which would recurse).
     max_json_depth: int = attrs.field(
-        default=64, validator=[attrs.validators.ge(1), attrs.validators.le(512)]
+        default=_JSON_DEPTH, validator=[attrs.validators.ge(1), attrs.validators.le(512)]
     )
 
 
@@ -242,7 +243,7 @@ class Response:
     body: bytes
     # The client's secrets, so that quoting the body in an error cannot leak one (vendors echo tokens).
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False, eq=False)
-    max_json_depth: int = attrs.field(default=64, repr=False, eq=False)
+    max_json_depth: int = attrs.field(default=_JSON_DEPTH, repr=False, eq=False)
     connector: str | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
