@@ -24,6 +24,7 @@ from ._actions import (
     UpsertCourses,
 )
 from ._api import available_connectors, connect, register_connector
+from ._budget_postgres import PostgresBudgets
 from ._capabilities import Capabilities, Support
 from ._connector import CheckReport, CheckStatus, Connector
 from ._errors import (
@@ -41,7 +42,7 @@ from ._errors import (
     RateLimited,
     RemoteError,
 )
-from ._http import HttpOptions
+from ._http import HttpOptions, SharedBudget
 from ._models import (
     Course,
     CourseProgression,
@@ -95,12 +96,14 @@ __all__ = [
     "NotSupported",
     "PermissionDenied",
     "PluginLoadError",
+    "PostgresBudgets",
     "ProgressionStatus",
     "RateLimited",
     "RemoteError",
     "RevisionSkill",
     "RevisionStatus",
     "SQLiteStore",
+    "SharedBudget",
     "Skill",
     "StateStore",
     "StoreError",
