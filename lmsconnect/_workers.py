@@ -132,6 +132,10 @@ class _Stopping(Exception):
     """Raised from a sync's progress callback at a batch boundary when the worker is shutting down."""
 
 
+class _NeedsAttention(Exception):
+    """A sync whose models failed for a reason no retry fixes (credentials, permissions): not retried."""
+
+
 class _Transient(Exception):
     """A sync whose models failed for transient reasons (rate limit, vendor 5xx): retried."""
 
@@ -416,9 +420,11 @@ class Workers:
         codes = [code for _, (code, _) in failures if code]
         classes = [cls for _, (_, cls) in failures if cls is not None]
         first = report.models[failures[0][0]].error
-        if any(issubclass(c, ATTENTION) for c in classes):
-            await self._record(key, outcome="needs_attention", report=report, code=codes[0], message=first)
-            return
+        attention = [c for c in classes if issubclass(c, ATTENTION)]
+        if attention:
+            code = attention[0].code
+            await self._record(key, outcome="needs_attention", report=report, code=code, message=first)
+            raise _NeedsAttention(f"sync of {key} needs attention: {first}")
         await self._record(
             key, outcome="partial", report=report, code=codes[0] if codes else None, message=first
         )

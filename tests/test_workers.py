@@ -1,0 +1,343 @@
+"""lmsconnect.workers against a real PostgreSQL (started by the tests) and the TalentLMS simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+pytest.importorskip("procrastinate")
+psycopg = pytest.importorskip("psycopg")
+
+from lmsconnect_talentlms.testing import TalentLMSSimulator  # noqa: E402
+
+from lmsconnect import HttpOptions  # noqa: E402
+from lmsconnect.workers import AlreadyQueued, Workers  # noqa: E402
+
+SECRET = "sk-live-7f3c9a1e5d2b4f60-DO-NOT-LEAK"
+FAST_HTTP = HttpOptions(max_attempts=1)
+# The worker also runs the periodic fan-out task: tests look at the sync jobs.
+SYNCS = "task_name = 'lmsconnect.sync_connection'"
+
+
+@pytest.fixture
+def db(postgres_url: str) -> str:
+    """A URL with a fresh schema: lmsconnect's tables and procrastinate's go there."""
+    return f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema=w_{uuid.uuid4().hex[:12]}"
+
+
+def sql(db: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    url, _, schema = db.rpartition("schema=")
+    with psycopg.connect(url.rstrip("?&"), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        cur = conn.execute(query.encode(), params or None)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[TalentLMSSimulator]:
+    async with TalentLMSSimulator(api_key=SECRET, hourly_limit=100_000) as server:
+        yield server
+
+
+def resolver(sim: TalentLMSSimulator, **extra: Any) -> Any:
+    def resolve(key: str) -> tuple[str, dict[str, Any]]:
+        return "talentlms", {**sim.connect_config, **extra}
+
+    return resolve
+
+
+async def snapshot(store: Any, key: str) -> dict[str, list[Any]]:
+    """Every stored record of `key`, per model, without the times of our own observation."""
+    out: dict[str, list[Any]] = {}
+    for model in ("users", "courses", "course_revisions", "course_progressions"):
+        rows = []
+        async for record in store.list(model, connection=key):
+            rows.append(repr(attrs.evolve(record, changed_at=None)))
+        out[model] = sorted(rows)
+    return out
+
+
+class TestQueueing:
+    async def test_a_second_queued_sync_of_one_connection_is_refused(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """While one sync of a connection waits, deferring another raises AlreadyQueued; others are free."""
+        async with Workers(db, resolve=resolver(sim)) as workers:
+            first = await workers.defer_sync("acme")
+            with pytest.raises(AlreadyQueued):
+                await workers.defer_sync("acme")
+            other = await workers.defer_sync("globex")
+            assert other != first
+            rows = sql(
+                db,
+                f"SELECT args->>'connection_key', lock, queueing_lock FROM procrastinate_jobs WHERE {SYNCS}",
+            )
+            assert sorted(rows) == [("acme", "acme", "acme"), ("globex", "globex", "globex")]
+
+    async def test_one_sync_per_connection_at_a_time_across_two_workers(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """Two workers of 4 jobs each, syncs of two connections deferred over and over: the runs of one
+        connection never overlap (procrastinate's events), and every deferred sync ran."""
+        resolve = resolver(sim)
+        async with Workers(db, resolve=resolve) as one, Workers(db, resolve=resolve) as two:
+            runners = [
+                asyncio.create_task(w.run_worker(concurrency=4, fetch_job_polling_interval=0.05))
+                for w in (one, two)
+            ]
+            deferred = 0
+            deadline = time.monotonic() + 20
+            while deferred < 12 and time.monotonic() < deadline:
+                for key in ("acme", "globex"):
+                    with contextlib.suppress(AlreadyQueued):
+                        await one.defer_sync(key)
+                        deferred += 1
+                await asyncio.sleep(0.05)
+            while sql(db, f"SELECT 1 FROM procrastinate_jobs WHERE {SYNCS} AND status IN ('todo', 'doing')"):
+                assert time.monotonic() < deadline + 20, "the syncs did not finish"
+                await asyncio.sleep(0.1)
+            for w in (one, two):
+                w.stop()
+            for task in runners:
+                task.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
+            spans = sql(
+                db,
+                """SELECT j.lock, min(e.at) FILTER (WHERE e.type = 'started'),
+                          max(e.at) FILTER (WHERE e.type IN ('succeeded', 'failed'))
+                   FROM procrastinate_jobs j JOIN procrastinate_events e ON e.job_id = j.id
+                   WHERE j.task_name = 'lmsconnect.sync_connection' GROUP BY j.id, j.lock""",
+            )
+            health = {h.key: h for h in await one.health()}
+        assert deferred >= 6
+        assert len(spans) == deferred
+        for key in ("acme", "globex"):
+            runs = sorted((start, end) for lock, start, end in spans if lock == key)
+            for (_, end), (start, _) in itertools.pairwise(runs):
+                assert start >= end, f"two syncs of {key} overlapped"
+            assert health[key].syncs == len(runs)
+            assert health[key].last_outcome == "ok"
+
+
+class TestActions:
+    async def test_a_deferred_actions_per_item_result_is_read_back_by_job_id(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """enroll_user deferred by a 'web process', run by a worker: its per-item result is read back."""
+        learner = next(u for u in sim.users if sim.role_for(u) == "learner")
+        course = next(c for c in sim.courses if sim.enrollment(learner.id, c.id) is None)
+        async with Workers(db, resolve=resolver(sim)) as workers:
+            job = await workers.defer_action(
+                "enroll_user",
+                "acme",
+                user_id=f"remote:{learner.id}",
+                course_revision_id=f"remote:{course.id}",
+            )
+            pending = await workers.action_outcome(job)
+            assert pending.status == "pending"
+            await workers.run_worker(concurrency=2, wait=False)
+            outcome = await workers.action_outcome(job, wait_s=5)
+        assert outcome.status == "succeeded", outcome
+        assert outcome.result is not None
+        assert [i["status"] for i in outcome.result["items"]] == ["created"]
+        assert sim.enrollment(learner.id, course.id) is not None
+
+    async def test_bad_action_input_fails_with_its_code_and_is_not_retried(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """An action with an id of another connector fails once with INPUT.INVALID, no retry."""
+        async with Workers(db, resolve=resolver(sim)) as workers:
+            job = await workers.defer_action("deactivate_course", "acme", course_id="moodle:courses:1")
+            await workers.run_worker(concurrency=2, wait=False)
+            outcome = await workers.action_outcome(job)
+        assert outcome.status == "failed"
+        assert outcome.error_code == "INPUT.INVALID"
+        assert sql(db, "SELECT status::text, attempts FROM procrastinate_jobs WHERE id = %s", job) == [
+            ("succeeded", 1)
+        ]
+
+
+class TestFailures:
+    async def test_a_revoked_key_marks_the_connection_and_is_not_retried(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """A sync with a wrong API key fails once (no retry), health says REMOTE.AUTHENTICATION and
+        needs attention, and the fan-out skips the connection until it is scheduled again."""
+        async with Workers(
+            db, resolve=resolver(sim, api_key="revoked"), connect_options={"http": FAST_HTTP}
+        ) as w:
+            await w.schedule("acme", every=3600)
+            assert await w.fan_out() == 1
+            await w.run_worker(concurrency=1, wait=False)
+            [health] = await w.health()
+            assert health.needs_attention
+            assert health.last_error_code == "REMOTE.AUTHENTICATION"
+            jobs = sql(db, f"SELECT status::text, attempts FROM procrastinate_jobs WHERE {SYNCS}")
+            assert jobs == [("failed", 1)]
+            sql(db, "UPDATE worker_connections SET next_due = now()")
+            assert await w.fan_out() == 0
+            await w.schedule("acme", every=3600)
+            assert not (await w.health("acme"))[0].needs_attention
+
+    async def test_a_vendor_outage_is_retried_later(self, db: str, sim: TalentLMSSimulator) -> None:
+        """Every call answered 500: the sync is partial with REMOTE.ERROR and the job is queued again
+        for later (backoff), not failed."""
+        sim.fault_rate = 1.0
+        async with Workers(
+            db, resolve=resolver(sim), connect_options={"http": FAST_HTTP}, backoff_base_s=60
+        ) as w:
+            await w.defer_sync("acme")
+            await w.run_worker(concurrency=1, wait=False)
+            [health] = await w.health()
+        assert health.last_outcome == "partial"
+        assert health.last_error_code == "REMOTE.ERROR"
+        assert not health.needs_attention
+        [(status, attempts, later)] = sql(
+            db, f"SELECT status::text, attempts, scheduled_at > now() FROM procrastinate_jobs WHERE {SYNCS}"
+        )
+        assert (status, attempts, later) == ("todo", 1, True)
+
+
+class TestSchedule:
+    async def test_fan_out_defers_due_connections_once_and_moves_their_next_due(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """Two due connections and one not due: the fan-out defers two; a second fan-out none."""
+        import datetime as dt
+
+        async with Workers(db, resolve=resolver(sim)) as w:
+            await w.schedule("a", every=dt.timedelta(hours=6))
+            await w.schedule("b", every=60)
+            await w.schedule("c", every=60, first=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+            assert await w.fan_out() == 2
+            assert await w.fan_out() == 0
+            await w.run_worker(concurrency=2, wait=False)
+            health = {h.key: h for h in await w.health()}
+        assert health["a"].last_outcome == health["b"].last_outcome == "ok"
+        assert health["c"].last_outcome is None
+        assert health["a"].next_due is not None and health["b"].next_due is not None
+        assert health["a"].next_due - health["b"].next_due > dt.timedelta(hours=5)
+
+
+class TestSecrets:
+    async def test_the_api_key_is_nowhere_in_the_database_or_the_logs(
+        self, db: str, sim: TalentLMSSimulator, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """After syncs, a failing sync and actions, a dump of the whole database and every log line at
+        DEBUG hold no trace of the API key (nor its Basic-auth form)."""
+        import base64
+
+        caplog.set_level(logging.DEBUG)
+        async with Workers(db, resolve=resolver(sim)) as w:
+            await w.schedule("acme", every=60)
+            await w.fan_out()
+            await w.defer_action("deactivate_course", "acme", course_id="talentlms:courses:999999")
+            await w.defer_action(
+                "upsert_courses", "acme", {"items": [{"origin_id": "x", "course": {"title": "T"}}]}
+            )
+            await w.run_worker(concurrency=2, wait=False)
+            sim.fault_rate = 1.0
+            await w.defer_sync("acme")
+            await w.run_worker(concurrency=1, wait=False)
+        url = db.rpartition("?")[0]
+        dump = subprocess.run(  # noqa: ASYNC221 - the test waits for the dump, nothing else runs
+            ["pg_dump", "--data-only", url], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+        assert "acme" in dump and "worker_connections" in dump  # the dump has our data
+        basic = base64.b64encode(f"{SECRET}:".encode()).decode()
+        logs = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
+        assert logs
+        for text in (dump, logs):
+            assert SECRET not in text
+            assert basic not in text
+
+
+# -- crash and shutdown: a worker in another process ---------------------------------------------------
+
+WORKER = textwrap.dedent(
+    """
+    import asyncio, os, sys, logging
+    from lmsconnect.workers import Workers
+    logging.basicConfig(level=logging.INFO)
+
+    def resolve(key):
+        return "talentlms", {"base_url": os.environ["SIM_URL"], "api_key": os.environ["SIM_KEY"]}
+
+    async def main():
+        async with Workers(os.environ["DB"], resolve=resolve,
+                           sync_options={"batch_size": 10, "lease_s": 3.0, "wait": 30.0}) as w:
+            await w.run_worker(concurrency=2, fetch_job_polling_interval=0.1, update_heartbeat_interval=0.5)
+
+    asyncio.run(main())
+    """
+)
+
+
+class TestWorkerLoss:
+    @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+    async def test_a_sync_cut_off_in_a_worker_resumes_elsewhere_and_equals_a_clean_run(
+        self, db: str, postgres_url: str, tmp_path: Path, how: signal.Signals
+    ) -> None:
+        """A worker process syncing a slow tenant is killed (or SIGTERMed) mid-run; another worker
+        finishes the job (recovered as stalled, or deferred again at a batch boundary), and the store
+        equals a clean run's."""
+        async with TalentLMSSimulator(
+            api_key=SECRET, users=300, courses=30, enrollments=600, latency=0.02, hourly_limit=100_000
+        ) as sim:
+            env = {**os.environ, "DB": db, "SIM_URL": sim.url, "SIM_KEY": SECRET}
+            options = {"batch_size": 10, "lease_s": 3.0, "wait": 30.0}
+            async with Workers(db, resolve=resolver(sim), sync_options=options) as w:
+                await w.defer_sync("acme")
+                # A plain Popen: the test polls it while its own event loop serves the simulator.
+                with open(tmp_path / "worker.log", "w") as log_file:  # noqa: ASYNC230
+                    proc = subprocess.Popen(  # noqa: ASYNC220
+                        [sys.executable, "-c", WORKER], env=env, stdout=subprocess.DEVNULL, stderr=log_file
+                    )
+                try:
+                    deadline = time.monotonic() + 30
+                    # Cut it off once some batches are in the store but the run is not finished.
+                    while not sql(db, "SELECT 1 FROM records LIMIT 1 OFFSET 30"):
+                        assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
+                        await asyncio.sleep(0.05)
+                    proc.send_signal(how)
+                    while proc.poll() is None:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.05)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                assert sql(db, "SELECT status FROM runs") == [("running",)], "cut off too late"
+                if how == signal.SIGKILL:
+                    await asyncio.sleep(1.5)  # its heartbeat goes stale
+                    assert await w.recover_stalled(heartbeat_s=1.0) == 1
+                else:
+                    assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]
+                await w.run_worker(concurrency=2, wait=False)
+                [health] = await w.health()
+                assert health.last_outcome == "ok", health
+                resumed = await snapshot(w.store, "acme")
+                runs = sql(db, "SELECT status, attempts FROM runs")
+            assert runs == [("complete", 2)]
+            clean_db = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema=c_{uuid.uuid4().hex[:12]}"
+            async with Workers(clean_db, resolve=resolver(sim)) as clean:
+                await clean.defer_sync("acme")
+                await clean.run_worker(concurrency=1, wait=False)
+                expected = await snapshot(clean.store, "acme")
+        assert sum(len(v) for v in expected.values()) > 300
+        assert resumed == expected
