@@ -341,3 +341,66 @@ class TestWorkerLoss:
                 expected = await snapshot(clean.store, "acme")
         assert sum(len(v) for v in expected.values()) > 300
         assert resumed == expected
+
+
+HAMMER = textwrap.dedent(
+    """
+    import asyncio, os, sys, time, lmsconnect
+
+    async def main():
+        async with lmsconnect.PostgresBudgets(os.environ["DB"]) as budgets:
+            config = {"base_url": os.environ["SIM_URL"], "api_key": os.environ["SIM_KEY"]}
+            async with lmsconnect.connect("talentlms", budget=budgets.tenant("acme"), **config) as lms:
+                await lms.passthrough("GET", "/v1/ratelimit")  # calibrated before the clock starts
+                await asyncio.sleep(float(os.environ["START"]) - time.time())
+                end = float(os.environ["START"]) + float(os.environ["SECONDS"])
+
+                async def loop():
+                    while time.time() < end:
+                        await lms.passthrough("GET", "/v1/users/id:1")
+
+                # Stopped at the end, not drained: a call still waiting for the budget is not sent.
+                tasks = [asyncio.ensure_future(loop()) for _ in range(8)]
+                await asyncio.wait(tasks, timeout=end - time.time())
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                print(lms.stats.calls, lms.stats.rejected)
+
+    asyncio.run(main())
+    """
+)
+
+
+class TestSharedBudget:
+    async def test_three_processes_on_one_tenant_never_exceed_its_window_and_use_most_of_it(
+        self, db: str
+    ) -> None:
+        """Three processes reading one TalentLMS tenant as fast as they can for 8 s through a shared
+        budget: the simulator (200 calls per sliding 5 s) rejects none, and they get at least 90% of the
+        400 calls two windows allow."""
+        async with TalentLMSSimulator(api_key=SECRET, hourly_limit=100_000) as sim:
+            start = f"{time.time() + 4:.3f}"  # all three are up and calibrated by then
+            env = {
+                **os.environ,
+                "DB": db,
+                "SIM_URL": sim.url,
+                "SIM_KEY": SECRET,
+                "SECONDS": "8",
+                "START": start,
+            }
+            procs = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", HAMMER, env=env, stdout=asyncio.subprocess.PIPE
+                )
+                for _ in range(3)
+            ]
+            outputs = [await p.communicate() for p in procs]
+            assert all(p.returncode == 0 for p in procs)
+            counted = [tuple(map(int, out.split())) for out, _ in outputs]
+            assert sim.rejected_calls == 0
+            assert sum(rejected for _, rejected in counted) == 0
+            assert all(calls > 0 for calls, _ in counted), counted  # each process got a share
+            admitted = sim.calls - sim.calls_by_route["GET /v1/ratelimit"]
+            # In 8 s: a full window at the start, another 5.25 s later (our margin over the vendor's 5 s).
+            assert 360 <= admitted <= 400, (admitted, sim.calls_by_route)
