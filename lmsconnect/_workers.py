@@ -696,3 +696,158 @@ async def connection_health(pool: Any, quoted: str, key: str | None = None) -> l
         )
         rows: Sequence[tuple[Any, ...]] = await cur.fetchall()
     return [ConnectionHealth(**dict(zip(fields, row, strict=True))) for row in rows]
+
+
+# -- resolvers ---------------------------------------------------------------------------------------
+
+
+def env_resolver(prefix: str = "LMSCONNECT_CONNECTION_") -> Resolver:
+    """A resolver reading each connection from an environment variable (a secrets manager's usual way
+    into a container): ``<prefix><KEY>`` holds ``{"slug": "talentlms", "config": {...}}`` as JSON, the
+    key upper-cased with every character that is not a letter or digit as ``_``."""
+
+    import os
+    import re
+
+    def resolve(key: str) -> tuple[str, Mapping[str, Any]]:
+        name = prefix + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+        raw = os.environ.get(name)
+        if raw is None:
+            raise ConfigurationError(f"no credentials for connection {key!r}: set ${name}")
+        try:
+            value = json.loads(raw)
+            slug, config = value["slug"], value["config"]
+        except (ValueError, KeyError, TypeError):
+            # Never quote the value: it holds the secret.
+            raise ConfigurationError(
+                f'${name} must be JSON like {{"slug": "talentlms", "config": {{...}}}}'
+            ) from None
+        if not isinstance(slug, str) or not isinstance(config, dict):
+            raise ConfigurationError(f"${name}: slug must be a string and config an object")
+        return slug, config
+
+    return resolve
+
+
+def load_resolver(spec: str) -> Resolver:
+    """``env`` (`env_resolver`) or ``package.module:function``."""
+    if spec == "env":
+        return env_resolver()
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(f"--resolver must be 'env' or 'package.module:function', not {spec!r}")
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"--resolver: cannot import {module_name!r} ({exc})") from None
+    found = getattr(module, attr, None)
+    if not callable(found):
+        raise ConfigurationError(f"--resolver: {module_name} has no function {attr!r}")
+    resolver: Resolver = found
+    return resolver
+
+
+def _no_resolver(key: str) -> tuple[str, Mapping[str, Any]]:
+    raise ConfigurationError("this process only defers jobs; workers resolve credentials")
+
+
+# -- CLI: worker, enqueue, schedule, connections (wired into lmsconnect._cli) ------------------------
+
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``6h``, ``1d`` → seconds."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], None)
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ConfigurationError(f"{text!r} is not an interval like 90s, 30m, 6h or 1d") from None
+    if seconds <= 0:
+        raise ConfigurationError(f"an interval must be positive, not {text!r}")
+    return seconds
+
+
+def add_cli_commands(sub: Any) -> None:
+    """Add ``worker``, ``enqueue``, ``schedule`` and ``connections`` to the CLI's subparsers."""
+    db_help = "the PostgreSQL URL (postgresql://user@host/db?schema=lmsconnect)"
+    p = sub.add_parser("worker", help="run a worker: syncs and actions as procrastinate jobs")
+    p.add_argument("--db", required=True, help=db_help)
+    p.add_argument("--concurrency", type=int, default=10, help="jobs run at once (default 10)")
+    p.add_argument(
+        "--resolver", default="env",
+        help="where credentials come from: 'env' ($LMSCONNECT_CONNECTION_<KEY> as JSON) or "
+        "package.module:function returning (slug, config)",
+    )  # fmt: skip
+    p = sub.add_parser("enqueue", help="queue a job now (a worker runs it)")
+    p.add_argument("kind", choices=["sync"])
+    p.add_argument("key", help="the connection key")
+    p.add_argument("--db", required=True, help=db_help)
+    p = sub.add_parser("schedule", help="sync a connection every INTERVAL (or --off)")
+    p.add_argument("key", help="the connection key")
+    p.add_argument("--every", help="90s, 30m, 6h, 1d")
+    p.add_argument("--off", action="store_true", help="stop scheduling it")
+    p.add_argument("--db", required=True, help=db_help)
+    p = sub.add_parser("connections", help="health of every connection the workers know")
+    p.add_argument("--db", required=True, help=db_help)
+    p.add_argument("--json", action="store_true")
+
+
+async def cli_command(args: Any, out: Any) -> int:
+    if args.command == "worker":
+        if args.concurrency < 1:
+            raise ConfigurationError("--concurrency must be at least 1")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        async with Workers(args.db, resolve=load_resolver(args.resolver)) as workers:
+            out.write(f"worker: {args.concurrency} jobs at a time; SIGTERM stops it gracefully\n")
+            out.flush()
+            await workers.run_worker(concurrency=args.concurrency)
+        return 0
+    async with Workers(args.db, resolve=_no_resolver) as workers:
+        if args.command == "enqueue":
+            try:
+                job = await workers.defer_sync(args.key)
+            except AlreadyQueued as exc:
+                out.write(f"{exc}\n")
+                return 1
+            out.write(f"queued sync of {args.key}: job {job}\n")
+            return 0
+        if args.command == "schedule":
+            if args.off:
+                await workers.unschedule(args.key)
+                out.write(f"{args.key}: no longer scheduled\n")
+                return 0
+            if not args.every:
+                raise ConfigurationError("give --every INTERVAL (e.g. 6h) or --off")
+            seconds = parse_interval(args.every)
+            await workers.schedule(args.key, every=seconds)
+            out.write(f"{args.key}: synced every {args.every} (first: now)\n")
+            return 0
+        health = await workers.health()
+    if args.json:
+        out.write(json.dumps([h.to_dict() for h in health], indent=2) + "\n")
+        return 0
+    from ._cli import table
+
+    def when(value: dt.datetime | None) -> str:
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+    rows = [
+        [
+            h.key,
+            ("NEEDS ATTENTION " if h.needs_attention else "") + (h.last_outcome or "never synced"),
+            when(h.last_at),
+            " ".join(f"{k}={v}" for k, v in (h.last_counts or {}).items()) or "-",
+            h.last_error_code or "-",
+            when(h.next_due),
+            f"{h.syncs}/{h.failures}",
+        ]
+        for h in health
+    ]
+    header = ["connection", "last outcome", "at", "changes", "error", "next due", "syncs/failed"]
+    out.write(table(rows, header) + "\n")
+    return 0

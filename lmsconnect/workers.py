@@ -16,6 +16,7 @@ from ._workers import (
     Resolver,
     Workers,
     connection_health,
+    env_resolver,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Resolver",
     "Workers",
     "connection_health",
+    "env_resolver",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
+import json
 import logging
 import os
 import signal
@@ -404,3 +406,58 @@ class TestSharedBudget:
             admitted = sim.calls - sim.calls_by_route["GET /v1/ratelimit"]
             # In 8 s: a full window at the start, another 5.25 s later (our margin over the vendor's 5 s).
             assert 360 <= admitted <= 400, (admitted, sim.calls_by_route)
+
+
+class TestCLI:
+    async def test_schedule_enqueue_connections_and_a_worker_that_stops_on_sigterm(
+        self, db: str, sim: TalentLMSSimulator, tmp_path: Path
+    ) -> None:
+        """`lmsconnect schedule/enqueue` queue work, `lmsconnect worker` (credentials from the
+        environment) runs it and exits 0 on SIGTERM, `lmsconnect connections` shows the outcome."""
+        from lmsconnect._cli import main
+
+        def cli(*argv: str) -> tuple[int, str]:
+            out = io.StringIO()
+            return main([*argv, "--db", db], out=out), out.getvalue()
+
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, cli, "schedule", "acme", "--every", "6h") == (
+            0,
+            "acme: synced every 6h (first: now)\n",
+        )
+        code, text = await loop.run_in_executor(None, cli, "enqueue", "sync", "acme")
+        assert code == 0 and text.startswith("queued sync of acme: job ")
+        code, text = await loop.run_in_executor(None, cli, "enqueue", "sync", "acme")
+        assert code == 1 and "already queued" in text
+        env = {
+            **os.environ,
+            "LMSCONNECT_CONNECTION_ACME": json.dumps({"slug": "talentlms", "config": sim.connect_config}),
+        }
+        with open(tmp_path / "worker.log", "w") as log_file:  # noqa: ASYNC230
+            proc = subprocess.Popen(  # noqa: ASYNC220 - polled below while the loop serves the simulator
+                [sys.executable, "-m", "lmsconnect", "worker", "--db", db, "--concurrency", "2"],
+                env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not sql(db, "SELECT 1 FROM worker_connections WHERE last_outcome = 'ok'"):
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+                await asyncio.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            while proc.poll() is None:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        code, text = await loop.run_in_executor(None, cli, "connections", "--json")
+        [row] = json.loads(text)
+        assert (row["key"], row["last_outcome"], row["needs_attention"]) == ("acme", "ok", False)
+        assert row["last_counts"]["created"] > 0
+        code, text = await loop.run_in_executor(None, cli, "connections")
+        assert code == 0
+        assert text.splitlines()[0].split()[:3] == ["connection", "last", "outcome"]
+        assert text.splitlines()[2].split()[:2] == ["acme", "ok"]
+        assert SECRET not in (tmp_path / "worker.log").read_text()
