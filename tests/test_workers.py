@@ -27,9 +27,11 @@ psycopg = pytest.importorskip("psycopg")
 
 from lmsconnect_talentlms.testing import TalentLMSSimulator  # noqa: E402
 
+import lmsconnect  # noqa: E402
 from lmsconnect import HttpOptions  # noqa: E402
 from lmsconnect.workers import AlreadyQueued, Workers  # noqa: E402
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "scale_service.py"
 SECRET = "sk-live-7f3c9a1e5d2b4f60-DO-NOT-LEAK"
 FAST_HTTP = HttpOptions(max_attempts=1)
 # The worker also runs the periodic fan-out task: tests look at the sync jobs.
@@ -461,3 +463,48 @@ class TestCLI:
         assert text.splitlines()[0].split()[:3] == ["connection", "last", "outcome"]
         assert text.splitlines()[2].split()[:2] == ["acme", "ok"]
         assert SECRET not in (tmp_path / "worker.log").read_text()
+
+
+class TestPostgresBudgets:
+    async def test_a_pause_from_one_process_holds_every_process_of_that_tenant(self, db: str) -> None:
+        """After a 429 paused tenant A for 2 s (as the HTTP layer does), every opener of A's budget waits
+        about 2 s; tenant B is not held."""
+        async with lmsconnect.PostgresBudgets(db) as one, lmsconnect.PostgresBudgets(db) as other:
+            windows = [(200, 5.25)]
+            assert await one.admit("A", windows) == 0
+            await one.pause("A", 2.0)
+            assert 1.5 < await other.admit("A", windows) <= 2.0
+            assert await other.admit("B", windows) == 0
+            assert await one.calls("A", within_s=10) == 1
+
+    async def test_a_full_window_answers_when_its_oldest_call_leaves_it(self, db: str) -> None:
+        """Three calls fill a 3-per-1-s window: the fourth is told to wait until the first is 1 s old,
+        and nothing is counted for it."""
+        async with lmsconnect.PostgresBudgets(db) as budgets:
+            windows = [(3, 1.0), (100, 3600.0)]
+            assert [await budgets.admit("k", windows) for _ in range(3)] == [0, 0, 0]
+            wait = await budgets.admit("k", windows)
+            assert 0.5 < wait <= 1.0
+            assert await budgets.calls("k", within_s=10) == 3
+            await asyncio.sleep(wait)
+            assert await budgets.admit("k", windows) == 0
+
+    def test_connect_refuses_a_budget_that_is_not_a_shared_budget(self) -> None:
+        """connect(budget=...) with something else is a ConfigurationError naming the type."""
+        with pytest.raises(lmsconnect.ConfigurationError, match="SharedBudget"):
+            lmsconnect.connect("talentlms", budget="acme", domain="a.talentlms.com", api_key="k")  # type: ignore[arg-type]
+
+
+class TestExample:
+    async def test_the_worked_example_of_the_scale_page_runs(self, postgres_url: str) -> None:
+        """docs/examples/scale_service.py runs to the end: both customers synced, the enrolment created."""
+        example = EXAMPLE
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(example), env={**os.environ, "LMSCONNECT_DB": postgres_url},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        text = out.decode()
+        assert proc.returncode == 0, text[-3000:]
+        assert "enrolment: succeeded ['created']" in text
+        assert "acme: ok" in text and "globex: ok" in text
