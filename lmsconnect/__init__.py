@@ -56,7 +56,16 @@ from ._models import (
     UserStatus,
 )
 from ._registry import ConnectorInfo
-from ._store import Change, ChangeKind, SQLiteStore, StateStore, StoreError, SyncInProgress, open_store
+from ._store import (
+    Change,
+    ChangeKind,
+    DeletionGuard,
+    SQLiteStore,
+    StateStore,
+    StoreError,
+    SyncInProgress,
+    open_store,
+)
 from ._sync import ModelReport, SyncProgress, SyncReport, sync
 
 __version__ = "0.1.0"
@@ -81,6 +90,7 @@ __all__ = [
     "CourseRevision",
     "CourseType",
     "DeactivateCourse",
+    "DeletionGuard",
     "DestructiveActionRefused",
     "EnrollUser",
     "HttpOptions",
