@@ -11,7 +11,8 @@ record (``remote_data`` included), a fingerprint of its unified fields, ``change
 
 `StateStore` is the seam: the sync engine talks to a store only through it, in coarse operations that
 each are one transaction. What a change is lives in `_changefeed` (shared by every store); each store is
-only its engine's SQL and locking: `SQLiteStore` (`_store_sqlite`) is the embedded default.
+only its engine's SQL and locking: `SQLiteStore` (`_store_sqlite`) is the embedded default,
+`PostgresStore` (`_store_postgres`, the extra ``lmsconnect[postgres]``) the one for many workers.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from ._changefeed import (
     SyncInProgress,
     fingerprint,
 )
+from ._errors import InvalidInput
+from ._store_postgres import PostgresStore, is_postgres_url
 from ._store_sqlite import SQLiteStore
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "DeletionGuard",
     "LockHolder",
     "ModelFinish",
+    "PostgresStore",
     "RunInfo",
     "SQLiteStore",
     "StateStore",
@@ -57,13 +61,26 @@ __all__ = [
 
 
 @contextlib.asynccontextmanager
-async def open_store(path: str | os.PathLike[str] = ":memory:") -> AsyncIterator[SQLiteStore]:
-    """Open (creating or migrating) the SQLite state store at `path` (``":memory:"`` for a throwaway).
+async def open_store(
+    target: str | os.PathLike[str] = ":memory:", *, schema: str | None = None
+) -> AsyncIterator[SQLiteStore | PostgresStore]:
+    """Open (creating or migrating) a state store: a SQLite file path (``":memory:"`` for a throwaway),
+    or a PostgreSQL URL (``postgresql://`` or ``postgres://``; needs ``pip install
+    "lmsconnect[postgres]"``) whose tables live in `schema` (default ``lmsconnect``; also
+    ``?schema=name`` in the URL).
 
     >>> async with lmsconnect.open_store("lms.sqlite") as store:
     ...     await lmsconnect.sync(lms, store)
+    >>> async with lmsconnect.open_store("postgresql://lms@db.internal/app") as store:
+    ...     await lmsconnect.sync(lms, store)
     """
-    store = SQLiteStore(path)
+    store: SQLiteStore | PostgresStore
+    if is_postgres_url(target):
+        store = PostgresStore(os.fspath(target), schema=schema)
+    elif schema is not None:
+        raise InvalidInput("schema= applies to PostgreSQL stores only", field="schema")
+    else:
+        store = SQLiteStore(target)
     await store.open()
     try:
         yield store

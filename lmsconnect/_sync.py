@@ -46,6 +46,7 @@ from ._store import (
     SyncInProgress,
     open_store,
 )
+from ._store_postgres import is_postgres_url
 
 __all__ = [
     "ModelReport",
@@ -541,7 +542,7 @@ async def cli_sync(
     as_json: bool = False,
     confirm_deletions: bool | Sequence[str] = False,
 ) -> int:
-    """``lmsconnect sync SLUG --config-json JSON --db PATH``: live progress per model, then a summary.
+    """``lmsconnect sync SLUG --config-json JSON --db PATH|URL``: live progress per model, then a summary.
 
     Exit codes: 0 every model synced; 1 some model's read failed (the others are recorded, nothing of
     the failed one was marked deleted); 2 the sync could not run (configuration, lock, store); 3 every
@@ -590,12 +591,12 @@ async def cli_changes(
     connection: str | None = None,
     limit: int | None = None,
 ) -> int:
-    """``lmsconnect changes --db PATH [--since CURSOR] [--json]``: the change log after a cursor.
+    """``lmsconnect changes --db PATH|URL [--since CURSOR] [--json]``: the change log after a cursor.
 
     ``--json`` writes one JSON object per line (JSON Lines, streamable); the text form ends with the
     cursor to pass as ``--since`` next time. Exit code 2 when the database does not exist.
     """
-    if db != ":memory:" and not await anyio.Path(db).exists():
+    if db != ":memory:" and not is_postgres_url(db) and not await anyio.Path(db).exists():
         out.write(f"error: no store at {db!r} (run `lmsconnect sync` first)\n")
         return 2
     count = 0
