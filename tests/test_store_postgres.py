@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import lmsconnect
@@ -116,7 +117,7 @@ class TestConcurrentFeed:
                         cursor = change.cursor
                     if finished:
                         return
-                    await anyio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
 
         rng_limit = random.Random(0)
         with anyio.fail_after(120):

@@ -383,16 +383,19 @@ class TestConcurrency:
             log = await changes(one)
             assert len(log) == len(set(log)) == 408 + len(sim.enrollments)
 
-    async def test_lock_held_by_another_process(self, sim: ToySimulator, tmp_path: Path) -> None:
+    async def test_lock_held_by_another_process(self, sim: ToySimulator, store_location: str) -> None:
         """A sync holding the lock in another process makes ours fail with its pid; once it is gone
-        (killed, lease never released), ours takes over at once."""
-        db = tmp_path / "s.db"
+        (killed, lease never released), ours takes over: at once on SQLite (same host, pid gone), after
+        the lease on PostgreSQL (which cannot trust hosts and pids)."""
+        db = store_location
+        postgres = db.startswith("postgresql://")
+        lease = 2 if postgres else 3600
         code = (
             "import asyncio, sys\n"
             "from lmsconnect._store import open_store\n"
             "async def main():\n"
             "    async with open_store(sys.argv[1]) as s:\n"
-            "        assert await s.acquire_lock('shared', 'other', lease_s=3600) is None\n"
+            f"        assert await s.acquire_lock('shared', 'other', lease_s={lease}) is None\n"
             "        print('locked', flush=True)\n"
             "        sys.stdin.read()\n"
             "asyncio.run(main())\n"
@@ -405,7 +408,7 @@ class TestConcurrency:
                     await sync(toy(sim), store, connection="shared")
                 proc.kill()
                 await proc.wait()
-                report = await sync(toy(sim), store, connection="shared")
+                report = await sync(toy(sim), store, connection="shared", wait=10 if postgres else 0)
                 assert report.ok and report.totals["created"] == 146 + len(sim.enrollments)
 
     async def test_other_connections_are_not_blocked(self, sim: ToySimulator, store: Store) -> None:
@@ -419,10 +422,10 @@ class TestConcurrency:
 
 
 class TestResume:
-    async def test_cancelled_sync_resumes_with_the_same_change_log(self, tmp_path: Path) -> None:
+    async def test_cancelled_sync_resumes_with_the_same_change_log(self, store_location: str) -> None:
         """A sync cut off mid-run is resumed by the next one: same log as a clean run, nothing twice."""
 
-        async def scenario(path: Path, cut: float | None) -> list[tuple[str, str, str]]:
+        async def scenario(path: str, cut: float | None) -> list[tuple[str, str, str]]:
             async with (
                 ToySimulator(users=300, courses=6, enrollments=150, seed=5, latency=0.01) as sim,
                 open_store(path) as store,
@@ -441,8 +444,8 @@ class TestResume:
                 assert report.resumed is (cut is not None)
                 return await changes(store)
 
-        clean = await scenario(tmp_path / "clean.db", None)
-        cut = await scenario(tmp_path / "cut.db", 0.08)
+        clean = await scenario(store_location, None)
+        cut = await scenario(store_location + "cut", 0.08)  # another file, or another schema
 
         def per_model(log: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str, str]]]:
             out: dict[str, list[tuple[str, str, str]]] = {}
@@ -521,9 +524,12 @@ class TestCli:
         code = await cli_sync("toylms", {"token": "s3cret"}, str(tmp_path / "x.db"), out=out)
         assert code == 2 and "error:" in out.getvalue() and "s3cret" not in out.getvalue()
 
-    async def test_cli_changes_text_and_json(self, sim: ToySimulator, tmp_path: Path) -> None:
-        """cli_changes lists changes after a cursor, as text with the next cursor or as JSON lines."""
-        db = str(tmp_path / "cli.db")
+    async def test_cli_changes_text_and_json(
+        self, sim: ToySimulator, tmp_path: Path, store_location: str
+    ) -> None:
+        """cli_sync and cli_changes work with either store (--db PATH or URL): changes after a cursor, as
+        text with the next cursor or as JSON lines."""
+        db = store_location
         config = {**sim.connect_config, "calls_per_second": 1000}
         assert await cli_sync("toylms", config, db, out=io.StringIO(), progress=False) == 0
         out = io.StringIO()

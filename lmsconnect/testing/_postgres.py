@@ -65,7 +65,9 @@ class TemporaryPostgres:
     measure what a real server does.
     """
 
-    def __init__(self, bindir: Path | None = None, *, fsync: bool = False, max_connections: int = 300) -> None:
+    def __init__(
+        self, bindir: Path | None = None, *, fsync: bool = False, max_connections: int = 300
+    ) -> None:
         found = bindir or find_bindir()
         if found is None:
             raise FileNotFoundError(HOW_TO_GET_ONE)
@@ -94,7 +96,8 @@ class TemporaryPostgres:
                 ) from None
             os.chown(self._dir, user.pw_uid, user.pw_gid)
             runuser = shutil.which("runuser")
-            self._as = [runuser, "-u", "postgres", "--"] if runuser else ["su", "postgres", "-s", "/bin/sh", "-c"]
+            su = ["su", "postgres", "-s", "/bin/sh", "-c"]
+            self._as = [runuser, "-u", "postgres", "--"] if runuser else su
         data = self._dir / "data"
         self._exec(
             str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
