@@ -6,7 +6,8 @@ listening on a free port of 127.0.0.1 only, removed again on `stop`.
 
 ``initdb`` refuses to run as root; as root the server's files belong to the ``postgres`` user and its
 commands run as that user (``runuser``, else ``su``). The binaries are looked up in
-``$LMSCONNECT_PG_BIN``, then ``/usr/lib/postgresql/<newest>/bin`` (Debian, Ubuntu), then ``PATH``.
+``$LMSCONNECT_PG_BIN`` when it is set (only there), else ``/usr/lib/postgresql/<newest>/bin`` (Debian,
+Ubuntu), then ``PATH``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,17 @@ def find_bindir() -> Path | None:
     """The directory holding ``initdb`` and ``pg_ctl``, or None."""
     candidates: list[Path] = []
     if os.environ.get("LMSCONNECT_PG_BIN"):
-        candidates.append(Path(os.environ["LMSCONNECT_PG_BIN"]))
+        candidates = [Path(os.environ["LMSCONNECT_PG_BIN"])]  # set: the only place to look
+    else:
+        candidates = _default_places()
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists() and (bindir / "postgres").exists():
+            return bindir
+    return None
+
+
+def _default_places() -> list[Path]:
+    candidates: list[Path] = []
     debian = Path("/usr/lib/postgresql")
     if debian.is_dir():
         versions = [p for p in debian.iterdir() if p.name.split(".")[0].isdigit()]
@@ -45,10 +56,7 @@ def find_bindir() -> Path | None:
     found = shutil.which("pg_ctl")
     if found:
         candidates.append(Path(found).resolve().parent)
-    for bindir in candidates:
-        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists() and (bindir / "postgres").exists():
-            return bindir
-    return None
+    return candidates
 
 
 def _free_port() -> int:
