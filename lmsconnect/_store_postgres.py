@@ -13,9 +13,12 @@ What differs from SQLite, and how:
 
 - **The lock** is a lease row whose times come from the database's clock (``clock_timestamp()``), so
   clock skew between worker hosts does not matter; a holder that died is taken over when its lease runs
-  out. Every mutating transaction starts by reading the lock row ``FOR SHARE``: it fails when the lock
-  is not its owner's, and a takeover (an update of that row) waits until the transaction has committed,
-  so a sync whose lease was taken over can never write after the new holder started.
+  out. Every mutating transaction starts by taking the connection's advisory lock in shared mode, then
+  reads the lock row: it fails when the lock is not its owner's; a takeover takes the same advisory lock
+  exclusively, so it waits until every transaction that passed the check has committed, and a sync whose
+  lease was taken over can never write after the new holder started. (An advisory lock rather than
+  ``SELECT ... FOR SHARE``: a row lock is written to the WAL, which would make every batch, even one
+  that changes nothing, wait for a disk flush at commit.)
 - **The change feed never skips.** Sequence values are handed out before commit, so with several
   writers a consumer could read cursor 101 (committed) and save it before cursor 100 commits. Here the
   append to the change log is serialised per store: a transaction takes a transaction-level advisory
@@ -31,6 +34,8 @@ What differs from SQLite, and how:
 from __future__ import annotations
 
 import builtins
+import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
@@ -300,26 +305,44 @@ class PostgresStore(FeedReader):
     ) -> None:
         await self.aclose()
 
-    async def _run(self, func: Callable[[Cursor], Awaitable[T]]) -> T:
-        """`func` in one transaction on a pooled connection; psycopg's errors become StoreError."""
+    async def _run(self, func: Callable[[Cursor], Awaitable[T]], *, pipeline: bool = False) -> T:
+        """`func` in one transaction on a pooled connection; psycopg's errors become StoreError.
+
+        With `pipeline`, statements are sent without waiting for each other's results (psycopg's
+        pipeline mode): a batch costs two round trips to the server instead of one per statement.
+        """
         import psycopg
 
         pool = self._pool
         if pool is None:
             raise StoreError("the store is closed; use `async with lmsconnect.open_store(url) as store:`")
         try:
-            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            async with pool.connection() as conn, contextlib.AsyncExitStack() as stack:
+                if pipeline:
+                    await stack.enter_async_context(conn.pipeline())
+                await stack.enter_async_context(conn.transaction())
+                cur = await stack.enter_async_context(conn.cursor())
                 return await func(cur)
         except psycopg.Error as exc:
             raise StoreError(
                 f"the PostgreSQL store {self.url!r} failed: {type(exc).__name__}: {str(exc).strip()}"
             ) from None
 
+    def _connection_key(self, connection: str) -> int:
+        return _lock_key(f"sync:{connection}", self.schema)
+
     async def _fence(self, cur: Cursor, connection: str, owner: str) -> None:
-        # FOR SHARE: a takeover (which updates this row) waits until this transaction has committed.
-        await cur.execute(
-            self._q("SELECT owner FROM {s}.locks WHERE connection = %s FOR SHARE"), (connection,)
-        )
+        await self._fence_send(cur, connection)
+        await self._fence_check(cur, connection, owner)
+
+    async def _fence_send(self, cur: Cursor, connection: str) -> None:
+        # Shared: the sync's own concurrent writes do not wait for each other; a takeover (exclusive)
+        # waits until this transaction has committed. Two statements: the SELECT's snapshot must be
+        # taken after the lock is granted, to see a takeover that committed while we waited.
+        await cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._connection_key(connection),))
+        await cur.execute(self._q("SELECT owner FROM {s}.locks WHERE connection = %s"), (connection,))
+
+    async def _fence_check(self, cur: Cursor, connection: str, owner: str) -> None:
         row = await cur.fetchone()
         if row is None or row[0] != owner:
             raise StoreError(
@@ -337,6 +360,8 @@ class PostgresStore(FeedReader):
 
     async def acquire_lock(self, connection: str, owner: str, *, lease_s: float) -> LockHolder | None:
         async def op(cur: Cursor) -> LockHolder | None:
+            # Exclusive: wait for the writes of the holder that passed their fence (see `_fence`).
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._connection_key(connection),))
             # The database's clock decides both the lease and its expiry: hosts may disagree on the time.
             await cur.execute(
                 self._q(
@@ -365,8 +390,8 @@ class PostgresStore(FeedReader):
                 owner=row[0],
                 host=row[1],
                 pid=row[2],
-                acquired_at=row[3],
-                lease_until=row[4],
+                acquired_at=row[3].astimezone(dt.timezone.utc),
+                lease_until=row[4].astimezone(dt.timezone.utc),
             )
 
         return await self._run(op)
@@ -485,15 +510,18 @@ class PostgresStore(FeedReader):
         conn, s = run.connection, self._q
 
         async def op(cur: Cursor) -> BatchResult:
-            await self._fence(cur, conn, owner)
-            await cur.execute(
-                s(
-                    "SELECT id, fingerprint, data_hash, remote_deleted_at IS NOT NULL FROM {s}.records"
-                    " WHERE connection = %s AND model = %s AND id = ANY(%s)"
-                ),
-                (conn, model, list({r[0] for r in rows})),
-            )
-            known = {rid: (fp, dh, bool(gone)) for rid, fp, dh, gone in await cur.fetchall()}
+            # Pipelined: the fence and the lookup go in one round trip, the writes and COMMIT in another.
+            await self._fence_send(cur, conn)
+            async with cur.connection.cursor() as lookup:
+                await lookup.execute(
+                    s(
+                        "SELECT id, fingerprint, data_hash, remote_deleted_at IS NOT NULL FROM {s}.records"
+                        " WHERE connection = %s AND model = %s AND id = ANY(%s)"
+                    ),
+                    (conn, model, list({r[0] for r in rows})),
+                )
+                await self._fence_check(cur, conn, owner)
+                known = {rid: (fp, dh, bool(gone)) for rid, fp, dh, gone in await lookup.fetchall()}
             plan = plan_batch(rows, known)
             if plan.inserts:
                 await cur.execute(
@@ -547,7 +575,7 @@ class PostgresStore(FeedReader):
                 )
             return plan.result()
 
-        result = await self._run(op)
+        result = await self._run(op, pipeline=True)
         return BatchResult(
             created=result.created,
             updated=result.updated,
