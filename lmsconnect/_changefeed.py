@@ -46,6 +46,7 @@ from ._models import (
 __all__ = [
     "DELETIONS_HELD",
     "PAGE",
+    "RUN_FIELDS",
     "SCHEMA_VERSION",
     "BatchPlan",
     "BatchResult",
@@ -60,10 +61,13 @@ __all__ = [
     "StoreError",
     "SyncInProgress",
     "check_limit",
+    "check_schema_version",
     "decode_change",
     "decode_record",
+    "deletions_kept",
     "fingerprint",
     "iso",
+    "lock_lost",
     "now",
     "plan_batch",
     "record_where",
@@ -209,6 +213,39 @@ class DeletionGuard:
 
     def describe(self) -> str:
         return f"more than {self.max_ratio:.0%} of the stored records and more than {self.floor}"
+
+
+def deletions_kept(guard: DeletionGuard | None, unseen: int, stored: int) -> ModelFinish | None:
+    """How a complete read of a model ends when nothing is to be marked deleted: none unseen, or the
+    guard holds them (`held`). None: the store marks the `unseen` records deleted."""
+    if not unseen:
+        return ModelFinish(stored=stored)
+    if guard is not None and guard.holds(unseen, stored):
+        return ModelFinish(held=unseen, stored=stored)
+    return None
+
+
+def lock_lost(connection: str) -> StoreError:
+    """What a fenced write raises when the connection's lock is no longer its owner's."""
+    return StoreError(
+        f"the sync lock of {connection!r} was lost (lease expired and another sync took "
+        "over); nothing more was written",
+        hint="Run the sync again; it resumes where the store is",
+    )
+
+
+def check_schema_version(version: int, store: str) -> None:
+    """Refuse a store a newer lmsconnect wrote (its rows may mean something this one does not know)."""
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {store} has schema version {version}, newer than this lmsconnect knows "
+            f"({SCHEMA_VERSION})",
+            hint="Upgrade lmsconnect, or use another database file or schema",
+        )
+
+
+# The columns of `runs()`, the sync runs a store recorded.
+RUN_FIELDS: Final = ("run_id", "connection", "slug", "status", "started_at", "finished_at", "attempts")
 
 
 @runtime_checkable

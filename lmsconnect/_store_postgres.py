@@ -50,6 +50,7 @@ import anyio.to_thread
 
 from ._changefeed import (
     PAGE,
+    RUN_FIELDS,
     SCHEMA_VERSION,
     BatchResult,
     DeletionGuard,
@@ -58,7 +59,10 @@ from ._changefeed import (
     ModelFinish,
     RunInfo,
     StoreError,
+    check_schema_version,
+    deletions_kept,
     iso,
+    lock_lost,
     plan_batch,
     serialise,
     store_converter,
@@ -280,12 +284,7 @@ class PostgresStore(FeedReader):
             version = int(row[0]) if row else 0
             if row is None:
                 await cur.execute(self._q("INSERT INTO {s}.schema_version (version) VALUES (0)"))
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store {self.url!r} (schema {self.schema!r}) has schema version {version}, newer "
-                    f"than this lmsconnect knows ({SCHEMA_VERSION})",
-                    hint="Upgrade lmsconnect, or use another schema",
-                )
+            check_schema_version(version, f"{self.url!r} (schema {self.schema!r})")
             for step in MIGRATIONS[version:]:
                 for statement in step:
                     await cur.execute(self._q(statement))
@@ -345,11 +344,7 @@ class PostgresStore(FeedReader):
     async def _fence_check(self, cur: Cursor, connection: str, owner: str) -> None:
         row = await cur.fetchone()
         if row is None or row[0] != owner:
-            raise StoreError(
-                f"the sync lock of {connection!r} was lost (lease expired and another sync took "
-                "over); nothing more was written",
-                hint="Run the sync again; it resumes where the store is",
-            )
+            raise lock_lost(connection)
 
     async def _append_lock(self, cur: Cursor) -> None:
         """Serialise change-log appends (see the module docstring): call just before the append, as the
@@ -619,9 +614,10 @@ class PostgresStore(FeedReader):
                     (conn, model),
                 )
                 stored, unseen = await cur.fetchone()
-                if guard is not None and guard.holds(unseen, stored):
-                    outcome = ModelFinish(held=unseen, stored=stored)
-                elif unseen:
+                kept = deletions_kept(guard, unseen, stored)
+                if kept is not None:
+                    outcome = kept
+                else:
                     # Same transaction as the run_models row: a crash leaves either all of a model's
                     # deletions recorded and the model marked complete, or neither.
                     await self._append_lock(cur)
@@ -637,8 +633,6 @@ class PostgresStore(FeedReader):
                         (conn, model, conn, model, run.run_id),
                     )
                     outcome = ModelFinish(deleted=cur.rowcount, stored=stored)
-                else:
-                    outcome = ModelFinish(stored=stored)
             await cur.execute(
                 s(
                     "INSERT INTO {s}.run_models (run_id, model, status, error, finished_at, held)"
@@ -726,10 +720,9 @@ class PostgresStore(FeedReader):
         if connection is not None:
             sql += " WHERE connection = %s"
             args = (connection,)
-        names = ("run_id", "connection", "slug", "status", "started_at", "finished_at", "attempts")
         out = []
         for row in await self._fetch(sql + " ORDER BY run_id", args):
-            item = dict(zip(names, row, strict=True))
+            item = dict(zip(RUN_FIELDS, row, strict=True))
             for key in ("started_at", "finished_at"):
                 item[key] = None if item[key] is None else iso(item[key])
             out.append(item)

@@ -22,6 +22,7 @@ import attrs
 
 from ._changefeed import (
     PAGE,
+    RUN_FIELDS,
     SCHEMA_VERSION,
     BatchResult,
     DeletionGuard,
@@ -30,7 +31,10 @@ from ._changefeed import (
     ModelFinish,
     RunInfo,
     StoreError,
+    check_schema_version,
+    deletions_kept,
     iso,
+    lock_lost,
     now,
     plan_batch,
     serialise,
@@ -120,7 +124,7 @@ MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (_v1, _v2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-def _migrate(db: sqlite3.Connection) -> int:
+def _migrate(db: sqlite3.Connection, name: str) -> int:
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -128,12 +132,7 @@ def _migrate(db: sqlite3.Connection) -> int:
         version = row[0] if row else 0
         if row is None:
             db.execute("INSERT INTO schema_version (version) VALUES (0)")
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the store has schema version {version}, newer than this lmsconnect knows "
-                f"({SCHEMA_VERSION})",
-                hint="Upgrade lmsconnect, or use another database file",
-            )
+        check_schema_version(version, name)
         for step in MIGRATIONS[version:]:
             step(db)
         db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
@@ -199,7 +198,7 @@ class SQLiteStore(FeedReader):
             # NORMAL in WAL mode loses nothing on a process crash (kill -9); only a power cut may
             # drop the last commits, and the database stays consistent either way.
             db.execute("PRAGMA synchronous=NORMAL")
-            self.schema_version = _migrate(db)
+            self.schema_version = _migrate(db, repr(self.path))
             db.execute(
                 "CREATE TEMP TABLE seen (connection TEXT NOT NULL, model TEXT NOT NULL, id TEXT NOT NULL,"
                 " PRIMARY KEY (connection, model, id)) WITHOUT ROWID"
@@ -305,11 +304,7 @@ class SQLiteStore(FeedReader):
     def _fence(db: sqlite3.Connection, connection: str, owner: str) -> None:
         row = db.execute("SELECT owner FROM locks WHERE connection = ?", (connection,)).fetchone()
         if row is None or row[0] != owner:
-            raise StoreError(
-                f"the sync lock of {connection!r} was lost (lease expired and another sync took "
-                "over); nothing more was written",
-                hint="Run the sync again; it resumes where the store is",
-            )
+            raise lock_lost(connection)
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -481,9 +476,10 @@ class SQLiteStore(FeedReader):
                         " WHERE connection = ? AND model = ? AND remote_deleted_at IS NULL",
                         args,
                     ).fetchone()
-                    if guard is not None and guard.holds(unseen, stored):
-                        outcome = ModelFinish(held=unseen, stored=stored)
-                    elif unseen:
+                    kept = deletions_kept(guard, unseen, stored)
+                    if kept is not None:
+                        outcome = kept
+                    else:
                         # Same transaction as the run_models row: a crash leaves either all of a model's
                         # deletions recorded and the model marked complete, or neither.
                         deleted = db.execute(
@@ -497,8 +493,6 @@ class SQLiteStore(FeedReader):
                             (at, at, *args),
                         )
                         outcome = ModelFinish(deleted=deleted, stored=stored)
-                    else:
-                        outcome = ModelFinish(stored=stored)
                 db.execute(
                     "INSERT OR REPLACE INTO run_models (run_id, model, status, error, finished_at, held)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -594,7 +588,6 @@ class SQLiteStore(FeedReader):
             if connection is not None:
                 sql += " WHERE connection = ?"
                 args = (connection,)
-            names = ("run_id", "connection", "slug", "status", "started_at", "finished_at", "attempts")
-            return [dict(zip(names, r, strict=True)) for r in db.execute(sql + " ORDER BY run_id", args)]
+            return [dict(zip(RUN_FIELDS, r, strict=True)) for r in db.execute(sql + " ORDER BY run_id", args)]
 
         return await self._run(op)
