@@ -34,7 +34,6 @@ What differs from SQLite, and how:
 from __future__ import annotations
 
 import builtins
-import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -304,23 +303,17 @@ class PostgresStore(FeedReader):
     ) -> None:
         await self.aclose()
 
-    async def _run(self, func: Callable[[Cursor], Awaitable[T]], *, pipeline: bool = False) -> T:
-        """`func` in one transaction on a pooled connection; psycopg's errors become StoreError.
-
-        With `pipeline`, statements are sent without waiting for each other's results (psycopg's
-        pipeline mode): a batch costs two round trips to the server instead of one per statement.
-        """
+    async def _run(self, func: Callable[[Cursor], Awaitable[T]]) -> T:
+        """`func` in one transaction on a pooled connection; psycopg's errors become StoreError."""
         import psycopg
 
         pool = self._pool
         if pool is None:
             raise StoreError("the store is closed; use `async with lmsconnect.open_store(url) as store:`")
         try:
-            async with pool.connection() as conn, contextlib.AsyncExitStack() as stack:
-                if pipeline:
-                    await stack.enter_async_context(conn.pipeline())
-                await stack.enter_async_context(conn.transaction())
-                cur = await stack.enter_async_context(conn.cursor())
+            # No pipeline mode: it would save round trips, but a sync cancelled mid-batch leaves
+            # psycopg's pipeline to be finalised by the garbage collector, which then raises.
+            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 return await func(cur)
         except psycopg.Error as exc:
             raise StoreError(
@@ -331,17 +324,11 @@ class PostgresStore(FeedReader):
         return _lock_key(f"sync:{connection}", self.schema)
 
     async def _fence(self, cur: Cursor, connection: str, owner: str) -> None:
-        await self._fence_send(cur, connection)
-        await self._fence_check(cur, connection, owner)
-
-    async def _fence_send(self, cur: Cursor, connection: str) -> None:
         # Shared: the sync's own concurrent writes do not wait for each other; a takeover (exclusive)
         # waits until this transaction has committed. Two statements: the SELECT's snapshot must be
         # taken after the lock is granted, to see a takeover that committed while we waited.
         await cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._connection_key(connection),))
         await cur.execute(self._q("SELECT owner FROM {s}.locks WHERE connection = %s"), (connection,))
-
-    async def _fence_check(self, cur: Cursor, connection: str, owner: str) -> None:
         row = await cur.fetchone()
         if row is None or row[0] != owner:
             raise lock_lost(connection)
@@ -505,18 +492,15 @@ class PostgresStore(FeedReader):
         conn, s = run.connection, self._q
 
         async def op(cur: Cursor) -> BatchResult:
-            # Pipelined: the fence and the lookup go in one round trip, the writes and COMMIT in another.
-            await self._fence_send(cur, conn)
-            async with cur.connection.cursor() as lookup:
-                await lookup.execute(
-                    s(
-                        "SELECT id, fingerprint, data_hash, remote_deleted_at IS NOT NULL FROM {s}.records"
-                        " WHERE connection = %s AND model = %s AND id = ANY(%s)"
-                    ),
-                    (conn, model, list({r[0] for r in rows})),
-                )
-                await self._fence_check(cur, conn, owner)
-                known = {rid: (fp, dh, bool(gone)) for rid, fp, dh, gone in await lookup.fetchall()}
+            await self._fence(cur, conn, owner)
+            await cur.execute(
+                s(
+                    "SELECT id, fingerprint, data_hash, remote_deleted_at IS NOT NULL FROM {s}.records"
+                    " WHERE connection = %s AND model = %s AND id = ANY(%s)"
+                ),
+                (conn, model, list({r[0] for r in rows})),
+            )
+            known = {rid: (fp, dh, bool(gone)) for rid, fp, dh, gone in await cur.fetchall()}
             plan = plan_batch(rows, known)
             if plan.inserts:
                 await cur.execute(
@@ -570,7 +554,7 @@ class PostgresStore(FeedReader):
                 )
             return plan.result()
 
-        result = await self._run(op, pipeline=True)
+        result = await self._run(op)
         return BatchResult(
             created=result.created,
             updated=result.updated,
