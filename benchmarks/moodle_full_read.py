@@ -127,7 +127,11 @@ def run_read(
         "--report-timezone",
         timezone,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    env = dict(os.environ)
+    if args.reader_code:
+        code = Path(args.reader_code).resolve()
+        env["PYTHONPATH"] = os.pathsep.join([str(code), str(code / "plugins" / "moodle")])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"the {path} read failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.splitlines()[-1])
@@ -260,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         "--real-moodle-dir", default=os.environ.get("REAL_MOODLE_DIR", "/var/tmp/lmsconnect-real-moodle")
     )
     parser.add_argument("--no-real", action="store_true", help="skip the real-site part")
+    parser.add_argument(
+        "--reader-code",
+        help="read with the lmsconnect and lmsconnect_moodle of another checkout (e.g. an export of main), "
+        "to compare a change with what came before; the simulator stays this checkout's",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
     # Internal: the simulator's process and the reading processes.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

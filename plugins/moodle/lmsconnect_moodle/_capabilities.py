@@ -134,7 +134,10 @@ CAPABILITIES: Final = Capabilities.build(
                 "longer counts the enrolment as active (suspended, its method disabled, or outside its "
                 "dates). Courses without completion tracking give ENROLLED. The status is what Moodle "
                 "reports: after complete_course it may lag until Moodle's completion cron task has "
-                "aggregated the course.",
+                "aggregated the course. With progressions_via_report it comes from Moodle's progress, which "
+                "leaves failed activities out: an active learner of a hidden course whose completed "
+                "activities all failed is ENROLLED there, IN_PROGRESS by default (where the default read "
+                "has only the completion criteria).",
                 "completed_at": "By default the time Moodle completed the last completion criterion (any "
                 "criterion for courses completed by 'any'). With progressions_via_report the course "
                 "completion time Moodle's aggregation recorded, to the minute only (the report formats "
