@@ -178,6 +178,29 @@ class _Pending:
     rows: list[list[str | None]]
 
 
+@attrs.define
+class _Order:
+    """Checks that each course's rows, and each user's rows within it, come together, as the report's sort
+    order promises: with it a page boundary can neither repeat nor skip a row. Keeps the ids of the courses
+    read so far and of the users of the current course only."""
+
+    done: set[int] = attrs.Factory(set)
+    course: int | None = None
+    users: set[int] = attrs.Factory(set)
+
+    def see(self, courseid: int, userid: int) -> str | None:
+        if courseid != self.course:
+            if courseid in self.done:
+                return f"course {courseid} comes again after other courses"
+            if self.course is not None:
+                self.done.add(self.course)
+            self.course, self.users = courseid, set()
+        if userid in self.users:
+            return f"user {userid} comes again in course {courseid}, apart from their other rows"
+        self.users.add(userid)
+        return None
+
+
 class ReportReader:
     """Reads progressions from the custom report named or numbered ``wanted``.
 
@@ -344,9 +367,19 @@ class ReportReader:
                     )
                 yield later
 
+        order = _Order()
         pending: _Pending | None = None
+        for_page = 0
         async for retrieved in all_pages():
-            for row in retrieved.data.rows:
+            rows = retrieved.data.rows
+            if len(rows) > self.page_size or (not rows and for_page < pages - 1):
+                raise InvalidRemoteResponse(
+                    f"{RETRIEVE_REPORT}: page {for_page} of report {details.id} has {len(rows)} rows, where "
+                    f"{first.data.totalrowcount} rows in pages of {self.page_size} were announced",
+                    connector=self.connector,
+                )
+            for_page += 1
+            for row in rows:
                 current = self._parse(row.columns)
                 if current is None:
                     continue
@@ -356,6 +389,14 @@ class ReportReader:
                 ):
                     self._merge(pending, current)
                     continue
+                problem = order.see(current.courseid, current.userid)
+                if problem:
+                    raise self._bad(
+                        f"{problem}: the rows are not in one order; sort the report by "
+                        f"'{LAYOUT[_COURSE].header}', then '{LAYOUT[_USERNAME].header}', ascending, and "
+                        "nothing else (docs/moodle-setup.md), and read again if it changed meanwhile",
+                        row.columns,
+                    )
                 if pending is not None:
                     yield self._progression(pending)
                 pending = current

@@ -226,7 +226,7 @@ class TestCheck:
 
 
 def answer(
-    rows: Sequence[Sequence[str | None]], headers: list[str] | None = None
+    rows: Sequence[Sequence[str | None]], headers: list[str] | None = None, total: int | None = None
 ) -> Callable[..., Awaitable[Any]]:
     """A Moodle that answers list_reports and retrieve_report with these cells (a hostile or broken site)."""
     details = {"id": 1, "name": REPORT, "source": "core_course\\reportbuilder\\datasource\\participants"}
@@ -243,12 +243,13 @@ def answer(
     async def call(function: str, params: Mapping[str, Any]) -> Any:
         if function == "core_reportbuilder_list_reports":
             return {"reports": [details], "warnings": []}
+        start = params["page"] * params["perpage"]
         return {
             "details": details,
             "data": {
                 "headers": header_row,
-                "rows": [{"columns": r} for r in rows],
-                "totalrowcount": len(rows),
+                "rows": [{"columns": list(r)} for r in rows[start : start + params["perpage"]]],
+                "totalrowcount": len(rows) if total is None else total,
             },
         }
 
@@ -257,17 +258,22 @@ def answer(
 
 COURSE = '<a href="https://m.example/course/view.php?id=7">C7</a>'
 USER = '<a href="https://m.example/user/profile.php?id=42">Ana</a>'
+OTHER = '<a href="https://m.example/course/view.php?id=8">C8</a>'
+OTHER_USER = '<a href="https://m.example/user/profile.php?id=43">Bo</a>'
+ROW: list[str | None] = [COURSE, USER, "ana", "Active", "", "", ""]
 
 
-async def parse(rows: Sequence[Sequence[str | None]]) -> list[CourseProgression]:
+async def parse(
+    rows: Sequence[Sequence[str | None]], *, total: int | None = None, page_size: int = 1000
+) -> list[CourseProgression]:
     from lmsconnect_moodle._report import ReportReader
 
     reader = ReportReader(
-        call=answer(rows),
+        call=answer(rows, total=total),
         make_id=lambda model, remote: f"{model}:{remote}",
         wanted=REPORT,
         zone="UTC",
-        page_size=1000,
+        page_size=page_size,
         concurrency=2,
     )
     return [p async for p in reader.progressions()]
@@ -307,6 +313,38 @@ class TestCells:
         """A cell lmsconnect cannot read raises InvalidRemoteResponse naming it, never a guess."""
         with pytest.raises(InvalidRemoteResponse, match=says):
             await parse([cells])
+
+    @pytest.mark.parametrize(
+        ("rows", "says"),
+        [
+            pytest.param(
+                [
+                    ROW,
+                    [OTHER, USER, "ana", "Active", "", "", ""],
+                    [COURSE, OTHER_USER, "bo", "Active", "", "", ""],
+                ],
+                "course 7 comes again",
+                id="course-again",
+            ),
+            pytest.param(
+                [ROW, [COURSE, OTHER_USER, "bo", "Active", "", "", ""], ROW],
+                "user 42 comes again in course 7",
+                id="user-apart",
+            ),
+        ],
+    )
+    async def test_rows_out_of_order_are_refused(self, rows: list[list[str | None]], says: str) -> None:
+        """Rows that break the sort order (a page boundary could skip or repeat one) are refused."""
+        with pytest.raises(InvalidRemoteResponse, match=f"{says}.*sort the report"):
+            await parse(rows)
+
+    async def test_fewer_rows_than_announced_are_refused(self) -> None:
+        """A report announcing more rows than its pages hold is refused, not read as complete."""
+        rows: list[list[str | None]] = [[COURSE, USER, "ana", "Active", "", "", ""]]
+        with pytest.raises(
+            InvalidRemoteResponse, match="has 0 rows, where 5 rows in pages of 1 were announced"
+        ):
+            await parse(rows, total=5, page_size=1)
 
     async def test_non_english_headers_are_a_configuration_error(self) -> None:
         """Headers in another language: the error asks for English."""
