@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
+from lmsconnect_moodle import _report
 from lmsconnect_moodle.testing import MoodleSimulator
 
 import lmsconnect
@@ -17,15 +18,7 @@ from lmsconnect import ConfigurationError, CourseProgression, InvalidRemoteRespo
 from lmsconnect.plugin import CheckStatus
 
 REPORT = "lmsconnect progressions"
-LAYOUT = (
-    "course:courseshortnamewithlink",
-    "user:fullnamewithlink",
-    "user:username",
-    "enrolment:status",
-    "enrolment:timestarted",
-    "completion:timecompleted",
-    "completion:progresspercent",
-)
+LAYOUT = tuple(c.key for c in _report.LAYOUT)
 
 
 async def read(sim: MoodleSimulator, **config: Any) -> dict[str, CourseProgression]:

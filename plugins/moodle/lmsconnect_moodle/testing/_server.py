@@ -19,6 +19,7 @@ from aiohttp import web
 from lmsconnect.testing import SimulatorServer
 
 from .._params import decode_params
+from .._report import LAYOUT
 from ._functions import FUNCTIONS, PARTICIPANTS, REPORT_COLUMNS, Context
 from ._site import CustomReport, Enrolment, Module, Site, User, fixture_site, generate_site
 from ._ws import ACCESS_DEBUG, WSError, missing_record, validate
@@ -34,6 +35,9 @@ DEFAULT_SERVICE_FUNCTIONS: tuple[str, ...] = tuple(
 )
 """What the default token's service holds: every simulated function except ``core_user_create_users``
 and the report builder's (`MoodleSimulator.add_report` adds those), like the service of the recordings."""
+
+LAYOUT_COLUMNS: tuple[str, ...] = tuple(column.key for column in LAYOUT)
+"""The columns of the report lmsconnect reads (docs/moodle-setup.md), `add_report`'s default."""
 
 FaultKind = Literal["http_500", "http_503", "drop", "slow", "dml"]
 
@@ -183,16 +187,8 @@ class MoodleSimulator(SimulatorServer):
         self,
         name: str = "lmsconnect progressions",
         *,
-        columns: Iterable[str] = (
-            "course:courseshortnamewithlink",
-            "user:fullnamewithlink",
-            "user:username",
-            "enrolment:status",
-            "enrolment:timestarted",
-            "completion:timecompleted",
-            "completion:progresspercent",
-        ),
-        sort: Iterable[str] = ("course:courseshortnamewithlink", "user:username"),
+        columns: Iterable[str] = LAYOUT_COLUMNS,
+        sort: Iterable[str] = (LAYOUT[0].key, LAYOUT[2].key),
         source: str = PARTICIPANTS,
         conditiondata: str | None = None,
     ) -> CustomReport:
