@@ -2026,36 +2026,40 @@ REPORT_COLUMNS: Final = frozenset(_HEADERS)
 """The report columns the simulator can render."""
 
 
-def _report_rows(ctx: Context, report: CustomReport) -> list[_ReportRow]:
-    """The participants source's rows (course x enrolment method x user enrolment), in the report's sort
-    order; rows of a method without enrolments (no user) come first within their course, as Moodle's do."""
+def _report_page(ctx: Context, report: CustomReport, start: int, count: int) -> tuple[list[_ReportRow], int]:
+    """One page of the participants source's rows (course x enrolment method x user enrolment) in the
+    report's sort order, and the number of rows in all. A course's rows come together (courses by the
+    report's course sort column, else by id); within it the methods without enrolments first (no user, as
+    Moodle's), then the enrolments by the user sort column, else by user id. Only the courses the page
+    covers are built, so a page of a big site costs what the page holds."""
     site = ctx.site
+    course_sort = next((c for c in report.sort if c.startswith("course:")), None)
+    user_sort = next((c for c in report.sort if c.startswith("user:")), None)
+    courses = [c for c in site.iter_courses() if not c.is_site]
+    if course_sort is not None:
+        courses.sort(key=lambda c: c.shortname if "shortname" in course_sort else c.fullname)
     rows: list[_ReportRow] = []
-    for course in site.iter_courses():
-        if course.is_site:
-            continue
-        for method in _ENROL_INSTANCES[1:]:
-            rows.append((course, method, None, None))
-        enrolments = site.course_enrolments(course.id)
-        if not enrolments:
-            rows.append((course, _ENROL_INSTANCES[0], None, None))
-        rows.extend((course, _ENROL_INSTANCES[0], e, site.users[e.userid]) for e in enrolments)
-
-    def key(row: _ReportRow) -> tuple[Any, ...]:
-        course, method, _, user = row
-        parts: list[Any] = []
-        for column in report.sort:
-            if column.startswith("course:"):
-                parts.append(course.shortname if "shortname" in column else course.fullname)
-            elif column.startswith("user:"):
-                name = "" if user is None else user.username if column == "user:username" else user.fullname
-                parts.append((user is not None, name))
-            elif column == "enrol:name":
-                parts.append(method)
-        return tuple(parts)
-
-    rows.sort(key=key)  # stable: ties keep the course/user id order
-    return rows
+    total = 0
+    for course in courses:
+        enrolled = sum(1 for e in site.enrolments.group(1, course.id) if not site.users[e.userid].deleted)
+        size = len(_ENROL_INSTANCES) - 1 + max(1, enrolled)
+        if total + size > start and total < start + count:
+            course_rows: list[_ReportRow] = [(course, m, None, None) for m in _ENROL_INSTANCES[1:]]
+            enrolments = site.course_enrolments(course.id)
+            if user_sort is not None:
+                enrolments.sort(
+                    key=lambda e: (
+                        site.users[e.userid].username
+                        if user_sort == "user:username"
+                        else site.users[e.userid].fullname
+                    )
+                )
+            if not enrolments:
+                course_rows.append((course, _ENROL_INSTANCES[0], None, None))
+            course_rows.extend((course, _ENROL_INSTANCES[0], e, site.users[e.userid]) for e in enrolments)
+            rows.extend(course_rows[max(0, start - total) : start + count - total])
+        total += size
+    return rows, total
 
 
 def _render_report_details(ctx: Context, report: CustomReport) -> dict[str, Any]:
@@ -2111,17 +2115,16 @@ def retrieve_report(ctx: Context, params: dict[str, Any]) -> Any:
     report = ctx.site.reports.get(params["reportid"])
     if report is None:
         raise missing_record("reportbuilder_report", "id = ?", [params["reportid"]])
-    rows: list[_ReportRow] = _report_rows(ctx, report) if report.source == PARTICIPANTS else []
     start = params["page"] * params["perpage"]
+    rows, total = (
+        _report_page(ctx, report, start, params["perpage"]) if report.source == PARTICIPANTS else ([], 0)
+    )
     return {
         "details": _render_report_details(ctx, report),
         "data": {
             "headers": [_HEADERS[c] for c in report.columns],
-            "rows": [
-                {"columns": [_cell(ctx, c, row) for c in report.columns]}
-                for row in rows[start : start + params["perpage"]]
-            ],
-            "totalrowcount": len(rows),
+            "rows": [{"columns": [_cell(ctx, c, row) for c in report.columns]} for row in rows],
+            "totalrowcount": total,
         },
         "warnings": [],
     }
