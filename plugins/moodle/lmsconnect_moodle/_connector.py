@@ -89,6 +89,7 @@ _DELETED_BATCH: Final = 100
 _COMPETENCY_PAGE: Final = 500
 _ENROLLED_PAGE: Final = 1000
 _REPORT_PAGES_IN_FLIGHT: Final = 4
+_ENTRIES_PER_CALL: Final = 8
 
 
 @attrs.frozen(kw_only=True)
@@ -492,7 +493,11 @@ class MoodleConnector(Connector[MoodleConfig]):
             course, only, raw = entry
             return await self._enrolment_progressions(courses, course, only, raw)
 
-        async for batch in stream_map(entries(), progressions_of, concurrency=concurrency):
+        # Most enrolments need no call (read with their user's first course, or DROPPED), so more of them
+        # are in flight than calls: the gate in `call` keeps the calls to `concurrency`.
+        async for batch in stream_map(
+            entries(), progressions_of, concurrency=concurrency * _ENTRIES_PER_CALL
+        ):
             for progression in batch:
                 yield progression
 
