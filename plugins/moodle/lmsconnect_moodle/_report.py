@@ -43,6 +43,7 @@ RETRIEVE_REPORT: Final = "core_reportbuilder_retrieve_report"
 REPORT_FUNCTIONS: Final = (LIST_REPORTS, RETRIEVE_REPORT)
 PARTICIPANTS_SOURCE: Final = "core_course\\reportbuilder\\datasource\\participants"
 _LIST_PAGE: Final = 50
+_FIX_REPORT: Final = "Set the report up in Moodle as docs/moodle-setup.md (step 7) describes"
 
 
 @attrs.frozen
@@ -265,12 +266,14 @@ class ReportReader:
                 f"user may view ({visible or 'none'}); create it as docs/moodle-setup.md describes and add "
                 "the token's user to its audience, or give the id or exact name of an existing one",
                 connector=self.connector,
+                hint=_FIX_REPORT,
             )
         if len(found) > 1:
             raise ConfigurationError(
                 f"progressions_via_report: {len(found)} reports are named {self.wanted!r} (ids "
                 f"{', '.join(str(r.id) for r in found)}); give the id of the one to read",
                 connector=self.connector,
+                hint=_FIX_REPORT,
             )
         return found[0]
 
@@ -285,6 +288,7 @@ class ReportReader:
                 f"progressions_via_report: {label} has the source {details.sourcename or details.source!r}; "
                 "it must be 'Course participants' (a new report: the source cannot be changed)",
                 connector=self.connector,
+                hint=_FIX_REPORT,
             )
         try:
             conditions = json.loads(details.conditiondata) if details.conditiondata else {}
@@ -308,6 +312,7 @@ class ReportReader:
                 "would look deleted): remove those conditions or set them to 'Any value' (the source's "
                 "default 'Status is Active' hides the suspended enrolments that are DROPPED)",
                 connector=self.connector,
+                hint=_FIX_REPORT,
             )
 
     def check_headers(self, details: _Details, headers: list[str]) -> None:
@@ -333,6 +338,7 @@ class ReportReader:
             f"{wanted}, in this order, with Moodle's English headers: {change} (the token's user's language "
             "must be English, and headings left as Moodle names them)",
             connector=self.connector,
+            hint=_FIX_REPORT,
         )
 
     # -- reading -------------------------------------------------------------------------------------------
