@@ -300,10 +300,15 @@ class ReportReader:
             ) from None
         if not isinstance(conditions, dict):
             conditions = {}
+        # A condition is stored as "<entity>:<name>_operator" and "_value" (dates add _from, _to, ...);
+        # operator 0 is "Any value" for every filter type but category, whose 0 is "equal to" its value.
         restricting = sorted(
-            key.removesuffix("_operator")
-            for key, value in conditions.items()
-            if key.endswith("_operator") and str(value) not in ("0", "")
+            {
+                key.rpartition("_")[0]
+                for key, value in conditions.items()
+                if (key.endswith("_operator") and str(value) not in ("0", ""))
+                or (key.endswith("_value") and value not in (None, "", [], 0, "0"))
+            }
         )
         if restricting:
             raise ConfigurationError(

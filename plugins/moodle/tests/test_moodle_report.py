@@ -195,6 +195,13 @@ class TestShapeRefused:
         )
         assert "enrolment:status" in message and "Any value" in message
 
+    async def test_category_condition_leaves_courses_out(self) -> None:
+        """A category condition (operator 0 with a value) restricts the rows too: refused."""
+        message = await self.refused(
+            conditiondata=json.dumps({"course_category:name_operator": 0, "course_category:name_value": 3})
+        )
+        assert "course_category:name" in message
+
     async def test_conditions_set_to_any_value_are_fine(self) -> None:
         """Conditions left at 'Any value' do not filter, so the report is read."""
         async with MoodleSimulator(users=10, courses=2, enrollments=12, seed=1) as sim:
