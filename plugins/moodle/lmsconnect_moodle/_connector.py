@@ -539,8 +539,9 @@ class MoodleConnector(Connector[MoodleConfig]):
         """All of a user's active enrolments: Moodle's completed flag and progress in one call, then the
         completion detail where it is needed."""
         listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
-        by_course = {int(c["id"]): c for c in listed if int(c["id"]) in courses}
-        # An enrolment that changed between the two calls is read on its own.
+        # Only the courses the listing said were active: any other is read with its own course's row. One
+        # that stopped being active between the two calls is read on its own.
+        by_course = {int(c["id"]): c for c in listed if int(c["id"]) in courses and int(c["id"]) in active}
         unlisted = sorted(c for c in set(active) - set(by_course) if c in courses)
         return list(
             await asyncio.gather(
