@@ -360,6 +360,11 @@ class ReportReader:
         details = await self.find()
         self.check_details(details)
         first = await self._page(details.id, 0)
+        if first.details.id != details.id:
+            raise InvalidRemoteResponse(
+                f"{RETRIEVE_REPORT}: asked for report {details.id}, answered report {first.details.id}",
+                connector=self.connector,
+            )
         self.check_details(first.details)
         self.check_headers(first.details, first.data.headers)
         pages = -(-first.data.totalrowcount // self.page_size)
