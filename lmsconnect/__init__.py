@@ -57,7 +57,17 @@ from ._models import (
     UserStatus,
 )
 from ._registry import ConnectorInfo
-from ._store import Change, ChangeKind, SQLiteStore, StateStore, StoreError, SyncInProgress, open_store
+from ._store import (
+    Change,
+    ChangeKind,
+    DeletionGuard,
+    PostgresStore,
+    SQLiteStore,
+    StateStore,
+    StoreError,
+    SyncInProgress,
+    open_store,
+)
 from ._sync import ModelReport, SyncProgress, SyncReport, sync
 
 __version__ = "0.1.0"
@@ -82,6 +92,7 @@ __all__ = [
     "CourseRevision",
     "CourseType",
     "DeactivateCourse",
+    "DeletionGuard",
     "DestructiveActionRefused",
     "EnrollUser",
     "HttpOptions",
@@ -97,6 +108,7 @@ __all__ = [
     "PermissionDenied",
     "PluginLoadError",
     "PostgresBudgets",
+    "PostgresStore",
     "ProgressionStatus",
     "RateLimited",
     "RemoteError",

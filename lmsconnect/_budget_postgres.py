@@ -19,22 +19,19 @@ them (`pause`). Nothing secret is stored: keys are the service's names for its t
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ConfigurationError
 from ._http import SharedBudget
+from ._store_postgres import _IDENTIFIER, DEFAULT_SCHEMA, _split_url, is_postgres_url
 
 if TYPE_CHECKING:
     import psycopg_pool
 
-__all__ = ["PostgresBudgets"]
+__all__ = ["PostgresBudgets", "quoted_schema"]
 
-DEFAULT_SCHEMA: Final = "lmsconnect"
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _EXTRA_HINT: Final = 'Install the workers extra: pip install "lmsconnect[workers]"'
 # One constant key serialises the schema setup of processes that start at once (CREATE ... IF NOT
 # EXISTS is not safe against a concurrent CREATE of the same object).
@@ -80,15 +77,6 @@ _SETUP: Final = (
 )
 
 
-def split_url(url: str) -> tuple[str, str | None]:
-    """(URL for psycopg, the ``schema`` query parameter if any)."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urllib.parse.urlencode([(k, v) for k, v in query if k != "schema"])
-    return urllib.parse.urlunsplit(parts._replace(query=rest)), schema
-
-
 def quoted_schema(schema: str) -> str:
     if not _IDENTIFIER.fullmatch(schema):
         raise ConfigurationError(
@@ -106,9 +94,9 @@ class PostgresBudgets:
     """
 
     def __init__(self, url: str, *, schema: str | None = None, max_connections: int = 4) -> None:
-        if not url.startswith(("postgresql://", "postgres://")):
+        if not is_postgres_url(url):
             raise ConfigurationError("PostgresBudgets needs a postgresql:// URL")
-        self._conninfo, from_url = split_url(url)
+        self._conninfo, from_url, _ = _split_url(url)
         self.schema = schema or from_url or DEFAULT_SCHEMA
         self._s = quoted_schema(self.schema)
         self._max = max_connections

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 
 from ._api import connect
-from ._budget_postgres import DEFAULT_SCHEMA, PostgresBudgets, quoted_schema, split_url
+from ._budget_postgres import PostgresBudgets, quoted_schema
 from ._errors import (
     ActionFailed,
     AuthenticationError,
@@ -55,6 +55,7 @@ from ._errors import (
     RemoteError,
 )
 from ._store import StateStore, SyncInProgress, open_store
+from ._store_postgres import DEFAULT_SCHEMA, _split_url, is_postgres_url
 from ._sync import SyncProgress, SyncReport, sync
 
 if TYPE_CHECKING:
@@ -265,10 +266,10 @@ class Workers:
             import procrastinate
         except ImportError:  # pragma: no cover - depends on the installation
             raise ConfigurationError(f"lmsconnect.workers needs procrastinate. {_EXTRA_HINT}") from None
-        if not db.startswith(("postgresql://", "postgres://")):
+        if not is_postgres_url(db):
             raise ConfigurationError("Workers needs a postgresql:// URL for its database")
         self.db = db
-        conninfo, schema = split_url(db)
+        conninfo, schema, _ = _split_url(db)
         self.schema = schema or DEFAULT_SCHEMA
         self._s = quoted_schema(self.schema)
         self.resolve = resolve

@@ -259,8 +259,12 @@ class TestSecrets:
             await w.defer_sync("acme")
             await w.run_worker(concurrency=1, wait=False)
         url = db.rpartition("?")[0]
+        from lmsconnect.testing._postgres import find_bindir
+
+        bindir = find_bindir()
+        pg_dump = str(bindir / "pg_dump") if bindir and (bindir / "pg_dump").exists() else "pg_dump"
         dump = subprocess.run(  # noqa: ASYNC221 - the test waits for the dump, nothing else runs
-            ["pg_dump", "--data-only", url], capture_output=True, text=True, check=True, timeout=60
+            [pg_dump, "--data-only", url], capture_output=True, text=True, check=True, timeout=60
         ).stdout
         assert "acme" in dump and "worker_connections" in dump  # the dump has our data
         basic = base64.b64encode(f"{SECRET}:".encode()).decode()
