@@ -107,6 +107,7 @@ _SETUP: Final = (
         last_counts jsonb,
         last_calls integer,
         syncs integer NOT NULL DEFAULT 0,
+        done_job bigint,
         failures integer NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS worker_connections_due ON {s}.worker_connections (next_due)",
@@ -391,6 +392,10 @@ class Workers:
             if self._stopping.is_set():
                 raise _Stopping(key)
 
+        if job_id is not None and await self._done(key, job_id):
+            # A worker finished this sync and died before procrastinate marked the job done; the job was
+            # recovered as stalled. Once per schedule: not again.
+            return {"connection": key, "already_done": True}
         try:
             slug, config = await self._config(key)
             async with self._connect(key, slug, config) as lms:
@@ -410,13 +415,21 @@ class Workers:
         except (RateLimited, RemoteError) as exc:
             await self._record(key, outcome="retrying", error=exc)
             raise
-        await self._record_report(key, report)
+        await self._record_report(key, report, job_id)
         return {"connection": key, "ok": report.ok, "totals": report.totals, "calls": report.calls}
 
-    async def _record_report(self, key: str, report: SyncReport) -> None:
+    async def _done(self, key: str, job_id: int) -> bool:
+        async with self._pool().connection() as conn:
+            cur = await conn.execute(
+                f"SELECT done_job FROM {self._s}.worker_connections WHERE key = %s".encode(), (key,)
+            )
+            row = await cur.fetchone()
+        return row is not None and row[0] == job_id
+
+    async def _record_report(self, key: str, report: SyncReport, job_id: int | None) -> None:
         failures = [(m, _error_code(r.error)) for m, r in report.models.items() if r.error]
         if not failures:
-            await self._record(key, outcome="ok", report=report)
+            await self._record(key, outcome="ok", report=report, job_id=job_id)
             return
         codes = [code for _, (code, _) in failures if code]
         classes = [cls for _, (_, cls) in failures if cls is not None]
@@ -441,6 +454,7 @@ class Workers:
         error: LMSConnectError | None = None,
         code: str | None = None,
         message: str | None = None,
+        job_id: int | None = None,
     ) -> None:
         if error is not None:
             code, message = error.code, str(error)
@@ -450,15 +464,16 @@ class Workers:
             await conn.execute(
                 f"""INSERT INTO {self._s}.worker_connections AS c
                     (key, needs_attention, last_outcome, last_at, last_error_code, last_error, last_counts,
-                     last_calls, syncs, failures, next_due)
+                     last_calls, syncs, failures, next_due, done_job)
                 VALUES (%(key)s, %(attention)s, %(outcome)s, now(), %(code)s, %(message)s, %(counts)s,
-                        %(calls)s, %(synced)s, %(failed)s, NULL)
+                        %(calls)s, %(synced)s, %(failed)s, NULL, %(job)s)
                 ON CONFLICT (key) DO UPDATE SET
                     needs_attention = %(attention)s, last_outcome = %(outcome)s, last_at = now(),
                     last_error_code = %(code)s, last_error = %(message)s,
                     last_counts = coalesce(%(counts)s, c.last_counts),
                     last_calls = coalesce(%(calls)s, c.last_calls),
                     syncs = c.syncs + %(synced)s, failures = c.failures + %(failed)s,
+                    done_job = coalesce(%(job)s, c.done_job),
                     next_due = CASE WHEN %(counted)s AND c.interval_s IS NOT NULL
                         THEN now() + make_interval(secs => c.interval_s) ELSE c.next_due END
                 """.encode(),
@@ -473,6 +488,7 @@ class Workers:
                     "synced": 1 if outcome in ("ok", "partial") else 0,
                     "failed": 1 if outcome in ("needs_attention", "partial") else 0,
                     "counted": counted,
+                    "job": job_id,
                 },
             )
 
@@ -481,6 +497,16 @@ class Workers:
     ) -> dict[str, Any]:
         result: dict[str, Any] | None = None
         failure: LMSConnectError | None = None
+        async with self._pool().connection() as conn:
+            cur = await conn.execute(
+                f"SELECT ok FROM {self._s}.action_results WHERE job_id = %s".encode(), (job_id,)
+            )
+            done = await cur.fetchone()
+        if done is not None:
+            # Recovered after its worker died between recording the result and finishing the job: the
+            # action was applied once; not again. (A worker dying between the vendor's answer and this
+            # record runs the action again: upserts and enrolments are idempotent, see docs/scale.md.)
+            return {"ok": bool(done[0]), "already_done": True}
         try:
             slug, config = await self._config(key)
             async with self._connect(key, slug, config) as lms:
