@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ class TamperedTalentLMS(TalentLMSSimulator):
         app = super().make_app()
 
         @web.middleware
-        async def rewrite(request: web.Request, handler: Any) -> web.StreamResponse:
+        async def rewrite(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
             response = await handler(request)
             if isinstance(response, web.Response) and response.status == 200 and response.body:
                 body = json.loads(response.body)  # type: ignore[arg-type]
@@ -262,8 +265,9 @@ class TestActionsAndCheck:
 
     async def test_hostile_ratelimit_answer_leaves_the_default_budget(self, sim: TamperedTalentLMS) -> None:
         """/v1/ratelimit with an absurd reset or garbage is ignored; reads go on."""
-        for answer in ({"limit": "2000", "remaining": "5", "reset": 10**400}, {"limit": ["x"]}, "nope"):
-            sim.tamper = on("/v1/ratelimit", lambda body, answer=answer: answer)
+        answers: list[Any] = [{"limit": "2000", "remaining": "5", "reset": 10**400}, {"limit": ["x"]}, "nope"]
+        for answer in answers:
+            sim.tamper = on("/v1/ratelimit", functools.partial(lambda given, body: given, answer))
             async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:
                 assert len(await read(lms, "users")) == 30
 
