@@ -189,7 +189,8 @@ class _PlanWindow(RateWindow):
 _UPSERT_NOTE: Final = (
     "The course's `code` holds `origin_id`, so an upsert first lists the courses (one call) and finds "
     "the course it made before: a repeated or retried upsert never creates a second course. "
-    "`duration` (minutes) is sent as `time_limit` in whole days, rounded up (1 → 1 day, 1441 → 2 days). "
+    "`duration` (minutes) is sent as `time_limit` in whole days, rounded up (1 → 1 day, 1441 → 2 days), "
+    "at most 3,650 days (5,256,000 minutes; longer is InvalidInput before any call). "
     "TalentLMS API v1 has no course-edit call: an existing course whose title, description or "
     "duration differ is reported per item as `failed` with the code LMS.COURSE_UPDATE_NOT_SUPPORTED "
     "(never claimed as updated); one that already matches is `unchanged`. If a create call fails "
@@ -273,7 +274,8 @@ CAPABILITIES: Final = Capabilities.build(
                 "items.origin_id": "stored in the course `code`",
                 "items.course.type": "EXTERNAL only",
                 "items.course.title": "course `name`",
-                "items.course.duration": "minutes → whole days (`time_limit`), rounded up",
+                "items.course.duration": "minutes → whole days (`time_limit`), rounded up; at most 3,650 "
+                "days",
             },
         ),
         "deactivate_course": action_support("course_id", flags={"destructive"}, note=_DEACTIVATE_NOTE),
