@@ -395,8 +395,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         except InvalidRemoteResponse:
             return  # best effort: the default budget stands
         limit, remaining, reset = row.limit, row.remaining, row.reset
-        if limit is None or limit < 1:
-            return
+        if limit is None or limit < 1 or (remaining is not None and remaining < 0):
+            return  # not a budget: a negative remainder would hold every call for the hour
         self.plan_limit = limit
         budget = min(limit, self.config.hourly_budget or limit)
         # The window is an hour: a reset further away than that is not believed.
@@ -538,10 +538,9 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             if detail is None:
                 continue  # deleted between the list and the detail call
             path = f"/v1/courses/id:{course_id}"
-            users = detail.get("users")
-            rows = self._wire(detail, CourseDetail, f"GET {path}").users or ()
+            rows = self._wire(detail, CourseDetail, f"GET {path}").users
             seen: set[str] = set()
-            for row, raw in zip(rows, users if isinstance(users, list) else (), strict=True):
+            for row, raw in zip(rows, detail["users"], strict=True):
                 if row.id in seen:
                     continue
                 seen.add(row.id)

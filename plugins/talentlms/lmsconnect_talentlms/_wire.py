@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import attrs
 import cattrs
+from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn
 
 from lmsconnect.plugin import configure_converter
@@ -284,9 +285,13 @@ class EnrolledUser:
 
 @attrs.frozen(kw_only=True)
 class CourseDetail:
-    """``GET /v1/courses/id:N``: the users enrolled in the course (the rest is not read)."""
+    """``GET /v1/courses/id:N``: the users enrolled in the course (the rest is not read).
 
-    users: list[EnrolledUser] | None = None
+    ``users`` is required: TalentLMS sends ``[]`` for a course nobody is enrolled in, so an answer without
+    the list is broken, and reading it as "no enrolments" would look like every progression was deleted.
+    """
+
+    users: list[EnrolledUser]
 
 
 @attrs.frozen(kw_only=True)
@@ -313,12 +318,22 @@ class RateLimitRow:
     reset: Number | None = None
 
 
-def _users(value: Any, converter: cattrs.Converter) -> list[EnrolledUser] | None:
-    if value is None or value == "":
-        return None
+def _users(value: Any, converter: cattrs.Converter) -> list[EnrolledUser]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise TypeError("expected a list of objects")
-    return converter.structure(value, list[EnrolledUser])
+    rows, errors = [], []
+    for index, item in enumerate(value):
+        try:
+            rows.append(converter.structure(item, EnrolledUser))
+        except (cattrs.BaseValidationError, ValueError, TypeError, OverflowError) as exc:
+            exc.__notes__ = [
+                *getattr(exc, "__notes__", []),
+                IterableValidationNote(f"Structuring users @ index {index}", index, EnrolledUser),
+            ]
+            errors.append(exc)
+    if errors:
+        raise IterableValidationError("While structuring users", errors, list)
+    return rows
 
 
 def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs.Converter:
@@ -328,7 +343,7 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
       `percentage`, `Stamp` with `stamp` and `DateText` with `date_text` in `utc_offset` (the domain's
       time zone, which the API does not state);
     - ignores fields a record does not declare (``remote_data`` keeps the raw answer);
-    - reads ``list[EnrolledUser] | None`` from a list of objects, ``null`` or ``""``, nothing else.
+    - reads ``list[EnrolledUser]`` from a list of objects and nothing else (not ``null``, not an object).
     """
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     configure_converter(converter)
@@ -338,8 +353,8 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
     converter.register_structure_hook(Percentage, lambda v, _: percentage(v))
     converter.register_structure_hook(Stamp, lambda v, _: stamp(v))
     converter.register_structure_hook(DateText, lambda v, _: date_text(v, utc_offset))
-    converter.register_structure_hook(
-        list[EnrolledUser] | None, lambda v, _: _users(v, converter)
+    converter.register_structure_hook_func(
+        lambda t: t == list[EnrolledUser], lambda v, _: _users(v, converter)
     )
     for cls in (UserRow, CourseRow, EnrolledUser, CourseDetail, CreatedCourse, RoleRow, RateLimitRow):
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter))

@@ -112,11 +112,14 @@ class TestRecordsAreValidated:
             ("course_progressions", "/v1/courses/id:", first_enrolled(completion_percentage="lots"),
              "completion_percentage"),
             ("course_progressions", "/v1/courses/id:", lambda body: {**body, "users": "none"}, "users"),
+            ("course_progressions", "/v1/courses/id:", lambda body: {**body, "users": None}, "users"),
+            ("course_progressions", "/v1/courses/id:",
+             lambda body: {k: v for k, v in body.items() if k != "users"}, "users"),
         ],
         ids=[
             "user-id-word", "user-id-null", "name-object", "date-mangled", "row-a-list", "not-a-list",
             "course-id-fraction", "title-list", "progression-user-id-float", "timestamp-1e30",
-            "percentage-word", "users-a-string",
+            "percentage-word", "users-a-string", "users-null", "users-missing",
         ],
     )
     async def test_a_record_that_does_not_fit_fails_the_read_naming_the_field(
@@ -265,7 +268,12 @@ class TestActionsAndCheck:
 
     async def test_hostile_ratelimit_answer_leaves_the_default_budget(self, sim: TamperedTalentLMS) -> None:
         """/v1/ratelimit with an absurd reset or garbage is ignored; reads go on."""
-        answers: list[Any] = [{"limit": "2000", "remaining": "5", "reset": 10**400}, {"limit": ["x"]}, "nope"]
+        answers: list[Any] = [
+            {"limit": "2000", "remaining": "5", "reset": 10**400},
+            {"limit": "2000", "remaining": -1, "reset": "1795773445"},
+            {"limit": ["x"]},
+            "nope",
+        ]
         for answer in answers:
             sim.tamper = on("/v1/ratelimit", functools.partial(lambda given, body: given, answer))
             async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:

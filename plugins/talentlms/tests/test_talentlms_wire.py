@@ -32,7 +32,6 @@ def enrolled(row: dict[str, Any], *, offset: dt.timedelta = dt.timedelta(0)) -> 
     detail = structure_wire(
         make_wire_converter(utc_offset=offset), {"users": [{"id": "1", **row}]}, CourseDetail, where="GET x"
     )
-    assert detail.users is not None
     return detail.users[0]
 
 
