@@ -326,10 +326,9 @@ def _users(value: Any, converter: cattrs.Converter) -> list[EnrolledUser]:
         try:
             rows.append(converter.structure(item, EnrolledUser))
         except (cattrs.BaseValidationError, ValueError, TypeError, OverflowError) as exc:
-            exc.__notes__ = [
-                *getattr(exc, "__notes__", []),
-                IterableValidationNote(f"Structuring users @ index {index}", index, EnrolledUser),
-            ]
+            # The note cattrs' own list hook adds, so the message names users[index].
+            note = IterableValidationNote(f"Structuring users @ index {index}", index, EnrolledUser)
+            setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010 - 3.10 typing
             errors.append(exc)
     if errors:
         raise IterableValidationError("While structuring users", errors, list)
