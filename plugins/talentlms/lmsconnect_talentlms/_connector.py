@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 import attrs
 
@@ -533,20 +534,27 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
         course_ids = [row.id for row, _ in await self._course_rows()]
-        details = stream_map(course_ids, self._course_detail, concurrency=self.config.concurrency)
-        async for course_id, detail in details:
-            if detail is None:
-                continue  # deleted between the list and the detail call
-            path = f"/v1/courses/id:{course_id}"
-            rows = self._wire(detail, CourseDetail, f"GET {path}").users
-            seen: set[str] = set()
-            for row, raw in zip(rows, detail["users"], strict=True):
-                if row.id in seen:
-                    continue
-                seen.add(row.id)
-                progression = self._progression(course_id, row, raw, path)
-                if progression is not None:
-                    yield progression
+        # stream_map is an async generator, typed as the iterator it promises.
+        details = cast(
+            "AsyncGenerator[tuple[str, dict[str, Any] | None], None]",
+            stream_map(course_ids, self._course_detail, concurrency=self.config.concurrency),
+        )
+        # Closed at once when a detail does not fit, so the calls still in flight are cancelled and
+        # their outcome collected, not left to the garbage collector.
+        async with contextlib.aclosing(details):
+            async for course_id, detail in details:
+                if detail is None:
+                    continue  # deleted between the list and the detail call
+                path = f"/v1/courses/id:{course_id}"
+                rows = self._wire(detail, CourseDetail, f"GET {path}").users
+                seen: set[str] = set()
+                for row, raw in zip(rows, detail["users"], strict=True):
+                    if row.id in seen:
+                        continue
+                    seen.add(row.id)
+                    progression = self._progression(course_id, row, raw, path)
+                    if progression is not None:
+                        yield progression
 
     async def _course_detail(self, course_id: str) -> tuple[str, dict[str, Any] | None]:
         try:
