@@ -554,8 +554,8 @@ class Learning360Connector(Connector[Learning360Config]):
             )
         # Built-in content platforms are not integrations; they exist only as a name on courses.
         async for raw in self._records(COURSES, {"type[eq]": "external"}):
-            platform = raw.get("externalPlatform")
-            if isinstance(platform, str) and platform and platform not in seen:
+            platform = self._wire(raw, CourseDTO, f"GET {COURSES}").external_platform
+            if platform and platform not in seen:
                 seen.add(platform)
                 remote = f"externalPlatform:{platform}"
                 yield CourseProvider(

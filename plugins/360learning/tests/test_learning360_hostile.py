@@ -189,12 +189,14 @@ class TestRecordsAreValidated:
             ("course_progressions", "/api/v2/courses/stats", first(progress="50"), "progress"),
             ("course_progressions", "/api/v2/courses/stats", first(userId=None), "user_id"),
             ("course_providers", "/api/v2/integrations", first(externalPlatform=None), "external_platform"),
+            ("course_providers", "/api/v2/courses", first(externalPlatform=7), "external_platform"),
             ("users", "/api/v2/users", lambda body: [body[0], "x"], "listed a str"),
             ("users", "/api/v2/users", lambda body: {"users": body}, "not a list"),
         ],
         ids=[
             "id-empty", "id-int", "id-newline", "deleted-at-numbers", "date-word", "date-overflow",
-            "name-object", "progress-string", "user-id-null", "platform-null", "entry-a-string",
+            "name-object", "progress-string", "user-id-null", "platform-null", "course-platform-int",
+            "entry-a-string",
             "not-a-list",
         ],
     )
