@@ -566,7 +566,7 @@ class Learning360Connector(Connector[Learning360Config]):
                 )
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        integrations = {i.external_platform: i.id async for i, _ in self._integrations()}
+        integrations: dict[str, str] = {i.external_platform: i.id async for i, _ in self._integrations()}
         async for raw in self._records(COURSES):
             course = self._wire(raw, CourseDTO, f"GET {COURSES}")
             yield Course(

@@ -43,6 +43,7 @@ _ID: Final = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]{1,4096}=*")
 
 RemoteId = NewType("RemoteId", str)
+PlatformName = NewType("PlatformName", str)
 AccessToken = NewType("AccessToken", str)
 Lifetime = NewType("Lifetime", float)
 
@@ -57,6 +58,15 @@ def _remote_id(value: Any, _: Any) -> str:
         raise TypeError(f"expected an id string, got {type(value).__name__}")
     if not is_remote_id(value):
         raise ValueError("expected a non-empty id of at most 256 characters without blanks")
+    return value
+
+
+def _platform_name(value: Any, _: Any) -> str:
+    # A provider is known by this name (and courses point at it by name): a 5 MB one is a broken answer.
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    if len(value) > 512:
+        raise ValueError(f"a platform name of {len(value):,} characters, at most 512")
     return value
 
 
@@ -98,7 +108,7 @@ class UserDTO:
 @attrs.frozen(kw_only=True)
 class IntegrationDTO:
     id: RemoteId
-    external_platform: str
+    external_platform: PlatformName
 
 
 @attrs.frozen(kw_only=True)
@@ -108,7 +118,7 @@ class CourseDTO:
     description: str | None = None
     status: str | None = None
     type: str | None = None
-    external_platform: str | None = None
+    external_platform: PlatformName | None = None
     created_at: dt.datetime | None = None
     current_version_number: int | None = None
 
@@ -174,7 +184,8 @@ def make_wire_converter() -> cattrs.Converter:
     - renames every snake-case field to the API's camelCase, and ``id`` to ``_id``;
     - ignores fields it does not declare (the API adds fields; ``remote_data`` keeps them);
     - reads datetimes leniently: ``null`` or an empty string is ``None``;
-    - checks ids (`RemoteId`: a non-empty string of visible characters, at most 256), access tokens
+    - checks ids (`RemoteId`: a non-empty string of visible characters, at most 256), external platform
+      names (`PlatformName`: at most 512 characters, since providers are known by them), access tokens
       (`AccessToken`: RFC 6750 characters, so none can break a header) and token lifetimes (`Lifetime`:
       a positive number or numeric string, at most `MAX_TOKEN_LIFETIME_S`).
     """
@@ -182,6 +193,7 @@ def make_wire_converter() -> cattrs.Converter:
     configure_converter(converter)
     converter.register_structure_hook(RemoteId, _remote_id)
     converter.register_structure_hook(AccessToken, _access_token)
+    converter.register_structure_hook(PlatformName, _platform_name)
     converter.register_structure_hook(Lifetime, _lifetime)
 
     def optional_datetime(value: Any, _: Any) -> dt.datetime | None:

@@ -57,13 +57,13 @@ from lmsconnect.plugin import (
 )
 
 from ._wire import (
+    Code,
     CourseDetail,
     CourseRow,
     CreatedCourse,
     EnrolledUser,
     RateLimitRow,
     RoleRow,
-    Text,
     UserRow,
     build_path,
     days_from_minutes,
@@ -655,7 +655,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 f"TalentLMS answered the create call with something that is not a course, so whether "
                 f"the course was created is unknown; upsert again to find out ({exc})",
             )
-        by_code[origin_id] = CourseRow(id=made.id, code=Text(origin_id), time_limit=made.time_limit)
+        by_code[origin_id] = CourseRow(id=made.id, code=Code(origin_id), time_limit=made.time_limit)
         return self._item_created(origin_id, made)
 
     def _item_created(

@@ -27,6 +27,7 @@ from lmsconnect.plugin import configure_converter
 
 __all__ = [
     "MAX_NUMBER",
+    "Code",
     "CourseDetail",
     "CourseRow",
     "CreatedCourse",
@@ -58,12 +59,15 @@ MAX_NUMBER: Final = 10**12
 _MAX_NUMBER_CHARS: Final = 40
 # TalentLMS ids are MySQL integers (at most 20 digits unsigned); 18 keeps them exact everywhere.
 _MAX_ID_DIGITS: Final = 18
+# A course code holds an origin_id: as long as an id may be (the core's bound on ids a caller gives).
+_MAX_CODE_CHARS: Final = 512
 # 9999-12-31T23:59:59Z: the last second a datetime can hold.
 _MAX_EPOCH: Final = 253_402_300_799
 
 # Field types of the wire records; each has its reader registered in `make_wire_converter`.
 TalentId = NewType("TalentId", str)
 Text = NewType("Text", str)
+Code = NewType("Code", str)
 Number = NewType("Number", int)
 Percentage = NewType("Percentage", int)
 Stamp = NewType("Stamp", dt.datetime)
@@ -165,6 +169,17 @@ def text(value: Any) -> str | None:
     return str(value).strip() or None
 
 
+def code(value: Any) -> str | None:
+    """A course code (where upsert_courses keeps origin_id): `text` of at most 512 characters.
+
+    The code identifies a course to upsert_courses; a 5 MB one is not a code but a broken answer.
+    """
+    result = text(value)
+    if result is not None and len(result) > _MAX_CODE_CHARS:
+        raise ValueError(f"a code of {len(result):,} characters, at most {_MAX_CODE_CHARS}")
+    return result
+
+
 def parse_str(value: Any) -> str | None:
     """Like `text`, but None instead of an error (for error bodies, read only to quote them)."""
     try:
@@ -247,7 +262,7 @@ class CourseRow:
     """An entry of ``GET /v1/courses`` (and the head of a course detail, or a created course)."""
 
     id: TalentId
-    code: Text | None = None
+    code: Code | None = None
     name: Text | None = None
     description: Text | None = None
     status: Text | None = None
@@ -338,9 +353,9 @@ def _users(value: Any, converter: cattrs.Converter) -> list[EnrolledUser]:
 def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs.Converter:
     """The converter for TalentLMS answers. On top of the core's hooks (`configure_converter`) it:
 
-    - reads `TalentId` with `talent_id`, `Text` with `text`, `Number` with `number`, `Percentage` with
-      `percentage`, `Stamp` with `stamp` and `DateText` with `date_text` in `utc_offset` (the domain's
-      time zone, which the API does not state);
+    - reads `TalentId` with `talent_id`, `Text` with `text`, `Code` with `code`, `Number` with
+      `number`, `Percentage` with `percentage`, `Stamp` with `stamp` and `DateText` with `date_text` in
+      `utc_offset` (the domain's time zone, which the API does not state);
     - ignores fields a record does not declare (``remote_data`` keeps the raw answer);
     - reads ``list[EnrolledUser]`` from a list of objects and nothing else (not ``null``, not an object).
     """
@@ -348,6 +363,7 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
     configure_converter(converter)
     converter.register_structure_hook(TalentId, lambda v, _: talent_id(v))
     converter.register_structure_hook(Text, lambda v, _: text(v))
+    converter.register_structure_hook(Code, lambda v, _: code(v))
     converter.register_structure_hook(Number, lambda v, _: number(v))
     converter.register_structure_hook(Percentage, lambda v, _: percentage(v))
     converter.register_structure_hook(Stamp, lambda v, _: stamp(v))

@@ -106,6 +106,7 @@ class TestRecordsAreValidated:
             ("users", "/v1/users", lambda body: {"users": body}, "expected a list"),
             ("courses", "/v1/courses", first_row(id=1.5), "id"),
             ("course_revisions", "/v1/courses", first_row(name=[1]), "name"),
+            ("courses", "/v1/courses", first_row(code="c" * 1_000_000), "code"),
             ("course_progressions", "/v1/courses/id:", first_enrolled(id="7.0"), "id"),
             ("course_progressions", "/v1/courses/id:", first_enrolled(completed_on_timestamp=1e30),
              "completed_on_timestamp"),
@@ -118,7 +119,8 @@ class TestRecordsAreValidated:
         ],
         ids=[
             "user-id-word", "user-id-null", "name-object", "date-mangled", "row-a-list", "not-a-list",
-            "course-id-fraction", "title-list", "progression-user-id-float", "timestamp-1e30",
+            "course-id-fraction", "title-list", "code-a-megabyte", "progression-user-id-float",
+            "timestamp-1e30",
             "percentage-word", "users-a-string", "users-null", "users-missing",
         ],
     )
