@@ -468,10 +468,10 @@ class Learning360Connector(Connector[Learning360Config]):
             ) from None
         configured = urlsplit(self.api_url)
         if origin != _origin(configured.scheme, configured.hostname, configured.port):
+            shown = self.http.scrub(f"{parts.scheme}://{parts.hostname}:{parts.port or '-'}")[:120]
             raise InvalidRemoteResponse(
-                f"{where} answered a next-page Link to another origin "
-                f"({parts.scheme}://{parts.hostname}:{parts.port or '-'}), not {self.api_url}; it is not "
-                "followed, so the access token is not sent there",
+                f"{where} answered a next-page Link to another origin ({shown}), not {self.api_url}; it "
+                "is not followed, so the access token is not sent there",
                 connector=SLUG,
             )
         if target in followed:
