@@ -45,6 +45,7 @@ from lmsconnect.plugin import (
     Connector,
     ConnectorSpec,
     HttpClient,
+    PageGuard,
     RateBudget,
     RateWindow,
     Response,
@@ -102,7 +103,6 @@ MAX_PENDING = 10_000
 YIELD_EVERY = 50
 
 _T = TypeVar("_T")
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 COURSE_NOT_IN_INTEGRATION = "LMS.COURSE_NOT_IN_INTEGRATION"
 BULK_OPERATION_FAILED = "REMOTE.BULK_OPERATION_FAILED"
@@ -268,6 +268,8 @@ class Learning360Connector(Connector[Learning360Config]):
         docs_url="https://360learning.readme.io/docs",
     )
     capabilities = CAPABILITIES
+    # Longer upsert durations are InvalidInput before any call (the core checks it).
+    max_duration_minutes = MAX_DURATION_MINUTES
 
     def __init__(self, config: Learning360Config, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -427,14 +429,16 @@ class Learning360Connector(Connector[Learning360Config]):
         pending: asyncio.Future[Response] | None = asyncio.ensure_future(
             self._request("GET", path, params=params)
         )
-        followed: set[str] = set()
+        guard = PageGuard(f"GET {path}", connector=SLUG)
         try:
             while pending is not None:
                 response = await pending
                 pending = None
+                # The same page again under a new cursor would never end either.
+                guard.page(response.body)
                 link = next_link(response.headers)
                 if link is not None:
-                    target = self._next_page(path, response, link, followed)
+                    target = self._next_page(response, link, guard)
                     pending = asyncio.ensure_future(self._request("GET", target))
                     # Let the request go out now: a consumer that never awaits would otherwise hold it
                     # back until the whole page has been processed.
@@ -450,37 +454,20 @@ class Learning360Connector(Connector[Learning360Config]):
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
 
-    def _next_page(self, path: str, response: Response, link: str, followed: set[str]) -> str:
-        """The URL of the next page from a ``Link`` target, if it is safe and new to follow.
+    def _next_page(self, response: Response, link: str, guard: PageGuard) -> str:
+        """The URL of the next page from a ``Link`` target, unless it leads back to a page already read.
 
-        The target may be relative; it already carries the filters, in its cursor. It must stay on the
-        configured API origin (scheme, host and port), since the request carries the Bearer token, and
-        must not be a page already followed, which would never end.
+        The target may be relative; it already carries the filters, in its cursor. A target on another
+        origin is refused by the core before anything is sent (`HttpClient.request`): the request would
+        carry the Bearer token.
         """
-        where = f"GET {path}"
         try:
             target = urljoin(self.http.url(response.url), link)
-            parts = urlsplit(target)
-            origin = _origin(parts.scheme, parts.hostname, parts.port)
         except ValueError:
             raise InvalidRemoteResponse(
-                f"{where} answered a Link header whose next URL cannot be read", connector=SLUG
+                f"{guard.where} answered a Link header whose next URL cannot be read", connector=SLUG
             ) from None
-        configured = urlsplit(self.api_url)
-        if origin != _origin(configured.scheme, configured.hostname, configured.port):
-            shown = self.http.scrub(f"{parts.scheme}://{parts.hostname}:{parts.port or '-'}")[:120]
-            raise InvalidRemoteResponse(
-                f"{where} answered a next-page Link to another origin ({shown}), not {self.api_url}; it "
-                "is not followed, so the access token is not sent there",
-                connector=SLUG,
-            )
-        if target in followed:
-            raise InvalidRemoteResponse(
-                f"{where} answered a next-page Link to a page already read: the pages do not advance, "
-                "so the list cannot be read to its end",
-                connector=SLUG,
-            )
-        followed.add(target)
+        guard.cursor(target)
         return target
 
     async def _records(
@@ -739,14 +726,6 @@ class Learning360Connector(Connector[Learning360Config]):
         integration = self._integration()
         outcome: dict[str, ItemResult] = {}
         payloads: dict[str, dict[str, Any]] = {}
-        for index, item in enumerate(action.items):
-            if item.course.duration is not None and item.course.duration > MAX_DURATION_MINUTES:
-                raise InvalidInput(
-                    f"items[{index}].course.duration: {item.course.duration} minutes is more than "
-                    f"360Learning takes (at most {MAX_DURATION_MINUTES} minutes)",
-                    field=f"items[{index}].course.duration",
-                    connector=SLUG,
-                )
         for item in action.items:
             key = item.origin_id
             if not item.course.course_url:
@@ -1233,9 +1212,3 @@ class Learning360Connector(Connector[Learning360Config]):
         except LMSConnectError as exc:
             return f"integration {self.config.integration_id} could not be read: {exc}"
         return ""
-
-
-def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with the scheme's default port filled in, for comparing origins."""
-    scheme = scheme.lower()
-    return scheme, (host or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme)

@@ -316,6 +316,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         docs_url="https://www.talentlms.com/pages/docs/TalentLMS-API-Documentation.pdf",
     )
     capabilities = CAPABILITIES
+    # Longer upsert durations are InvalidInput before any call (the core checks it).
+    max_duration_minutes = MAX_DURATION_MINUTES
 
     #: The hourly limit /v1/ratelimit reported when the connection opened (None if it could not be read).
     plan_limit: int | None = None
@@ -400,10 +402,11 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             return  # not a budget: a negative remainder would hold every call for the hour
         self.plan_limit = limit
         budget = min(limit, self.config.hourly_budget or limit)
-        # The window is an hour: a reset further away than that is not believed.
+        # The window is an hour: a reset further away than that (and a minute of clock skew and
+        # rounding to whole seconds) is not believed.
         reset_in = self.plan_window_s
         if reset is not None:
-            reset_in = min(max(0.0, reset - time.time()), self.plan_window_s)
+            reset_in = min(max(0.0, reset - time.time()), self.plan_window_s + 60.0)
         window = self._plan_window
         window.limit = budget
         window.name = f"{budget}/hour"
@@ -596,15 +599,6 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
     # -- actions -----------------------------------------------------------------------------------
 
     async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
-        for index, item in enumerate(action.items):
-            if item.course.duration is not None and item.course.duration > MAX_DURATION_MINUTES:
-                raise InvalidInput(
-                    f"items[{index}].course.duration: {item.course.duration} minutes is more than TalentLMS "
-                    f"takes ({MAX_DURATION_MINUTES} minutes = {MAX_DURATION_DAYS} days, its time limit "
-                    "in whole days); give the duration in minutes",
-                    field=f"items[{index}].course.duration",
-                    connector=SLUG,
-                )
         by_code = await self._courses_by_code()
         results = []
         for item in action.items:
