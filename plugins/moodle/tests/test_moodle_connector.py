@@ -161,8 +161,9 @@ class TestModels:
     async def test_complete_fail_is_completed(self, sim: MoodleSimulator, lms: Any) -> None:
         """A course completed with a failing grade ('complete fail') reads as COMPLETED."""
         result = await lms.complete_course(course_progression_id=ids("course_progressions", "2:4"), score=30)
-        assert result.items[0].status is ItemStatus.UPDATED
+        assert result.items[0].status is ItemStatus.ACCEPTED  # grade-driven: the completion task aggregates
         assert sim.activity_state(4, 6) == 3  # complete-fail
+        sim.run_completion_cron()
         progression = next(p for p in await collect(lms, "course_progressions") if p.remote_id == "2:4")
         assert progression.status is ProgressionStatus.COMPLETED
 
@@ -185,6 +186,7 @@ class TestModels:
 class TestUpsertCourses:
     async def test_create_then_unchanged_then_update(self, sim: MoodleSimulator, lms: Any) -> None:
         """origin_id lives in idnumber: created once, unchanged when equal, updated when changed."""
+        sim.site.languages = ("en", "de")
         item: dict[str, Any] = {
             "origin_id": "CLD100-2027A",
             "course": {
@@ -279,7 +281,9 @@ class TestCompleteCourse:
     async def test_complete_with_score(self, sim: MoodleSimulator, lms: Any) -> None:
         """All tracked activities complete, every graded activity scored, the progression COMPLETED."""
         result = await lms.complete_course(course_progression_id=ids("course_progressions", "2:5"), score=80)
-        assert result.items[0].status is ItemStatus.UPDATED
+        assert result.items[0].status is ItemStatus.ACCEPTED
+        sim.run_completion_cron()
+        assert (await lms.wait_until_visible(result, timeout_s=5)).items[0].status is ItemStatus.UPDATED
         for module in sim.modules(2):
             if module.tracking:
                 assert sim.activity_state(5, module.id) in (1, 2), module.name
@@ -320,7 +324,7 @@ class TestCompleteCourse:
     async def test_accepted_while_moodle_aggregates_then_visible(self) -> None:
         """With Moodle's cron pending the result is `accepted`; reads show what Moodle reports."""
         async with (
-            MoodleSimulator(site="fixture", completion_delay=math.inf) as sim,
+            MoodleSimulator(site="fixture", completion_cron=math.inf) as sim,
             lmsconnect.connect("moodle", **sim.connect_config) as lms,
         ):
             key = ids("course_progressions", "2:5")

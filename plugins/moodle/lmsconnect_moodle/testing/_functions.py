@@ -732,8 +732,14 @@ def create_users(ctx: Context, params: dict[str, Any]) -> Any:
 )
 def get_courses(ctx: Context, params: dict[str, Any]) -> Any:
     ids = params["options"].get("ids")
-    courses = ctx.site.iter_courses()
+    # Moodle reads the course table without ORDER BY: a deterministic order that is not by id, so a
+    # client depending on an order the API does not promise fails here as it would on a real site.
+    courses = sorted(ctx.site.iter_courses(), key=_unsorted)
     return [_render_course_short(ctx, c) for c in courses if ids is None or c.id in ids]
+
+
+def _unsorted(course: Course) -> int:
+    return (course.id * 2654435761 + 0x5BD1E995) % 2**32
 
 
 @_function("core_course_get_courses_by_field", field=Text(""), value=Text(""))
@@ -1140,7 +1146,8 @@ def get_enrolled_users(ctx: Context, params: dict[str, Any]) -> Any:
     enrolments = enrolments[start : start + count] if count else enrolments[start:]
     fields = None
     if options.get("userfields"):
-        fields = {"id", *(f.strip() for f in options["userfields"].split(","))}
+        # Moodle always keeps id and fullname, whatever userfields asks for.
+        fields = {"id", "fullname", *(f.strip() for f in options["userfields"].split(","))}
     result = []
     for e in enrolments:
         user = ctx.site.users[e.userid]
@@ -1232,7 +1239,7 @@ def enrol_users(ctx: Context, params: dict[str, Any]) -> Any:
             raise moodle_exception(
                 "wsusercannotassign",
                 f"You don't have the permission to assign this role ({item['roleid']}) to this user "
-                f"({item['userid']}) in this course({item['courseid']}).",
+                f"({item['userid']}) in this course ({item['courseid']}).",
             )
         if not course.manual_enrol:
             raise moodle_exception(
@@ -1292,7 +1299,7 @@ def course_completion_status(ctx: Context, params: dict[str, Any]) -> Any:
     if not site.is_tracked(user.id, course.id):
         raise moodle_exception("usernotenroled", "User is not enrolled in this course")
     if not course.criteria:
-        raise moodle_exception("nocriteriaset", "No criteria set for this course")
+        raise moodle_exception("nocriteriaset", "No completion criteria set for this course")
     cc = site.course_completion(user.id, course.id)
     completions = []
     for cmid in course.criteria:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import math
 import random
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -334,11 +335,17 @@ class Site:
     user_competencies: dict[int, UserCompetencyCourse] = attrs.field(factory=dict)
     evidence: dict[int, Evidence] = attrs.field(factory=dict)
     languages: tuple[str, ...] = ("en",)
-    completion_delay: float = 0.0
+    completion_cron: float = 60.0
+    """Seconds between runs of the simulated ``completion_regular_task`` (Moodle's cron runs every
+    minute); ``0`` reviews and aggregates at once, ``math.inf`` only when `run_completion_task` is called."""
     clock: Callable[[], float] = time.time
     next_ids: dict[str, int] = attrs.field(factory=dict)
+    unreviewed: set[tuple[int, int]] = attrs.field(factory=set)
+    """(userid, courseid) whose activity criteria changed without review (grade-driven completion)."""
     pending: set[tuple[int, int]] = attrs.field(factory=set)
     """(userid, courseid) flagged for completion re-aggregation by the cron task."""
+    last_task_run: float | None = None
+    """When the scheduled completion task last ran (None: the schedule starts at the next look)."""
 
     # -- identifiers ---------------------------------------------------------------------------------
 
@@ -385,7 +392,7 @@ class Site:
         return self.completions.get((userid, cmid)) or ActivityCompletion()
 
     def course_completion(self, userid: int, courseid: int) -> CourseCompletion:
-        self.run_due_aggregation()
+        self.run_due_completion_tasks()
         key = (userid, courseid)
         if key not in self.course_completions:
             self.course_completions[key] = CourseCompletion()
@@ -423,42 +430,72 @@ class Site:
         if not course.enablecompletion or module.id not in course.criteria:
             return
         cc = self.course_completion(userid, course.id)
-        complete = self.completion(userid, module.id).state in (1, 2, 3)
-        if self.completion_delay <= 0 or criterion_now:
-            # An override reviews the activity criterion at once (the recording shows the URL criterion
-            # marked right after its override); a grade-driven state change waits for the cron task.
-            if complete:
+        if criterion_now or self.completion_cron <= 0:
+            # A single-user change (override, manual) reviews the criterion and aggregates the course at
+            # once (completion_info::internal_set_data); seen on the real site: overriding MGT110's only
+            # activity completes the course in the same call.
+            if self.completion(userid, module.id).state in (1, 2, 3):
                 cc.marked.setdefault(module.id, now)
             else:
                 cc.marked.pop(module.id, None)
-        if self.completion_delay <= 0:
-            self._aggregate(userid, course.id)
+            self._aggregate(userid, course.id, review=self.completion_cron <= 0)
         else:
-            cc.reaggregate = self.clock()
-            self.pending.add((userid, course.id))
+            # A grade-driven change waits for the completion task: its first run reviews the criteria and
+            # flags the user, a later run aggregates (real Moodle: `accepted` until cron ran twice).
+            self.unreviewed.add((userid, course.id))
 
-    def _aggregate(self, userid: int, courseid: int) -> None:
+    def _aggregate(self, userid: int, courseid: int, *, review: bool = True) -> None:
         course = self.courses[courseid]
         cc = self.course_completions.setdefault((userid, courseid), CourseCompletion())
-        for cmid in course.criteria:
-            if self.completion(userid, cmid).state in (1, 2, 3):
-                cc.marked.setdefault(cmid, self.completion(userid, cmid).timecompleted or self.now())
+        if review:
+            for cmid in course.criteria:
+                if self.completion(userid, cmid).state in (1, 2, 3):
+                    cc.marked.setdefault(cmid, self.completion(userid, cmid).timecompleted or self.now())
         cc.reaggregate = None
+        self.pending.discard((userid, courseid))
         if cc.timecompleted is None and course.criteria and all(c in cc.marked for c in course.criteria):
             cc.timecompleted = max(cc.marked[c] for c in course.criteria)
 
-    def run_due_aggregation(self, *, force: bool = False) -> int:
-        """The ``completion_regular_task`` cron: aggregate users flagged at least ``completion_delay`` ago."""
-        if not self.pending:
-            return 0
-        now = self.clock()
+    def run_completion_task(self, started: float) -> int:
+        """One run of ``\\core\\task\\completion_regular_task`` that started at ``started``.
+
+        As in Moodle, it first reviews the activity criteria of users whose completion changed (which
+        flags them for re-aggregation) and then aggregates only users flagged *before* it started, so a
+        grade-driven completion needs two runs. Returns how many users it aggregated.
+        """
+        for userid, courseid in sorted(self.unreviewed):
+            cc = self.course_completions.setdefault((userid, courseid), CourseCompletion())
+            for cmid in self.courses[courseid].criteria if courseid in self.courses else ():
+                activity = self.completion(userid, cmid)
+                if activity.state in (1, 2, 3):
+                    cc.marked.setdefault(cmid, activity.timecompleted or int(started))
+            cc.reaggregate = started
+            self.pending.add((userid, courseid))
+        self.unreviewed.clear()
         done = 0
         for userid, courseid in sorted(self.pending):
             cc = self.course_completions[(userid, courseid)]
-            if cc.reaggregate is not None and (force or now - cc.reaggregate >= self.completion_delay):
-                self._aggregate(userid, courseid)
-                self.pending.discard((userid, courseid))
+            if cc.reaggregate is not None and cc.reaggregate < started and courseid in self.courses:
+                self._aggregate(userid, courseid, review=False)
                 done += 1
+        return done
+
+    def run_due_completion_tasks(self) -> int:
+        """The scheduled task runs due by now (every ``completion_cron`` seconds); users aggregated."""
+        interval = self.completion_cron
+        if not 0 < interval < math.inf:
+            return 0
+        now = self.clock()
+        if self.last_task_run is None:
+            self.last_task_run = now
+        done = 0
+        while self.last_task_run + interval <= now:
+            self.last_task_run += interval
+            if not (self.unreviewed or self.pending):
+                # Idle runs change nothing: move to the last one due.
+                self.last_task_run += (now - self.last_task_run) // interval * interval
+                break
+            done += self.run_completion_task(self.last_task_run)
         return done
 
     def set_grade(self, userid: int, module: Module, grade: float | None, feedback: str = "") -> None:
