@@ -187,9 +187,8 @@ class TestCompletionAggregation:
                 grades=[{"studentid": 4, "grade": 9}],
             )
             assert answer == 0
-            await call(
-                session, sim, "core_completion_override_activity_completion_status", userid=4, cmid=8, newstate=1
-            )
+            override = "core_completion_override_activity_completion_status"
+            await call(session, sim, override, userid=4, cmid=8, newstate=1)
             completed = []
             for _ in range(3):
                 status = await call(

@@ -9,8 +9,8 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Literal
 from xml.sax.saxutils import escape
 
 import attrs
@@ -95,6 +95,9 @@ class MoodleSimulator(SimulatorServer):
     - ``max_workers``: at most this many requests are served at once, the rest queue (PHP-FPM's pool).
       Moodle itself has no rate limit, so there is none here.
     """
+
+    # Moodle's cron every second rather than every minute: the demo shows `accepted`, then the wait.
+    demo_options: ClassVar[Mapping[str, Any]] = {"completion_cron": 1.0}
 
     def __init__(
         self,
