@@ -6,10 +6,12 @@ Each function renders its answer with the keys, order, types and nesting recorde
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
 import json
 import re
+import zoneinfo
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -30,6 +32,7 @@ from ._site import (
     Site,
     User,
     UserCompetencyCourse,
+    add_module,
 )
 from ._ws import (
     OPTIONAL,
@@ -738,6 +741,16 @@ def get_courses(ctx: Context, params: dict[str, Any]) -> Any:
     return [_render_course_short(ctx, c) for c in courses if ids is None or c.id in ids]
 
 
+def _midnight(when: int) -> int:
+    """``usergetmidnight``: the start of the day in the site's time zone (Europe/London)."""
+    try:
+        zone: dt.tzinfo = zoneinfo.ZoneInfo("Europe/London")
+    except zoneinfo.ZoneInfoNotFoundError:  # no time zone data on this machine: close enough
+        zone = dt.timezone.utc
+    day = dt.datetime.fromtimestamp(when, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(day.timestamp())
+
+
 def _unsorted(course: Course) -> int:
     return (course.id * 2654435761 + 0x5BD1E995) % 2**32
 
@@ -920,9 +933,15 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
         numsections = int(
             next(
                 (o["value"] for o in item.get("courseformatoptions", []) if o["name"] == "numsections"),
-                item.get("numsections", 4),
+                item.get("numsections", 0),
             )
         )
+        category = site.categories[item["categoryid"]]
+        # A new course goes first in its category; the others move down one.
+        for other in site.courses.values():
+            if other.categoryid == category.id:
+                other.sortorder += 1
+        startdate = item.get("startdate", _midnight(now))
         course = Course(
             id=cid,
             shortname=item["shortname"],
@@ -933,8 +952,9 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             summaryformat=item["summaryformat"],
             format=item["format"],
             visible=item.get("visible", 1),
-            startdate=item.get("startdate", now),
-            enddate=item.get("enddate", 0),
+            startdate=startdate,
+            # The site's defaults: end date enabled, course duration one year.
+            enddate=item.get("enddate", startdate + 365 * 86400),
             numsections=numsections,
             enablecompletion=item.get("enablecompletion", 0),
             lang=item.get("lang", ""),
@@ -943,7 +963,7 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             cacherev=now,
             newsitems=item["newsitems"],
             showgrades=item["showgrades"],
-            sortorder=site.categories[item["categoryid"]].sortorder + cid,
+            sortorder=category.sortorder + 1,
             contextid=site.new_id("context"),
             coursegradeitem=site.new_id("grade_items"),
         )
@@ -952,6 +972,8 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             for i in range(numsections + 1)
         ]
         site.courses[cid] = course
+        if course.newsitems:
+            add_module(site, course, 0, "forum", "Announcements")
         created.append({"id": cid, "shortname": course.shortname})
     return created
 

@@ -398,13 +398,16 @@ class Site:
             self.course_completions[key] = CourseCompletion()
         return self.course_completions[key]
 
-    def progress(self, userid: int, courseid: int) -> int:
-        """``core_completion\\progress``: share of tracked activities complete or complete-pass."""
+    def progress(self, userid: int, courseid: int) -> float | None:
+        """``core_completion\\progress``: 100 for a completed course, else the share of tracked activities
+        complete or complete-pass (complete-fail does not count); None without tracked activities."""
+        if self.course_completion(userid, courseid).timecompleted is not None:
+            return 100
         mods = self.tracked_modules(courseid)
         if not mods:
-            return 0
+            return None
         done = sum(1 for m in mods if self.completion(userid, m.id).state in (1, 2))
-        return int(done * 100 / len(mods))
+        return done * 100 / len(mods)
 
     # -- writes: completion --------------------------------------------------------------------------
 
@@ -940,7 +943,7 @@ def fixture_site() -> Site:
         (5, "wei.chen", "Wei", "Chen", "Data", "Manchester", "GB", "S1003", "E-40309"),
         (6, "dana.okafor", "Dana", "Okafor", "Learning & Development", "London", "GB", "T2001", "E-10042"),
         (7, "erik.larsen", "Erik", "Larsen", "Operations", "Oslo", "NO", "S1004", "E-40412"),
-        (8, "fatima.haddad", "Fatima", "Haddad", "Finance", "Leeds", "GB", "S1005", "E-40588"),
+        (8, "fatima.haddad", "Fatima", "Haddad", "Finance", "Leeds", "GB", "S1005", "E-40533"),
     ]
     for uid, username, first, last, dept, city, country, idnumber, emp in people:
         site.users[uid] = User(
@@ -1017,7 +1020,7 @@ def fixture_site() -> Site:
             4,
             1,
             1,
-            ["General", "Getting data", "Exploring data", "Visualising", "Statistics"],
+            ["General", "Orientation", "Exploratory data analysis", "Visualisation", "Statistics"],
         ),
         (
             4,
@@ -1032,7 +1035,7 @@ def fixture_site() -> Site:
             2,
             1,
             1,
-            ["General", "Planning", "Communicating"],
+            ["General", "Planning", "Delivery"],
         ),
         (
             5,
@@ -1111,13 +1114,13 @@ def fixture_site() -> Site:
     )
     add_module(site, py, 3, "label", "Week 3 materials will be published soon.", cmid=9, instance=1)
     site.next_ids["grade_items"] = 5
-    ds_page = add_module(site, ds, 1, "page", "Dataset overview", rule="view", cmid=10, instance=2)
+    ds_page = add_module(site, ds, 1, "page", "Welcome to Data Science", rule="view", cmid=10, instance=2)
     ds_assign = add_module(
         site,
         ds,
         2,
         "assign",
-        "Exploratory analysis report",
+        "Project: Exploratory analysis",
         rule="grade",
         grademax=100.0,
         gradepass=60.0,
@@ -1128,7 +1131,7 @@ def fixture_site() -> Site:
         site, mgt, 1, "page", "Project charter template", rule="manual", cmid=12, instance=3
     )
     add_module(site, leg, 1, "page", "Legacy policy document", cmid=13, instance=4)
-    site.next_ids["context"] = 40
+    site.next_ids["context"] = 36  # the real site's next context: a new course takes 36, its news forum 37
     for course in (py, ds, mgt):
         course.criteria = [m.id for m in site.tracked_modules(course.id)]
 

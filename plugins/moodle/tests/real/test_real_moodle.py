@@ -194,7 +194,7 @@ class TestUpsertCourses:
 
 class TestDeactivateCourse:
     async def test_hide_then_restore(self, fresh_moodle: Any, lms: Any) -> None:
-        """Deactivating hides the course (an INACTIVE revision) and keeps its enrolments; restore undoes it."""
+        """Deactivating hides the course (INACTIVE revision) and keeps its enrolments; restore undoes it."""
         result = await lms.deactivate_course(course_id=ids("courses", 3))
         assert result.items[0].status is ItemStatus.UPDATED
         assert (await records(lms, "course_revisions"))["3"].status is RevisionStatus.INACTIVE
@@ -203,14 +203,16 @@ class TestDeactivateCourse:
         await lms.restore_course(ids("courses", 3))
         assert (await records(lms, "course_revisions"))["3"].status is RevisionStatus.ACTIVE
 
-    async def test_refusals(self, fresh_moodle: Any, lms: Any) -> None:
-        """An unknown course is NotFound; the site course is refused before any call."""
+    async def test_refusals(self, seeded_moodle: Any, lms: Any) -> None:
+        """An unknown course is NotFound; the site course is refused before any call; nothing changes."""
         with pytest.raises(NotFound):
             await lms.deactivate_course(course_id="remote:9999")
         calls = lms.stats.calls
         with pytest.raises(InvalidInput):
             await lms.deactivate_course(course_id="remote:1")
         assert lms.stats.calls == calls
+        revisions = await records(lms, "course_revisions")
+        assert [k for k, r in revisions.items() if r.status is RevisionStatus.INACTIVE] == ["5"]
 
 
 class TestEnrollUser:
@@ -229,18 +231,20 @@ class TestEnrollUser:
         assert result.items[0].status is ItemStatus.UNCHANGED
         assert await status_of(lms, "3:4") is ProgressionStatus.DROPPED
 
-    async def test_refusals(self, fresh_moodle: Any, lms: Any) -> None:
+    async def test_refusals(self, seeded_moodle: Any, lms: Any) -> None:
         """Unknown user or course: NotFound; a role the token may not assign: LMS.ROLE_NOT_ASSIGNABLE."""
         with pytest.raises(NotFound):
             await lms.enroll_user(user_id="remote:9999", course_revision_id=ids("course_revisions", 4))
         with pytest.raises(NotFound):
             await lms.enroll_user(user_id=ids("users", 5), course_revision_id="remote:9999")
-        config = {**fresh_moodle.connect_config, "enrol_role_id": 99}
+        config = {**seeded_moodle.connect_config, "enrol_role_id": 99}
+        revision = ids("course_revisions", 4)
         async with lmsconnect.connect("moodle", **config) as other:
             with pytest.raises(ActionFailed) as info:
-                await other.enroll_user(user_id=ids("users", 5), course_revision_id=ids("course_revisions", 4))
+                await other.enroll_user(user_id=ids("users", 5), course_revision_id=revision)
         assert info.value.code == "LMS.ROLE_NOT_ASSIGNABLE"
-        assert "4:5" not in await records(lms, "course_progressions")
+        progressions = await records(lms, "course_progressions")
+        assert {k: p.status for k, p in progressions.items()} == SEEDED_PROGRESSIONS
 
 
 class TestCompleteCourse:
@@ -281,13 +285,13 @@ class TestCompleteCourse:
         assert again.items[0].status is ItemStatus.UNCHANGED
 
     async def test_score_on_a_course_without_graded_activity_changes_nothing(
-        self, fresh_moodle: Any, lms: Any
+        self, seeded_moodle: Any, lms: Any
     ) -> None:
         """MGT110 has no grade item: a score is refused before any write."""
         with pytest.raises(ActionFailed) as info:
             await lms.complete_course(course_progression_id=ids("course_progressions", "4:3"), score=90)
         assert info.value.code == NO_GRADED_ACTIVITY
-        fresh_moodle.cron_completion()
+        seeded_moodle.cron_completion()
         assert await status_of(lms, "4:3") is ProgressionStatus.ENROLLED
 
     async def test_completion_not_tracked(self, fresh_moodle: Any, lms: Any) -> None:
@@ -305,10 +309,11 @@ class TestCompleteCourse:
             await lms.complete_course(
                 course_progression_id=ids("course_progressions", f"{created.items[0].remote_id}:3")
             )
-        assert info.value.code == COMPLETION_NOT_TRACKED and "no course-completion criteria" in info.value.message
+        assert info.value.code == COMPLETION_NOT_TRACKED
+        assert "no course-completion criteria" in info.value.message
         assert "No completion criteria set for this course" in (info.value.vendor_message or "")
 
-    async def test_unknown_ids(self, fresh_moodle: Any, lms: Any) -> None:
+    async def test_unknown_ids(self, seeded_moodle: Any, lms: Any) -> None:
         """An unknown course is NotFound; a malformed progression id is refused without a call."""
         with pytest.raises(NotFound):
             await lms.complete_course(course_progression_id="remote:9999:4")
