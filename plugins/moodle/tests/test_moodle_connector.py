@@ -16,6 +16,7 @@ import lmsconnect
 from lmsconnect import (
     ActionFailed,
     AuthenticationError,
+    HttpOptions,
     InvalidInput,
     ItemStatus,
     NotFound,
@@ -338,6 +339,33 @@ class TestCompleteCourse:
             assert waited.items[0].status is ItemStatus.UPDATED
             after = next(p for p in await collect(lms, "course_progressions") if p.id == key)
             assert after.status is ProgressionStatus.COMPLETED
+
+    async def test_writes_go_two_at_a_time(self) -> None:
+        """A progression's overrides are not all sent at once (real Moodle refuses some when they are)."""
+        async with (
+            MoodleSimulator(site="fixture", latency=0.05) as sim,
+            lmsconnect.connect("moodle", **sim.connect_config) as lms,
+        ):
+            await lms.complete_course(course_progression_id=ids("course_progressions", "2:5"), score=80)
+        assert sim.calls_by_function["core_completion_override_activity_completion_status"] == 4
+        assert sim.peak_in_flight["core_completion_override_activity_completion_status"] == 2
+        assert sim.peak_in_flight["core_grades_update_grades"] == 2
+
+    async def test_transient_refusals_are_repeated_and_counted(self) -> None:
+        """dmlwriteexception and ex_unabletolock (HTTP 200 bodies) are repeated; stats.retries counts each."""
+        faults = {"fault_rate": 0.3, "fault_seed": 4, "fault_kinds": ("dml_write", "lock")}
+        http = HttpOptions(backoff_base_s=0.001, max_attempts=10)
+        async with (
+            MoodleSimulator(site="fixture", completion_cron=0, **faults) as sim,
+            lmsconnect.connect("moodle", **sim.connect_config, http=http) as lms,
+        ):
+            key = ids("course_progressions", "2:5")
+            result = await lms.complete_course(course_progression_id=key, score=80)
+            progressions = {p.remote_id: p.status async for p in lms.list("course_progressions")}
+            assert result.items[0].status is ItemStatus.UPDATED
+            assert progressions["2:5"] is ProgressionStatus.COMPLETED
+            assert sim.faults["dml_write"] > 0 and sim.faults["lock"] > 0
+            assert lms.stats.retries == sum(sim.faults.values())
 
     async def test_not_tracked_is_refused(self, lms: Any) -> None:
         """A course without completion tracking is refused with a clear reason."""

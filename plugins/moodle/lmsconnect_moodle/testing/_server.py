@@ -146,6 +146,9 @@ class MoodleSimulator(SimulatorServer):
         self.calls_by_route: collections.Counter[str] = collections.Counter()
         self.calls_by_function: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
+        self.peak_in_flight: collections.Counter[str] = collections.Counter()
+        """The most requests of each function the simulator was answering at once."""
+        self._in_flight: collections.Counter[str] = collections.Counter()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -248,10 +251,16 @@ class MoodleSimulator(SimulatorServer):
         if request.method == "POST":
             form = await request.post()
             pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
-        if self._workers is not None:
-            async with self._workers:
-                return await self._serve(request, pairs, fault)
-        return await self._serve(request, pairs, fault)
+        function = request.query.get("wsfunction", "")
+        self._in_flight[function] += 1
+        self.peak_in_flight[function] = max(self.peak_in_flight[function], self._in_flight[function])
+        try:
+            if self._workers is not None:
+                async with self._workers:
+                    return await self._serve(request, pairs, fault)
+            return await self._serve(request, pairs, fault)
+        finally:
+            self._in_flight[function] -= 1
 
     async def _serve(
         self, request: web.Request, pairs: list[tuple[str, str]], fault: FaultKind | None
