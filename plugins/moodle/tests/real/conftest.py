@@ -78,7 +78,14 @@ class RealMoodle:
 
     def up(self) -> None:
         # The first build takes about 1.5 minutes (longer on a busy machine); later starts about a second.
-        info = json.loads(self.run("up", timeout=1800).splitlines()[-1])
+        try:
+            out = self.run("up", timeout=1800)
+        except RuntimeError:
+            # Once more: a fresh machine's own apt run (unattended upgrades) can hold the apt lock that the
+            # package's `apt-get update` needs, and a failed `up` cleans up after itself.
+            time.sleep(30)
+            out = self.run("up", timeout=1800)
+        info = json.loads(out.splitlines()[-1])
         self.base_url, self.token = info["base_url"], info["token"]
 
     @property

@@ -88,7 +88,6 @@ KNOWN_DIFFERENCES: tuple[Known, ...] = (
 
 @attrs.define
 class Target:
-    name: str
     config: dict[str, Any]
     cron: Callable[[], Awaitable[None]]
 
@@ -335,9 +334,9 @@ async def test_simulator_and_real_moodle_agree(
     async def real_cron() -> None:
         site.cron_completion()
 
-    real = await scenario(Target("real", site.connect_config, real_cron), tmp_path / "real.sqlite")
+    real = await scenario(Target(site.connect_config, real_cron), tmp_path / "real.sqlite")
     sim = await scenario(
-        Target("simulator", simulator, lambda: _web_cron(simulator["base_url"])), tmp_path / "sim.sqlite"
+        Target(simulator, lambda: _web_cron(simulator["base_url"])), tmp_path / "sim.sqlite"
     )
     (tmp_path / "transcripts.json").write_text(json.dumps({"simulator": sim, "real": real}, indent=1))
     unexplained = [d for d in differences(sim, real) if not accepted(*d)]
