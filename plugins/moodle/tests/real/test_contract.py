@@ -70,9 +70,9 @@ KNOWN_DIFFERENCES: tuple[Known, ...] = (
     ),
     Known(
         ("statistics.retries", "sync.*.calls"),
-        "real Moodle now and then answers with a transient dmlwriteexception (parallel reads racing "
-        "to create a new course's lazily made rows, such as its news forum; grade and completion writes of "
-        "one user); the connector repeats it and counts the retry, so the real site may make more calls",
+        "real Moodle now and then answers with a transient dmlwriteexception (seen on parallel "
+        "core_course_get_courses reads just after a course was created, and on grade writes of one user); "
+        "the connector repeats the call and counts the retry, so the real site may make more calls",
         "more_on_real",
     ),
     Known(
