@@ -374,6 +374,20 @@ class TestCompleteCourse:
         assert "completion tracking" in str(info.value)
 
 
+async def test_one_sync_rides_out_transient_read_refusals(tmp_path: Any) -> None:
+    """dmlreadexception / dmlwriteexception answers to reads: one sync still reads everything."""
+    faults = {"fault_rate": 0.25, "fault_seed": 7, "fault_kinds": ("dml", "dml_write", "lock")}
+    async with (
+        MoodleSimulator(site="fixture", **faults) as sim,
+        lmsconnect.connect("moodle", **sim.connect_config, http=HttpOptions(backoff_base_s=0.001)) as lms,
+        lmsconnect.open_store(str(tmp_path / "faults.sqlite")) as store,
+    ):
+        report = await lmsconnect.sync(lms, store)
+        assert report.ok, report.failed
+        assert report.totals["created"] == 35
+        assert lms.stats.retries == sum(sim.faults.values()) > 0
+
+
 class TestScopeTesting:
     async def test_check_names_missing_functions(self, sim: MoodleSimulator, lms: Any) -> None:
         """check() reports per model and action which required functions the service lacks."""
