@@ -467,8 +467,10 @@ class Site:
         grade-driven completion needs two runs. Returns how many users it aggregated.
         """
         for userid, courseid in sorted(self.unreviewed):
+            if courseid not in self.courses:  # deleted meanwhile
+                continue
             cc = self.course_completions.setdefault((userid, courseid), CourseCompletion())
-            for cmid in self.courses[courseid].criteria if courseid in self.courses else ():
+            for cmid in self.courses[courseid].criteria:
                 activity = self.completion(userid, cmid)
                 if activity.state in (1, 2, 3):
                     cc.marked.setdefault(cmid, activity.timecompleted or int(started))
@@ -476,10 +478,12 @@ class Site:
             self.pending.add((userid, courseid))
         self.unreviewed.clear()
         done = 0
-        for userid, courseid in sorted(self.pending):
-            cc = self.course_completions[(userid, courseid)]
-            if cc.reaggregate is not None and cc.reaggregate < started and courseid in self.courses:
-                self._aggregate(userid, courseid, review=False)
+        for key in sorted(self.pending):
+            flagged = self.course_completions.get(key)
+            if flagged is None or key[1] not in self.courses:
+                self.pending.discard(key)
+            elif flagged.reaggregate is not None and flagged.reaggregate < started:
+                self._aggregate(*key, review=False)
                 done += 1
         return done
 
