@@ -1998,7 +1998,8 @@ def _progress_percent(ctx: Context, course: Course, user: User) -> str:
     value = 0.0
     if course.enablecompletion and site.is_tracked(user.id, course.id):
         cc = site.course_completions.get((user.id, course.id))
-        value = 100.0 if cc is not None and cc.timecompleted else float(site.progress(user.id, course.id) or 0.0)
+        progress = site.progress(user.id, course.id)
+        value = 100.0 if cc is not None and cc.timecompleted else float(progress or 0.0)
     return f"{value:.1f}%"
 
 
