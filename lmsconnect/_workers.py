@@ -246,7 +246,8 @@ class Workers:
     ``db`` is a ``postgresql://`` URL (``?schema=`` names lmsconnect's schema; procrastinate's tables
     go to the same schema); ``resolve(connection_key) -> (slug, config)`` (sync or async) is the
     service's: the only place credentials come from. Pass ``app`` to add the tasks to your own
-    procrastinate app (its connector must reach the same database); by default one is made.
+    procrastinate app (its connections must reach the same database with lmsconnect's schema first in
+    their ``search_path``: procrastinate's tables are created there); by default one is made.
     ``connect_options`` go to every `lmsconnect.connect` (e.g. ``allow_destructive=False``).
     """
 
