@@ -559,3 +559,35 @@ class TestShareBudgets:
             lmsconnect.SharedBudget(backend, "globex")
         )
         assert (one._backend, one._key) == (backend, "globex")
+
+
+class TestSharedPause:
+    async def test_a_429_one_connection_receives_holds_the_other_connections_of_that_tenant(
+        self, db: str
+    ) -> None:
+        """Connection A (its own budget object, as another process would have) gets a 429 that holds the
+        tenant for ~2 s; connection B's next call waits it out in the shared budget instead of being
+        refused too. Without the shared pause B would receive a 429 of its own."""
+        async with (
+            TalentLMSSimulator(
+                api_key=SECRET, hourly_limit=100_000, throttle_rate=1.0, throttle_seconds=2.0,
+                fault_routes=["GET /v1/courses"],
+            ) as sim,
+            lmsconnect.PostgresBudgets(db) as budgets_a,
+            lmsconnect.PostgresBudgets(db) as budgets_b,
+        ):  # fmt: skip
+            config = sim.connect_config
+            a = lmsconnect.connect("talentlms", budget=budgets_a.tenant("acme"), http=FAST_HTTP, **config)
+            b = lmsconnect.connect("talentlms", budget=budgets_b.tenant("acme"), **config)
+            async with a, b:
+                await b.passthrough("GET", "/v1/users")  # calibrated before the 429
+                with pytest.raises(lmsconnect.RateLimited):
+                    await a.passthrough("GET", "/v1/courses")
+                started = time.monotonic()
+                response = await b.passthrough("GET", "/v1/users")
+                waited = time.monotonic() - started
+                rejected = b.stats.rejected
+            assert response.status == 200
+            assert rejected == 0
+            assert waited >= 1.0
+            assert sim.rejected_calls == 1
