@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresBudgets", "quoted_schema"]
 
-_EXTRA_HINT: Final = 'Install the workers extra: pip install "lmsconnect[workers]"'
+_EXTRA_HINT: Final = 'Install the PostgreSQL extra: pip install "lmsconnect[postgres]"'
 # One constant key serialises the schema setup of processes that start at once (CREATE ... IF NOT
 # EXISTS is not safe against a concurrent CREATE of the same object).
 _SETUP_LOCK: Final = 0x6C6D73_62756467  # "lms" "budg"
