@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ConfigurationError
 from ._http import SharedBudget
-from ._store_postgres import _IDENTIFIER, DEFAULT_SCHEMA, _split_url, is_postgres_url
+from ._store_postgres import _EXTRA_HINT, _IDENTIFIER, DEFAULT_SCHEMA, _split_url, is_postgres_url
 
 if TYPE_CHECKING:
     import psycopg_pool
 
 __all__ = ["PostgresBudgets", "quoted_schema"]
 
-_EXTRA_HINT: Final = 'Install the PostgreSQL extra: pip install "lmsconnect[postgres]"'
 # One constant key serialises the schema setup of processes that start at once (CREATE ... IF NOT
 # EXISTS is not safe against a concurrent CREATE of the same object).
 _SETUP_LOCK: Final = 0x6C6D73_62756467  # "lms" "budg"
