@@ -356,6 +356,17 @@ class TestWorkerLoss:
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "many_tenants.py"
 
 
+def many_tenants() -> Any:
+    """benchmarks/many_tenants.py as a module (skips where the checkout has no benchmarks)."""
+    if not BENCHMARK.exists():
+        pytest.skip("the benchmarks directory is not in this checkout")
+    spec = importlib.util.spec_from_file_location("many_tenants", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class TestSharedBudget:
     async def test_three_processes_on_one_tenant_never_exceed_its_window_and_use_most_of_it(
         self, db: str
@@ -363,12 +374,7 @@ class TestSharedBudget:
         """Three processes reading one TalentLMS tenant as fast as they can for 8 s through a shared
         budget (the benchmark's contention run): the simulator counts at most 200 calls in any 5 s,
         rejects none, and at least 90% of the two windows' 400 calls are used, by every process."""
-        if not BENCHMARK.exists():
-            pytest.skip("the benchmarks directory is not in this checkout")
-        spec = importlib.util.spec_from_file_location("many_tenants", BENCHMARK)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = many_tenants()
         result = await module.run_contention(db, seconds=8.0, processes=3, start_in=8.0)
         assert result["contention_rejected_429"] == 0
         assert result["max_calls_per_5s"] <= 200
@@ -514,12 +520,7 @@ class TestBenchmark:
     async def test_many_tenants_prints_the_figures_the_issue_names(self, postgres_url: str) -> None:
         """A small run (6 tenants, 2 workers): every tenant synced once, no 429, never two syncs of one
         tenant at once, and every figure the issue asks for present."""
-        if not BENCHMARK.exists():
-            pytest.skip("the benchmarks directory is not in this checkout")
-        spec = importlib.util.spec_from_file_location("many_tenants", BENCHMARK)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = many_tenants()
         args = argparse.Namespace(
             db=postgres_url, contention=None, tenants=6, workers=2, concurrency=4, users=10, courses=3,
             enrollments=20, kill=False, compare_one=False,
