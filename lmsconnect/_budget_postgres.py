@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ConfigurationError
 from ._http import SharedBudget
+from ._store import StoreError
 from ._store_postgres import _EXTRA_HINT, _IDENTIFIER, DEFAULT_SCHEMA, _split_url, is_postgres_url
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class PostgresBudgets:
     def __init__(self, url: str, *, schema: str | None = None, max_connections: int = 4) -> None:
         if not is_postgres_url(url):
             raise ConfigurationError("PostgresBudgets needs a postgresql:// URL")
-        self._conninfo, from_url, _ = _split_url(url)
+        self._conninfo, from_url, self._shown = _split_url(url)
         self.schema = schema or from_url or DEFAULT_SCHEMA
         self._s = quoted_schema(self.schema)
         self._max = max_connections
@@ -109,9 +110,27 @@ class PostgresBudgets:
         if self._pool is not None:
             return
         try:
+            import psycopg
             import psycopg_pool
         except ImportError:  # pragma: no cover - depends on the installation
-            raise ConfigurationError(f"PostgresBudgets needs psycopg_pool. {_EXTRA_HINT}") from None
+            raise ConfigurationError(f"PostgresBudgets needs psycopg 3. {_EXTRA_HINT}") from None
+        try:
+            # One plain connection first: an unreachable server or a wrong password fails here with the
+            # server's own message, not as a pool timeout.
+            async with (
+                await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, prepare_threshold=None, connect_timeout=10
+                ) as conn,
+                conn.transaction(),
+            ):
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                for statement in _SETUP:
+                    await conn.execute(statement.format(s=self._s).encode())
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot open the shared rate budgets in {self._shown!r} (schema {self.schema!r}): "
+                f"{type(exc).__name__}: {str(exc).strip()}"
+            ) from None
         pool = psycopg_pool.AsyncConnectionPool(
             self._conninfo,
             min_size=1,
@@ -119,15 +138,11 @@ class PostgresBudgets:
             open=False,
             kwargs={"autocommit": True, "prepare_threshold": None},
         )
-        await pool.open(wait=True)
         try:
-            async with pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-                for statement in _SETUP:
-                    await conn.execute(statement.format(s=self._s).encode())
-        except BaseException:
+            await pool.open(wait=True, timeout=30)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             await pool.close()
-            raise
+            raise StoreError(f"cannot open a connection pool to {self._shown!r}: {exc}") from None
         self._pool = pool
 
     async def aclose(self) -> None:

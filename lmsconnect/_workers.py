@@ -299,10 +299,21 @@ class Workers:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the app, the budgets and the store; create the tables that are missing."""
+        """Open the store, the budgets and the app; create the tables that are missing."""
+        try:
+            await self._open()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _open(self) -> None:
+        # The store first: it says clearly when the database cannot be reached.
+        self._store = await self._exit.enter_async_context(open_store(self.db))
+        await self.budgets.open()
+        self._exit.push_async_callback(self.budgets.aclose)
         if self._own_app:
             await self.app.open_async()
-        await self.budgets.open()
+            self._exit.push_async_callback(self.app.close_async)
         async with self._pool().connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
             for statement in _SETUP:
@@ -321,14 +332,10 @@ class Workers:
                     from procrastinate import schema as pschema
 
                     await conn.execute(pschema.SchemaManager.get_schema().encode())
-        self._store = await self._exit.enter_async_context(open_store(self.db))
 
     async def aclose(self) -> None:
         self._store = None
-        await self._exit.aclose()
-        await self.budgets.aclose()
-        if self._own_app:
-            await self.app.close_async()
+        await self._exit.aclose()  # the app, the budgets, the store
 
     async def __aenter__(self) -> Workers:
         await self.open()

@@ -592,3 +592,20 @@ class TestSharedPause:
             assert rejected == 0
             assert waited >= 1.0
             assert sim.rejected_calls == 1
+
+
+class TestUnreachableDatabase:
+    def test_the_cli_says_it_cannot_reach_the_database_instead_of_a_pool_timeout(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`lmsconnect connections` against a port nobody listens on: exit 2 within seconds, one line
+        naming the URL (without a password) and the server's refusal."""
+        from lmsconnect._cli import main
+
+        started = time.monotonic()
+        code = main(["connections", "--db", "postgresql://lms:hunter2@127.0.0.1:1/app"], out=io.StringIO())
+        err = capsys.readouterr().err
+        assert code == 2
+        assert time.monotonic() - started < 15
+        assert "cannot open" in err and "127.0.0.1:1" in err and "refused" in err
+        assert "hunter2" not in err
