@@ -705,6 +705,11 @@ class MoodleConnector(Connector[MoodleConfig]):
                 f"asked for the course with ID number {idnumber!r}, answered {len(found)} course(s) with "
                 f"ID numbers {sorted({wire.idnumber for wire in found})!r:.200}",
             )
+        if found and found[0].id == SITE_COURSE_ID:
+            raise InvalidInput(
+                f"items.origin_id: {idnumber!r} is the ID number of the site course (id 1), not of a course",
+                field="items.origin_id",
+            )
         return found[0] if found else None
 
     @staticmethod

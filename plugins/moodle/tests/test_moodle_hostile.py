@@ -333,6 +333,14 @@ class TestActionsNeverActOnAWrongAnswer:
         assert sim.find_course(lambda c: c.id == 2).fullname == before
         assert tamper.calls.get("core_course_update_courses", 0) == 0
 
+    async def test_upsert_never_touches_the_site_course(self, tamper: Tamper, lms: Any) -> None:
+        """An origin_id that is the site course's ID number fails the item; nothing is created or updated."""
+        site = {"id": 1, "idnumber": "SITE-X", "format": "site", "fullname": "Site"}
+        tamper.rewrites["core_course_get_courses_by_field"] = lambda body: {"courses": [site], "warnings": []}
+        result = await lms.upsert_courses({"items": [{"origin_id": "SITE-X", "course": {"title": "Hijack"}}]})
+        assert result.items[0].status is ItemStatus.FAILED and "site course" in result.items[0].error.message
+        assert not {"core_course_update_courses", "core_course_create_courses"} & set(tamper.calls)
+
     async def test_upsert_with_warnings_in_the_lookup_fails_the_item(self, tamper: Tamper, lms: Any) -> None:
         """A lookup answer with warnings is not trusted to say "no such course" (that would create one)."""
         warning = {"warningcode": "x", "message": "partial"}
