@@ -482,34 +482,73 @@ class TestCheckNeverRaises:
         }
 
 
-async def test_nothing_but_lmsconnect_errors(sim: MoodleSimulator, tamper: Tamper, lms: Any) -> None:
-    """Each model read with every function answering a wrong kind raises only LMSConnectError subclasses."""
-    shapes: list[Any] = [
-        None,
-        0,
-        "x",
-        [],
-        {},
-        [None],
-        [{}],
-        [{"id": None}],
-        {"users": [{}]},
-        {"warnings": {}},
-    ]
-    for shape in shapes:
-        for function in (
-            "core_user_get_users",
-            "core_course_get_courses",
-            "core_enrol_get_enrolled_users",
-            "core_enrol_get_users_courses",
-            "core_completion_get_course_completion_status",
-            "core_competency_list_competency_frameworks",
-            "core_competency_list_competencies",
-            "core_competency_list_course_competencies",
-        ):
-            tamper.rewrites = {function: lambda body, shape=shape: shape}
-            for model in ("users", "courses", "course_progressions", "skills", "revision_skills"):
-                try:
-                    await collect(lms, model)
-                except LMSConnectError:
-                    pass
+Operation = Callable[[Any, int], Any]
+
+
+OPERATIONS: dict[str, Operation] = {
+    "users": lambda lms, n: collect(lms, "users"),
+    "courses": lambda lms, n: collect(lms, "courses"),
+    "course_progressions": lambda lms, n: collect(lms, "course_progressions"),
+    "skills": lambda lms, n: collect(lms, "skills"),
+    "revision_skills": lambda lms, n: collect(lms, "revision_skills"),
+    "check": lambda lms, n: lms.check(),
+    "upsert": lambda lms, n: lms.upsert_courses(
+        {"items": [{"origin_id": f"FUZZ-{n}", "course": {"title": "T", "description": "D"}}]}
+    ),
+    "update": lambda lms, n: lms.upsert_courses(
+        {"items": [{"origin_id": "PY101-2026A", "course": {"title": f"T{n}"}}]}
+    ),
+    "deactivate": lambda lms, n: lms.deactivate_course(course_id=make_id("moodle", "courses", 3)),
+    "enroll": lambda lms, n: lms.enroll_user(
+        user_id=make_id("moodle", "users", 5), course_revision_id=make_id("moodle", "course_revisions", 4)
+    ),
+    "complete": lambda lms, n: lms.complete_course(
+        course_progression_id=make_id("moodle", "course_progressions", "2:5"), score=60
+    ),
+}
+# Which operations call each function, so each wrong answer meets every operation that reads it.
+CALLERS: dict[str, tuple[str, ...]] = {
+    "core_webservice_get_site_info": ("check",),
+    "core_user_get_users": ("users",),
+    "core_course_get_courses": ("courses", "course_progressions", "revision_skills"),
+    "core_enrol_get_enrolled_users": ("course_progressions", "enroll"),
+    "core_enrol_get_users_courses": ("course_progressions",),
+    "core_completion_get_course_completion_status": ("course_progressions", "complete"),
+    "core_competency_list_competency_frameworks": ("skills",),
+    "core_competency_list_competencies": ("skills",),
+    "core_competency_list_course_competencies": ("revision_skills",),
+    "core_course_get_courses_by_field": ("upsert", "update"),
+    "core_course_create_courses": ("upsert",),
+    "core_course_update_courses": ("update", "deactivate"),
+    "enrol_manual_enrol_users": ("enroll",),
+    "core_course_get_contents": ("complete",),
+    "gradereport_user_get_grade_items": ("complete",),
+    "core_grades_update_grades": ("complete",),
+    "core_completion_override_activity_completion_status": ("complete",),
+}
+SHAPES: list[Any] = [
+    None,
+    0,
+    "x",
+    True,
+    [],
+    {},
+    [None],
+    [{}],
+    [{"id": None}],
+    [[]],
+    {"warnings": {}},
+    {"users": [{}]},
+]
+
+
+@pytest.mark.parametrize("function", sorted(CALLERS))
+async def test_nothing_but_lmsconnect_errors(tamper: Tamper, lms: Any, function: str) -> None:
+    """Every operation reading ``function`` raises only LMSConnectError subclasses, whatever it answers."""
+    for n, shape in enumerate(SHAPES):
+        tamper.rewrites = {function: lambda body, shape=shape: shape}
+        for name in CALLERS[function]:
+            try:
+                await OPERATIONS[name](lms, n)
+            except LMSConnectError:
+                pass
