@@ -39,6 +39,7 @@ __all__ = [
     "CourseWire",
     "CoursesByFieldWire",
     "CreatedCourseWire",
+    "EnrolledCourseWire",
     "EnrolledUserWire",
     "ExceptionWire",
     "Flag",
@@ -292,10 +293,18 @@ class CourseCompetencyWire:
 
 
 @_frozen
-class EnrolledUserWire:
-    """A user of ``core_enrol_get_enrolled_users`` (asked for ``id`` and ``roles`` only)."""
+class EnrolledCourseWire:
+    """A course of an enrolled user's ``enrolledcourses`` (the courses Moodle counts as active)."""
 
     id: Id
+
+
+@_frozen
+class EnrolledUserWire:
+    """A user of ``core_enrol_get_enrolled_users``; ``enrolledcourses`` only when asked for."""
+
+    id: Id
+    enrolledcourses: list[EnrolledCourseWire] | None = None
 
 
 @_frozen
