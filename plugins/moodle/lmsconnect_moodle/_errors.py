@@ -126,7 +126,7 @@ def map_exception(
     # Moodle's error codes are short identifiers and its messages a sentence; a hostile body's are cut, after
     # scrubbing, so no part of a secret survives at the cut.
     clean = scrub or (lambda text: text)
-    code = wire.errorcode[:100]
+    code = clean(wire.errorcode[:200])[:100]
     message = clean(wire.message[:2000])
     debuginfo = clean(wire.debuginfo[:2000]) if wire.debuginfo else None
     vendor = f"{code}: {message}" + (f" [{debuginfo}]" if debuginfo and debuginfo not in message else "")
