@@ -123,7 +123,8 @@ def test_odd_exception_body_is_an_invalid_remote_response(body: dict[str, object
 def test_huge_vendor_text_is_cut_after_scrubbing() -> None:
     """A megabyte of message is cut; a secret in it is scrubbed before the cut, never half left."""
     secret = "f" * 32
-    body = {"exception": "moodle_exception", "errorcode": "x" * 90 + secret, "message": "a" * 1990 + secret * 10}
+    code, message = "x" * 90 + secret, "a" * 1990 + secret * 10
+    body = {"exception": "moodle_exception", "errorcode": code, "message": message}
     error = map_exception("core_x", body, scrub=lambda text: text.replace(secret, "***"))
     assert "fffff" not in str(error) and len(str(error)) < 1500
 
