@@ -358,9 +358,9 @@ class MoodleConnector(Connector[MoodleConfig]):
                 function,
                 f"the answer for every user (email LIKE '%') lists {len(seen)} users but not the guest "
                 f"account (id {GUEST_USER_ID}) every Moodle site has, so it is not a complete list of users",
-                hint="If the token's user cannot see user profiles site-wide, give it moodle/user:viewdetails "
-                "and moodle/user:viewalldetails (docs/moodle-setup.md, step 3); otherwise something between "
-                "lmsconnect and Moodle changed the answer",
+                hint="If the token's user cannot see user profiles site-wide, give it "
+                "moodle/user:viewdetails and moodle/user:viewalldetails (docs/moodle-setup.md, step 3); "
+                "otherwise something between lmsconnect and Moodle changed the answer",
             )
         for wire, raw in users:
             if wire.id != GUEST_USER_ID:
