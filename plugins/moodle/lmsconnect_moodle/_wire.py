@@ -5,7 +5,8 @@ version, settings and the token's capabilities) and stay in ``remote_data`` as M
 connector turns answers into records with ``lmsconnect.plugin.structure_wire`` (`CONVERTER`), so a value
 that does not fit raises ``InvalidRemoteResponse`` naming the function and the field.
 
-`make_converter` registers, on top of the unified hooks (strict ``str`` and ``int``):
+`make_converter` registers, on top of the unified hooks (strict ``str`` and ``int``, lists checked up to
+their first misfit):
 
 - `Id`: a Moodle record id, an integer 1 ≤ id < 2**63 (Moodle's ids are positive BIGINTs);
 - `UnixTime`: seconds since 1970 as Moodle writes its ``time*`` fields, 0 ≤ t ≤ 253402300799 (the last
@@ -13,7 +14,6 @@ that does not fit raises ``InvalidRemoteResponse`` naming the function and the f
 - `Flag`: Moodle's booleans, ``true``/``false`` (PARAM_BOOL) or ``0``/``1`` (PARAM_INT, as
   ``visible`` and ``enablecompletion`` come from ``core_course_get_courses``);
 - `Number`: a finite JSON number (PARAM_FLOAT, sent as an integer when whole);
-- ``list[...]``: a JSON array only, checked up to its first misfit (`_list_of` says why).
 
 The shapes follow the real recordings in ``fixtures/moodle-5``; `tests/test_moodle_wire.py` structures
 every recording of every function the connector calls.
@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import typing
-from collections.abc import Callable
 from typing import Any, Final, NewType
 
 import attrs
 import cattrs
-from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from lmsconnect.plugin import configure_converter
 
@@ -118,45 +115,13 @@ def _number(value: Any, _: Any) -> Number:
     return Number(result)
 
 
-def _is_list(type_: Any) -> bool:
-    return type_ is list or typing.get_origin(type_) is list
-
-
-def _list_of(list_type: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], list[Any]]:
-    """Lists: only a JSON array, and only up to its first misfit.
-
-    cattrs alone iterates whatever it is given and keeps every item's error: a 5,000,000-character string
-    where a list belongs costs gigabytes and minutes. The path of the misfit (``[3].id``) is kept.
-    """
-    args = typing.get_args(list_type)
-    item_type = args[0] if args else Any
-    structure_item = converter.get_structure_hook(item_type)
-
-    def structure(value: Any, _: Any) -> list[Any]:
-        if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
-        items = []
-        for index, item in enumerate(value):
-            try:
-                items.append(structure_item(item, item_type))
-            except Exception as exc:
-                note = IterableValidationNote(f"Structuring {list_type} @ index {index}", index, item_type)
-                # What cattrs' own list hook does, so transform_error names the item ("[3].id").
-                setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010 - py3.10
-                raise IterableValidationError(f"While structuring {list_type!r}", [exc], list_type) from None
-        return items
-
-    return structure
-
-
 def make_converter() -> cattrs.Converter:
-    """The Moodle wire converter: unified hooks plus `Id`, `UnixTime`, `Flag`, `Number` and fail-fast lists.
+    """The Moodle wire converter: the unified hooks plus `Id`, `UnixTime`, `Flag` and `Number`.
 
     Extra keys are allowed: Moodle adds keys by version and by the caller's capabilities.
     """
     converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     configure_converter(converter)
-    converter.register_structure_hook_factory(_is_list, _list_of)
     converter.register_structure_hook(Id, _id)
     converter.register_structure_hook(UnixTime, _unix_time)
     converter.register_structure_hook(Flag, _flag)
