@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from lmsconnect import (
     ActionFailed,
     ActionResult,
     CompleteCourse,
+    ConfigurationError,
     Course,
     CourseProgression,
     CourseRevision,
@@ -56,9 +58,17 @@ from lmsconnect.plugin import (
     wire_excerpt,
 )
 
-from ._capabilities import ALL_FUNCTIONS, CAPABILITIES, DELETED_USERS_FUNCTION, REQUIRED_FUNCTIONS, SITE_INFO
+from ._capabilities import (
+    ALL_FUNCTIONS,
+    CAPABILITIES,
+    DELETED_USERS_FUNCTION,
+    REPORT_FUNCTIONS,
+    REQUIRED_FUNCTIONS,
+    SITE_INFO,
+)
 from ._errors import errorcode_of, is_exception, is_transient, map_exception
 from ._params import ParamValue, encode_params
+from ._report import ReportReader
 from ._wire import (
     CONVERTER,
     MAX_ID,
@@ -113,6 +123,14 @@ _MAX_DELETED_GAPS: Final = 10_000_000
 _PLUGIN_NAME: Final = re.compile(r"[a-z][a-z0-9_]*")  # PARAM_PLUGIN: a module type such as "assign"
 
 T = TypeVar("T")
+_REPORT_PAGES_IN_FLIGHT: Final = 4
+_ENTRIES_PER_CALL: Final = 8
+_COMPLETION_WRITES: Final = 2
+"""Grade and override writes of one progression in flight at once: all at once, a real Moodle 5.0 now and
+then answers ``dmlwriteexception`` or ``ex_unabletolock`` (they race on the user's completion rows)."""
+_VISIBLE_TIMEOUT_S: Final = 180.0
+"""wait_until_visible's default: Moodle's cron runs every minute and grade-driven completion needs two runs
+of the completion task, so up to ~2 minutes plus the task's own time."""
 
 
 @attrs.frozen(kw_only=True)
@@ -137,6 +155,19 @@ class MoodleConfig:
     completion_dates: bool = config_field(
         default=True,
         help="Read completed_at for completed progressions (one extra call per completed progression)",
+    )
+    progressions_via_report: str = config_field(
+        default="",
+        help="Read progressions from this Report builder custom report (its id or exact name) instead of "
+        "per-user calls: a few calls for the whole site, enrolled_at included, times to the minute "
+        "(set it up as docs/moodle-setup.md says); empty: off",
+    )
+    report_timezone: str = config_field(
+        default="UTC",
+        help="Time zone of the token's user (IANA name): the report's dates are formatted in it",
+    )
+    report_page_size: int = config_field(
+        default=1000, help="Report rows per core_reportbuilder_retrieve_report call"
     )
 
 
@@ -190,6 +221,8 @@ class MoodleConnector(Connector[MoodleConfig]):
         super().__init__(config, **kwargs)
         # Moodle has no rate limit; this gate is the load a connection puts on the site's PHP workers.
         self._gate = asyncio.Semaphore(max(1, config.concurrency))
+        if config.progressions_via_report:
+            self.report_reader()  # a bad report_timezone or report_page_size fails here, at connect()
 
     def create_http(self) -> HttpClient:
         # Moodle has no rate limit of its own; `concurrency` bounds the load a read puts on the site.
@@ -211,12 +244,15 @@ class MoodleConnector(Connector[MoodleConfig]):
     ) -> Any:
         """Call one web-service function; its decoded answer, or the mapped error of its exception body.
 
-        Reads are retried on transport failures and on Moodle's transient database exceptions; writes
-        are retried only when ``idempotent`` says repeating them is harmless.
+        Reads are retried on transport failures and on Moodle's transient database and lock exceptions
+        (HTTP 200 bodies such as ``dmlwriteexception``); writes are retried only when ``idempotent`` says
+        repeating them is harmless. Each such retry counts in ``stats.retries``.
         """
         if idempotent is None:
             idempotent = not write
-        attempts = 3 if idempotent else 1
+        # As many attempts, and the same backoff, as the HTTP layer gives a 5xx.
+        options = self.http.options
+        attempts = options.max_attempts if idempotent else 1
         for attempt in range(1, attempts + 1):
             async with self._gate:
                 response = await self._post(function, params, write=write, idempotent=idempotent)
@@ -237,7 +273,9 @@ class MoodleConnector(Connector[MoodleConfig]):
                 error = map_exception(function, body, known=known, scrub=self.http.scrub)
                 if is_transient(error) and attempt < attempts:
                     log.info("%s: transient Moodle error %s, retrying", function, errorcode_of(error))
-                    await asyncio.sleep(0.2 * attempt)
+                    self.http.stats.retries += 1
+                    ceiling = min(options.backoff_max_s, options.backoff_base_s * 2 ** (attempt - 1))
+                    await asyncio.sleep(random.uniform(0, ceiling))
                     continue
                 raise self.http.raise_mapped(error)
             return body
@@ -563,32 +601,32 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     # -- progressions ----------------------------------------------------------------------------------
 
-    async def _enrolled(self, courseid: int) -> list[tuple[EnrolledUserWire, dict[str, Any]]]:
+    def report_reader(self) -> ReportReader:
+        """The reader of the custom report named by ``progressions_via_report``."""
+        return ReportReader(
+            call=self.call,
+            make_id=self.make_id,
+            wanted=self.config.progressions_via_report,
+            zone=self.config.report_timezone,
+            page_size=self.config.report_page_size,
+            concurrency=min(self.config.concurrency, _REPORT_PAGES_IN_FLIGHT),
+            connector=self.slug,
+        )
+
+    async def _enrolled_page(
+        self, courseid: int, only: str | None, start: int
+    ) -> list[tuple[EnrolledUserWire, dict[str, Any]]]:
         function = "core_enrol_get_enrolled_users"
-        users: list[tuple[EnrolledUserWire, dict[str, Any]]] = []
-        seen: set[int] = set()
-        while True:
-            page = self._items(
-                await self.call(
-                    function,
-                    {
-                        "courseid": courseid,
-                        "options": [
-                            {"name": "userfields", "value": "id,roles"},
-                            {"name": "limitfrom", "value": len(users)},
-                            {"name": "limitnumber", "value": _ENROLLED_PAGE},
-                        ],
-                    },
-                ),
-                EnrolledUserWire,
-                function,
-            )
-            for wire, _ in page:
-                # A user twice in one course is a page that did not advance, or a wrong answer.
-                self._unique(f"{function} (course {courseid})", seen, wire.id)
-            users.extend(page)
-            if len(page) < _ENROLLED_PAGE:
-                return users
+        options: list[dict[str, ParamValue]] = [
+            {"name": "userfields", "value": "id,roles,enrolledcourses"},
+            {"name": "limitfrom", "value": start},
+            {"name": "limitnumber", "value": _ENROLLED_PAGE},
+        ]
+        if only is not None:
+            options.append({"name": only, "value": 1})
+        return self._items(
+            await self.call(function, {"courseid": courseid, "options": options}), EnrolledUserWire, function
+        )
 
     async def _users_courses(self, userid: int) -> dict[int, tuple[UserCourseWire, dict[str, Any]]]:
         function = "core_enrol_get_users_courses"
@@ -601,46 +639,132 @@ class MoodleConnector(Connector[MoodleConfig]):
         return {wire.id: (wire, raw) for wire, raw in listed}
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        if self.config.progressions_via_report:
+            async for progression in self.report_reader().progressions():
+                yield progression
+            return
+        # Streamed with bounded state: no map of who is enrolled where is kept. Each enrolled user comes
+        # with `enrolledcourses`, the courses where Moodle counts their enrolment as active (the very list
+        # core_enrol_get_users_courses answers), so one course can say alone whether an enrolment is
+        # active, and whether it is the user's first such course: there, and only there, the user's
+        # completion flags for all those courses are read in one call.
         courses: dict[int, CourseWire] = {wire.id: wire for wire, _ in await self._courses()}
         concurrency = self.config.concurrency
+        # A hidden course leaves its students out of their active lists, so there the listing itself says
+        # which enrolments are active (two listings) where a visible course needs one.
+        listings = [
+            (course, only)
+            for course in courses.values()
+            for only in ((None,) if course.visible else ("onlyactive", "onlysuspended"))
+        ]
+        Page = list[tuple[EnrolledUserWire, dict[str, Any]]]
+        Entry = tuple[CourseWire, str | None, EnrolledUserWire, dict[str, Any]]
 
-        async def enrolled(courseid: int) -> tuple[int, list[tuple[EnrolledUserWire, dict[str, Any]]]]:
-            return courseid, await self._enrolled(courseid)
+        async def first_page(listing: tuple[CourseWire, str | None]) -> tuple[CourseWire, str | None, Page]:
+            course, only = listing
+            return course, only, await self._enrolled_page(course.id, only, 0)
 
-        # Phase 1: who is enrolled where (one call per course). Kept as ids and roles only.
-        by_user: dict[int, dict[int, dict[str, Any]]] = {}
-        async for courseid, users in stream_map(list(courses), enrolled, concurrency=concurrency):
-            for wire, raw in users:
-                by_user.setdefault(wire.id, {})[courseid] = raw
+        async def entries() -> AsyncIterator[Entry]:
+            async for course, only, page in stream_map(listings, first_page, concurrency=concurrency):
+                where = f"core_enrol_get_enrolled_users (course {course.id})"
+                seen: set[int] = set()  # ids only: a user listed twice is a page that did not advance
+                start = 0
+                while True:
+                    for wire, raw in page:
+                        self._unique(where, seen, wire.id)
+                        yield course, only, wire, raw
+                    if len(page) < _ENROLLED_PAGE:
+                        break
+                    start += len(page)
+                    page = await self._enrolled_page(course.id, only, start)
 
-        async def user_progressions(userid: int) -> list[CourseProgression]:
-            by_course = await self._users_courses(userid)
-            enrolments = sorted(by_user.pop(userid).items())
-            return list(
-                await asyncio.gather(
-                    *(
-                        self._progression(courses[cid], userid, raw, by_course.get(cid))
-                        for cid, raw in enrolments
-                    )
-                )
-            )
+        async def progressions_of(entry: Entry) -> list[CourseProgression]:
+            return await self._enrolment_progressions(courses, *entry)
 
-        # Phase 2, per user: Moodle's completed flag and progress for all their active courses in one call,
-        # then the completion detail where it is needed. The gate in `call` bounds the calls in flight.
-        async for batch in stream_map(sorted(by_user), user_progressions, concurrency=concurrency):
+        # Most enrolments need no call (read with their user's first course, or DROPPED), so more of them
+        # are in flight than calls: the gate in `call` keeps the calls to `concurrency`.
+        async for batch in stream_map(
+            entries(), progressions_of, concurrency=concurrency * _ENTRIES_PER_CALL
+        ):
             for progression in batch:
                 yield progression
+
+    async def _enrolment_progressions(
+        self,
+        courses: Mapping[int, CourseWire],
+        course: CourseWire,
+        only: str | None,
+        wire: EnrolledUserWire,
+        raw: Mapping[str, Any],
+    ) -> list[CourseProgression]:
+        courseid, userid = course.id, wire.id
+        enrolment = {k: v for k, v in raw.items() if k != "enrolledcourses"}
+        active: list[int] = [c.id for c in wire.enrolledcourses or []]
+        if courseid in active:
+            if min((c for c in active if c in courses), default=courseid) != courseid:
+                return []  # read with the user's first active course
+            return await self._user_progressions(courses, userid, active)
+        if only == "onlyactive":
+            # Active, in a hidden course the user may not see: Moodle's per-user list leaves it out.
+            return [await self._progression(course, userid, enrolment, None, active=True)]
+        # No active course at all, or a site that hides users' course lists from the token's user
+        # (hiddenuserfields "mycourses"): the per-user list tells which.
+        if only is None and wire.enrolledcourses is None and courseid in await self._users_courses(userid):
+            raise ConfigurationError(
+                "core_enrol_get_enrolled_users does not show the token's user which courses users are "
+                "enrolled in (enrolledcourses): give it moodle/user:viewhiddendetails, or take "
+                "'mycourses' out of Site administration > Users > Permissions > User policies > Hide "
+                "user fields (hiddenuserfields)",
+                connector=self.slug,
+            )
+        # Not active (suspended, disabled method, or outside its dates): Moodle no longer counts it.
+        return [self._dropped(courseid, userid, enrolment)]
+
+    async def _user_progressions(
+        self, courses: Mapping[int, CourseWire], userid: int, active: list[int]
+    ) -> list[CourseProgression]:
+        """All of a user's active enrolments: Moodle's completed flag and progress in one call, then the
+        completion detail where it is needed."""
+        listed = await self._users_courses(userid)
+        # Only the courses the listing said were active: any other is read with its own course's row. One
+        # that stopped being active between the two calls is read on its own.
+        by_course = {cid: entry for cid, entry in listed.items() if cid in courses and cid in active}
+        unlisted = sorted(c for c in set(active) - set(by_course) if c in courses)
+        return list(
+            await asyncio.gather(
+                *(
+                    self._progression(courses[cid], userid, None, entry)
+                    for cid, entry in sorted(by_course.items())
+                ),
+                *(self._progression(courses[cid], userid, None, None) for cid in unlisted),
+            )
+        )
+
+    def _dropped(self, courseid: int, userid: int, enrolment: Mapping[str, Any]) -> CourseProgression:
+        remote = f"{courseid}:{userid}"
+        return CourseProgression(
+            id=self.make_id("course_progressions", remote),
+            remote_id=remote,
+            user_id=self.make_id("users", userid),
+            course_revision_id=self.make_id("course_revisions", courseid),
+            status=ProgressionStatus.DROPPED,
+            remote_data={"core_enrol_get_enrolled_users": dict(enrolment)},
+        )
 
     async def _progression(
         self,
         course: CourseWire,
         userid: int,
-        enrolment: dict[str, Any],
+        enrolment: Mapping[str, Any] | None,
         listed: tuple[UserCourseWire, dict[str, Any]] | None,
+        *,
+        active: bool = False,
     ) -> CourseProgression:
         courseid = course.id
         remote = f"{courseid}:{userid}"
-        data: dict[str, Any] = {"core_enrol_get_enrolled_users": enrolment}
+        data: dict[str, Any] = {}
+        if enrolment is not None:
+            data["core_enrol_get_enrolled_users"] = dict(enrolment)
         status = ProgressionStatus.ENROLLED
         completed_at: dt.datetime | None = None
         tracked = bool(course.enablecompletion)
@@ -660,7 +784,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                 raw, detail = await self._completion_status(courseid, userid)
             except LMSConnectError as exc:
                 code = errorcode_of(exc)
-                if code == "usernotenroled" and listed is None:
+                if code == "usernotenroled" and listed is None and not active:
                     # Enrolled, but Moodle does not count the enrolment as active (suspended or dated).
                     status = ProgressionStatus.DROPPED
                 elif code not in ("usernotenroled", "nocriteriaset", "cannotviewreport"):
@@ -1087,9 +1211,12 @@ class MoodleConnector(Connector[MoodleConfig]):
                 )
 
         # Grades first: grade-based completion then marks those activities complete-pass or -fail, which
-        # an override to "complete" leaves as they are.
-        await asyncio.gather(*(grade(i) for i in graded))
-        await asyncio.gather(*(override(m) for m in tracked))
+        # an override to "complete" leaves as they are. A few at a time, not all at once (see
+        # _COMPLETION_WRITES); a transient refusal is retried by `call`.
+        async for _ in stream_map(graded, grade, concurrency=_COMPLETION_WRITES):
+            pass
+        async for _ in stream_map(tracked, override, concurrency=_COMPLETION_WRITES):
+            pass
         after = await self._completion(courseid, userid, key)
         scored = f"; score {action.score} on {len(graded)} graded activities" if graded else ""
         if after.completionstatus.completed:
@@ -1114,8 +1241,15 @@ class MoodleConnector(Connector[MoodleConfig]):
             detail=detail,
         )
 
-    async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:
-        """Poll course completion of `accepted` complete_course items until Moodle reports them complete."""
+    async def wait_until_visible(
+        self, result: ActionResult, *, timeout_s: float = _VISIBLE_TIMEOUT_S
+    ) -> ActionResult:
+        """Poll course completion of `accepted` complete_course items until Moodle reports them complete.
+
+        Moodle aggregates such a completion in its completion cron task, which needs two runs: with cron
+        every minute (Moodle's recommendation) that is up to about two minutes, hence the default
+        ``timeout_s`` of 180 s. Polls after 0.5 s, then less and less often (at most every 15 s).
+        """
         if result.action != "complete_course":
             return await super().wait_until_visible(result, timeout_s=timeout_s)
         deadline = time.monotonic() + timeout_s
@@ -1134,7 +1268,7 @@ class MoodleConnector(Connector[MoodleConfig]):
             if time.monotonic() >= deadline or not any(i.status is ItemStatus.ACCEPTED for i in items):
                 break
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, 15.0)
         return ActionResult(action=result.action, items=tuple(items))
 
     # -- scope testing -----------------------------------------------------------------------------------
@@ -1150,6 +1284,8 @@ class MoodleConnector(Connector[MoodleConfig]):
         for name, functions in REQUIRED_FUNCTIONS.items():
             if name == "users" and self.config.include_deleted_users:
                 functions = (*functions, DELETED_USERS_FUNCTION)
+            if name == "course_progressions" and self.config.progressions_via_report:
+                functions = REPORT_FUNCTIONS
             missing = tuple(f for f in functions if f not in allowed)
             kind = "action" if name in self.capabilities.actions else "model"
             items.append(

@@ -253,7 +253,7 @@ class TestReadsFailRatherThanMislead:
 
     async def test_enrolled_users_page_that_never_advances(self, tamper: Tamper, lms: Any) -> None:
         """A full page answered again for every offset stops with InvalidRemoteResponse, not forever."""
-        page = [{"id": i, "roles": []} for i in range(1, 1001)]
+        page = [{"id": i, "roles": [], "enrolledcourses": []} for i in range(1, 1001)]
         tamper.rewrites["core_enrol_get_enrolled_users"] = lambda body: page
         with pytest.raises(InvalidRemoteResponse, match="appears twice"):
             await asyncio.wait_for(collect(lms, "course_progressions"), 20)
