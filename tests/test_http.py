@@ -823,6 +823,15 @@ class TestResponseBodies:
         assert caught.value.connector == "probe"
         assert caught.value.__context__ is None
 
+    async def test_lone_surrogates_become_replacement_characters(self, serve: Serve) -> None:
+        """A lone UTF-16 surrogate escape in a vendor string (key or value) reads as U+FFFD, so it can be
+        stored and encoded; a valid surrogate pair stays the character it encodes."""
+        body = rb'{"name\ud800": ["x\udc00y", {"k": "\ud83d\ude00", "n": 1}]}'
+        _, http = await serve({("GET", "/users"): _serving(body)})
+        got = await http.get_json("/users")
+        assert got == {"name\ufffd": ["x\ufffdy", {"k": "\U0001f600", "n": 1}]}
+        assert json.dumps(got, ensure_ascii=False).encode("utf-8")
+
     @pytest.mark.parametrize(("depth", "accepted"), [(64, True), (65, False)], ids=["at-limit", "over"])
     async def test_default_depth_limit(self, serve: Serve, depth: int, accepted: bool) -> None:
         """JSON nested 64 levels is read; 65 levels is refused by default (HttpOptions.max_json_depth)."""
