@@ -83,6 +83,8 @@ class FuzzReport:
     seeds: tuple[int, ...] = ()
     operations: int = 0
     errors_by_code: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    #: LMSConnectError codes per operation, e.g. ``{"enroll_user: REMOTE.INVALID_RESPONSE": 2}``.
+    errors_by_operation: collections.Counter[str] = attrs.field(factory=collections.Counter)
     failures: dict[tuple[str, str, str, str], Failure] = attrs.field(factory=dict)
     mutations: collections.Counter[str] = attrs.field(factory=collections.Counter)
     proxied_requests: int = 0
@@ -130,6 +132,7 @@ class FuzzReport:
             "witness_requests": self.witness_requests,
             "proxied_requests": self.proxied_requests,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
+            "errors_by_operation": dict(sorted(self.errors_by_operation.items())),
             "mutations": dict(sorted(self.mutations.items())),
             "failures": [attrs.asdict(f) for f in self.sorted_failures()],
         }
@@ -218,6 +221,7 @@ class _Run:
                 result = await func()
             except LMSConnectError as error:
                 self.report.errors_by_code[error.code] += 1
+                self.report.errors_by_operation[f"{name}: {error.code}"] += 1
             except Exception as caught:
                 leaf = _single(caught)
                 self.report.add(
@@ -269,17 +273,68 @@ async def _read_all(lms: Connector[Any], key: str) -> list[Record]:
     return [record async for record in lms.list(key)]  # type: ignore[call-overload]
 
 
-def _inputs(lms: Connector[Any], clean: Mapping[str, list[Record]]) -> dict[str, Any]:
-    """Valid action inputs from the clean read (None where the data has nothing to act on)."""
+BASE_ORIGIN: Final = "lmsconnect-fuzz-base"
+
+
+def _course(title: str) -> dict[str, Any]:
+    """Every field an upsert may carry (the connection drops those its table lacks); the URL is data,
+    never fetched."""
+    return {"title": title, "course_url": "http://127.0.0.1/fuzz-course", "duration": 90}
+
+
+def _inputs(clean: Mapping[str, list[Record]], base: str | None) -> dict[str, Any]:
+    """Valid action inputs from the clean read (None where the data has nothing to act on): the course
+    the clean pass created (`base`) where there is one — 360Learning enrols and completes only in
+    courses of the connection's integration — else the first; progressions not completed first."""
     users = clean.get("users", [])
-    revisions = clean.get("course_revisions", [])
-    progressions = clean.get("course_progressions", [])
-    pending = [p for p in progressions if str(getattr(p, "status", "")) != "COMPLETED"]
+    revisions = sorted(clean.get("course_revisions", []), key=lambda r: getattr(r, "course_id", None) != base)
+    progressions = sorted(
+        clean.get("course_progressions", []),
+        key=lambda p: (
+            bool(revisions) and getattr(p, "course_revision_id", None) != revisions[0].id,
+            str(getattr(p, "status", "")) == "COMPLETED",
+        ),
+    )
     return {
         "user": users[-1].id if users else None,
         "revision": revisions[0].id if revisions else None,
-        "progression": (pending or progressions)[0].id if progressions else None,
+        "progressions": [p.id for p in progressions[:5]],
+        "progression": None,
     }
+
+
+async def _base_course(lms: Connector[Any], timeout_s: float) -> str | None:
+    """Clean pass: create the course the hostile actions enrol in and complete, and enrol one user."""
+    actions = lms.capabilities.actions
+    if not actions["upsert_courses"].supported:
+        return None
+    item = {"origin_id": BASE_ORIGIN, "course": _course("Fuzz base course")}
+    result = await lms.upsert_courses({"items": [item]})
+    base = result.items[0].id if result.items[0].ok else None
+    if not actions["enroll_user"].supported or base is None:
+        return base
+    users = await _read_all(lms, "users")
+    revisions = [r for r in await _read_all(lms, "course_revisions") if getattr(r, "course_id", None) == base]
+    if users and revisions:
+        enrolled = await lms.enroll_user(user_id=users[-1].id, course_revision_id=revisions[0].id)
+        await lms.wait_until_visible(enrolled, timeout_s=timeout_s)
+    return base
+
+
+async def _completable(lms: Connector[Any], candidates: Sequence[str], timeout_s: float) -> str | None:
+    """Clean pass: the first progression that completes (a Moodle course without completion tracking
+    refuses), so that the hostile completions have a valid target."""
+    if not lms.capabilities.actions["complete_course"].supported:
+        return None
+    for progression in candidates:
+        try:
+            result = await lms.complete_course(course_progression_id=progression)
+        except LMSConnectError:
+            continue
+        if all(item.ok for item in result.items):
+            await lms.wait_until_visible(result, timeout_s=timeout_s)
+            return progression
+    return None
 
 
 async def fuzz_connector(
@@ -348,6 +403,7 @@ async def _fuzz(
 ) -> None:
     run = _Run(report, proxy, witness, op_timeout_s)
     connection = f"fuzz:{slug}"
+    config.setdefault("unsupported_fields", "drop")
     async with connect(slug, http=http, **config) as lms, open_store(db) as store:
         run.secrets = _secrets(lms)
         caps = lms.capabilities
@@ -355,13 +411,17 @@ async def _fuzz(
         proxy.enabled = False
         clean: dict[str, list[Record]] = {}
         with anyio.fail_after(op_timeout_s * 4):
+            base = await _base_course(lms, op_timeout_s)
             for key in models:
                 clean[key] = await _read_all(lms, key)
+            inputs = _inputs(clean, base)
+            inputs["progression"] = await _completable(lms, inputs["progressions"], op_timeout_s)
+            if inputs["progression"] is not None:  # completing changed it: what the store starts from
+                clean["course_progressions"] = await _read_all(lms, "course_progressions")
             first = await sync(lms, store, connection=connection)
         if not first.ok:
             raise RuntimeError(f"the clean sync of {slug} failed: {first.failed}")
         report.clean_records = {k: len(v) for k, v in clean.items()}
-        inputs = _inputs(lms, clean)
         cursor = await store.last_cursor()
         proxy.enabled = True
 
@@ -411,7 +471,7 @@ async def _actions(run: _Run, lms: Connector[Any], seed: int, inputs: Mapping[st
     actions = lms.capabilities.actions
     created: str | None = None
     if actions["upsert_courses"].supported:
-        item = {"origin_id": f"fuzz-{seed}", "course": {"title": f"Fuzz course {seed}", "duration": 90}}
+        item = {"origin_id": f"fuzz-{seed}", "course": _course(f"Fuzz course {seed}")}
         upsert = functools.partial(lms.upsert_courses, {"items": [item]})
         result = await run.op("upsert_courses", seed, upsert)
         if result is not None and result.items and result.items[0].ok:
