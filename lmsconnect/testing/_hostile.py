@@ -527,10 +527,11 @@ def _describe(key: Any) -> str:
 
 
 def _wrong_type(rng: random.Random, value: Any) -> Any:
+    # Never a bool for a number or a number for a bool: Python itself treats those as the same value.
     if isinstance(value, bool):
-        return rng.choice(("true", 1, [value]))
+        return rng.choice(("yes", [value], {"value": value}))
     if isinstance(value, int | float):
-        return rng.choice((str(value), [value], {"value": value}, True, "twelve"))
+        return rng.choice((str(value), [value], {"value": value}, "twelve"))
     if isinstance(value, str):
         options: list[Any] = [[value], {"value": value}, False, 3.5]
         if value.isdigit() and len(value) < 30:
