@@ -72,7 +72,9 @@ async def run_all(
     return reports
 
 
-def findings_markdown(reports: Mapping[str, FuzzReport], *, command: str, revision: str) -> str:
+def findings_markdown(
+    reports: Mapping[str, FuzzReport], *, command: str, revision: str, peak_rss: float, giant_mb: int
+) -> str:
     """The scoreboard: per connector the counts, then every distinct failure with one reproducing seed."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [
@@ -85,6 +87,8 @@ def findings_markdown(reports: Mapping[str, FuzzReport], *, command: str, revisi
         "sync failed with a Python error (sync keeps no traceback): the same bug shows under `list(model)`.",
         "Mutations met are those the proxy applied during the operation, the latest (likeliest cause) last;",
         "with concurrent reads an earlier operation's leftover request can land in the next one.",
+        "",
+        f"Peak RSS of the whole run: {peak_rss:,.0f} MB (giant bodies of {giant_mb} MB were streamed at it).",
         "",
         "| connector | operations | non-LMSConnectError | hangs | spurious deletions | leaked credentials |",
         "|---|---:|---:|---:|---:|---:|",
@@ -152,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             revision = "(unknown revision)"
         command = "python benchmarks/fuzz.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        args.findings.write_text(findings_markdown(reports, command=command, revision=revision))
+        args.findings.write_text(
+            findings_markdown(
+                reports, command=command, revision=revision, peak_rss=peak_rss_mb(), giant_mb=args.giant_mb
+            )
+        )
     result = {
         "wall_s": round(wall, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
