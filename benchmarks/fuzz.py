@@ -81,8 +81,9 @@ def findings_markdown(
         "# Fuzz findings (hostile proxy)",
         "",
         f"Updated {now} from `{command}` on {revision}.",
-        "Reproduce one: `python benchmarks/fuzz.py --connector SLUG --seed N --iterations 1` (add",
-        "`--mutations NAME` to have only that kind of mutation). Operations: `list(model)`, `check()`,",
+        "Reproduce one: rerun the command above with `--connector SLUG --mutation-log FILE` (the run is",
+        "deterministic; each seed starts from the state the earlier seeds left, so keep `--seed`/`--iterations`),",
+        "or try `--seed N --iterations 1` alone; `--mutations NAME` keeps only that kind of mutation. Operations: `list(model)`, `check()`,",
         "`passthrough(...)`, the actions, `sync` / `sync again`. A `sync/<model>` exception is a model the",
         "sync failed with a Python error (sync keeps no traceback): the same bug shows under `list(model)`.",
         "Mutations met are those the proxy applied during the operation, the latest (likeliest cause) last;",
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--giant-mb", type=int, default=256, help="size of a giant body (default 256 MB)")
     parser.add_argument("--mutations", action="append", choices=sorted(HostileProxy.MUTATIONS),
                         help="only these mutations (repeatable; default: all)")
+    parser.add_argument("--mutation-log", type=Path, help="write every operation and mutation applied here")
     parser.add_argument("--findings", type=Path, help="write the findings as Markdown here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -146,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - started
     for report in reports.values():
         print(report.summary(), flush=True)
+    if args.mutation_log:
+        args.mutation_log.write_text(
+            "".join(f"== {slug}\n" + "".join(line + "\n" for line in r.applied) for slug, r in reports.items())
+        )
     if args.findings:
         root = Path(__file__).resolve().parents[1]
         try:

@@ -90,6 +90,8 @@ class FuzzReport:
     proxied_requests: int = 0
     witness_requests: int = 0
     clean_records: dict[str, int] = attrs.field(factory=dict)
+    #: Every mutation the proxy applied, in order, with the operation it happened in (``op | mutation``).
+    applied: list[str] = attrs.field(factory=list, repr=False)
 
     def _count(self, kind: str) -> int:
         return sum(f.count for f in self.failures.values() if f.kind == kind)
@@ -213,6 +215,7 @@ class _Run:
     async def op(self, name: str, seed: int, func: Callable[[], Awaitable[Any]]) -> Any:
         """Run one operation under the timeout; record what escaped it. Returns its result or None."""
         self.report.operations += 1
+        self.report.applied.append(f"seed {seed}: {name}")
         applied_before = len(self.proxy.applied)
         seen_before = len(self.witness.seen)
         result: Any = None
@@ -238,6 +241,7 @@ class _Run:
                 )
             )
         self.proxy.unstick()
+        self.report.applied.extend(f"  {m}" for m in self.proxy.applied[applied_before:])
         for seen in self.witness.seen[seen_before:]:
             what = seen.credentials(self.secrets)
             if what:
