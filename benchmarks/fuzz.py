@@ -82,8 +82,9 @@ def findings_markdown(
         "",
         f"Updated {now} from `{command}` on {revision}.",
         "Reproduce one: rerun the command above with `--connector SLUG --mutation-log FILE` (the run is",
-        "deterministic; each seed starts from the state the earlier seeds left, so keep `--seed`/`--iterations`),",
-        "or try `--seed N --iterations 1` alone; `--mutations NAME` keeps only that kind of mutation. Operations: `list(model)`, `check()`,",
+        "deterministic; each seed starts from the state the earlier seeds left, so keep `--seed` and",
+        "`--iterations`), or try `--seed N --iterations 1`; `--mutations NAME` keeps one kind of mutation.",
+        "Operations: `list(model)`, `check()`,",
         "`passthrough(...)`, the actions, `sync` / `sync again`. A `sync/<model>` exception is a model the",
         "sync failed with a Python error (sync keeps no traceback): the same bug shows under `list(model)`.",
         "Mutations met are those the proxy applied during the operation, the latest (likeliest cause) last;",
@@ -149,9 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     for report in reports.values():
         print(report.summary(), flush=True)
     if args.mutation_log:
-        args.mutation_log.write_text(
-            "".join(f"== {slug}\n" + "".join(line + "\n" for line in r.applied) for slug, r in reports.items())
-        )
+        lines = [line for slug, r in reports.items() for line in (f"== {slug}", *r.applied)]
+        args.mutation_log.write_text("\n".join(lines) + "\n")
     if args.findings:
         root = Path(__file__).resolve().parents[1]
         try:
