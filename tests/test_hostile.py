@@ -26,7 +26,13 @@ class Upstream(SimulatorServer):
         app.router.add_get("/users", self._users)
         app.router.add_get("/users/page_size:{size},page_number:{page}", self._users)
         app.router.add_get("/record", self._record)
+        app.router.add_post("/ws", self._ws)
         return app
+
+    async def _ws(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        start = int(str(form.get("options[0][value]", "0")))
+        return web.json_response([{"id": i} for i in range(start, start + 3)])
 
     async def _users(self, request: web.Request) -> web.Response:
         page = int(request.match_info.get("page", request.query.get("page", "1")))
@@ -121,6 +127,17 @@ class TestHostileProxy:
             proxy.unstick()
         assert bodies[0] == bodies[1] == bodies[2]
         assert links[0] == links[2] and "page_number:1" in links[0]
+
+    async def test_repeated_page_of_a_form_post(self, upstream: Upstream) -> None:
+        """A POST listing paged by a PHP-style option (Moodle's limitfrom) is stuck on one page too."""
+        proxy = HostileProxy(upstream.url, rate=1.0, mutations=["repeat_page"])
+        bodies = []
+        async with proxy, aiohttp.ClientSession() as session:
+            for start in (0, 3, 6):
+                form = {"wsfunction": "f", "options[0][name]": "limitfrom", "options[0][value]": str(start)}
+                async with session.post(f"{proxy.url}/ws", data=form) as response:
+                    bodies.append(await response.json())
+        assert bodies[0] == bodies[1] == bodies[2] == [{"id": 0}, {"id": 1}, {"id": 2}]
 
     async def test_links_and_redirects_point_at_the_witness(
         self, upstream: Upstream, witness: WitnessServer
