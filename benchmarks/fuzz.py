@@ -92,13 +92,14 @@ def findings_markdown(
         "",
         f"Peak RSS of the whole run: {peak_rss:,.0f} MB (giant bodies of {giant_mb} MB were streamed at it).",
         "",
-        "| connector | operations | non-LMSConnectError | hangs | spurious deletions | leaked credentials |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| connector | operations | non-LMSConnectError | hangs | spurious deletions | leaked credentials "
+        "| check() raised |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for slug, r in reports.items():
         out.append(
             f"| {slug} | {r.operations} | {r.non_lmsconnect_errors} | {r.hangs} | {r.spurious_deletions} "
-            f"| {r.leaks} |"
+            f"| {r.leaks} | {r.check_raised} |"
         )
     for slug, r in reports.items():
         out += ["", f"## {slug}", ""]
@@ -106,7 +107,8 @@ def findings_markdown(
             out.append("Nothing found.")
             continue
         kinds = {"exception": "Exceptions other than LMSConnectError", "hang": "Hangs",
-                 "spurious_deletion": "Spurious deletions", "leak": "Credentials seen by the witness"}
+                 "spurious_deletion": "Spurious deletions", "leak": "Credentials seen by the witness",
+                 "check_raised": "check() raised"}
         for kind, title in kinds.items():
             found = [f for f in r.sorted_failures() if f.kind == kind]
             if not found:

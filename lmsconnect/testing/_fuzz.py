@@ -17,7 +17,8 @@ One run, per connector:
 It counts operations, `LMSConnectError`s by code, and failures: any other exception (by type, the
 innermost frame in lmsconnect code and the operation, with one reproducing seed and the mutations the
 operation met), a hang (the timeout passed), a ``deleted`` change recorded by a hostile sync (nothing was
-deleted upstream, so every one is spurious), and a request that carried a credential to the witness.
+deleted upstream, so every one is spurious), a request that carried a credential to the witness, and
+``check()`` raising (it reports remote failures per item, never raises them).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Failure:
     """One distinct failure: what (``kind``/``type``), where (``location``), during which ``operation``;
     how often, and one way to reproduce it (``seed`` and the ``mutations`` that operation met)."""
 
-    kind: str  # "exception", "hang", "spurious_deletion", "leak"
+    kind: str  # "exception", "hang", "spurious_deletion", "leak", "check_raised"
     operation: str
     type: str
     location: str
@@ -115,6 +116,11 @@ class FuzzReport:
         return self._count("leak")
 
     @property
+    def check_raised(self) -> int:
+        """Times ``check()`` raised (even an LMSConnectError): it reports remote failures per item instead."""
+        return self._count("check_raised")
+
+    @property
     def clean(self) -> bool:
         return not self.failures
 
@@ -131,6 +137,7 @@ class FuzzReport:
             "hangs": self.hangs,
             "spurious_deletions": self.spurious_deletions,
             "leaks": self.leaks,
+            "check_raised": self.check_raised,
             "witness_requests": self.witness_requests,
             "proxied_requests": self.proxied_requests,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
@@ -148,8 +155,8 @@ class FuzzReport:
             f"{self.connector}: {self.operations} operations, "
             f"{self.non_lmsconnect_errors} non-LMSConnectError, "
             f"{self.hangs} hangs, {self.spurious_deletions} spurious deletions, {self.leaks} leaked "
-            f"credentials ({self.witness_requests} witness requests; {self.proxied_requests} proxied, "
-            f"{sum(self.mutations.values())} mutated)"
+            f"credentials, {self.check_raised} check() raised ({self.witness_requests} witness requests; "
+            f"{self.proxied_requests} proxied, {sum(self.mutations.values())} mutated)"
         ]
         for f in self.sorted_failures():
             lines.append(
@@ -225,6 +232,14 @@ class _Run:
             except LMSConnectError as error:
                 self.report.errors_by_code[error.code] += 1
                 self.report.errors_by_operation[f"{name}: {error.code}"] += 1
+                if name == "check()":  # documented to report remote failures, never to raise them
+                    self.report.add(
+                        Failure(
+                            kind="check_raised", operation=name, type=type(error).__name__,
+                            location=_location(error), seed=seed, mutations=self._met(applied_before),
+                            message=_short(error),
+                        )
+                    )
             except Exception as caught:
                 leaf = _single(caught)
                 self.report.add(
