@@ -189,9 +189,10 @@ class TestWitness:
             ({"Authorization": "Bearer abc"}, b"", True),
             ({"Authorization": "Basic " + base64.b64encode(b"the-api-key:").decode()}, b"", True),
             ({}, b"wstoken=the-api-key&x=1", True),
+            ({}, b"access_token=issued-elsewhere", True),
             ({"Accept": "application/json"}, b"x=1", False),
         ],
-        ids=["bearer", "basic", "token-in-body", "nothing"],
+        ids=["bearer", "basic", "token-in-body", "token-parameter", "nothing"],
     )
     async def test_credentials_are_recognised(
         self, witness: WitnessServer, headers: dict[str, str], body: bytes, leaked: bool

@@ -23,6 +23,7 @@ Only loopback: the proxy refuses an upstream or witness that is not on 127.0.0.1
 
 from __future__ import annotations
 
+import base64
 import collections
 import hashlib
 import json
@@ -91,6 +92,7 @@ _HUGE_NUMBERS: Final[tuple[Any, ...]] = (
     10**30, -(10**30), 2**63, 2**64 + 1, -1, 1e308, float("inf"), float("-inf"), float("nan"), 10**4000,
 )
 _CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "x-api-key", "x-auth-token")
+_CREDENTIAL_PARAM: Final = re.compile(r"token|api_?key|secret|password|passwd", re.IGNORECASE)
 
 
 @attrs.frozen(kw_only=True)
@@ -119,22 +121,24 @@ class SeenRequest:
     body: bytes
 
     def credentials(self, secrets: Iterable[str] = ()) -> list[str]:
-        """What in this request is a credential: credential headers, and any of `secrets` anywhere."""
-        found: list[str] = [name for name in _CREDENTIAL_HEADERS if name in {h.lower() for h in self.headers}]
-        text = "\n".join(
-            [self.path, urllib.parse.unquote_plus(self.path), *self.headers.values()]
-        ) + "\n" + self.body.decode("utf-8", "replace") + "\n" + urllib.parse.unquote_plus(
-            self.body.decode("utf-8", "replace")
-        )
-        for value in self.headers.values():  # HTTP Basic hides the key in base64
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "basic":
-                try:
-                    import base64
-
-                    text += "\n" + base64.b64decode(token, validate=False).decode("utf-8", "replace")
-                except ValueError:
-                    pass
+        """What in this request is a credential: credential headers, parameters named like one (``wstoken``,
+        ``access_token``, ``api_key``...) in the query or a form body, and any of `secrets` anywhere."""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        found: list[str] = [name for name in _CREDENTIAL_HEADERS if name in headers]
+        body = self.body.decode("utf-8", "replace")
+        query = urllib.parse.urlsplit(self.path).query
+        params = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        params += urllib.parse.parse_qsl(body, keep_blank_values=True)
+        found += [f"parameter {k}" for k, v in params if v and _CREDENTIAL_PARAM.search(k)]
+        texts = [self.path, urllib.parse.unquote_plus(self.path), *headers.values(), body]
+        texts.append(urllib.parse.unquote_plus(body))
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":  # HTTP Basic hides the key in base64
+            try:
+                texts.append(base64.b64decode(token, validate=False).decode("utf-8", "replace"))
+            except ValueError:
+                pass
+        text = "\n".join(texts)
         found += [f"secret {s[:3]}…" for s in secrets if s and len(s) >= 4 and s in text]
         return found
 
