@@ -62,12 +62,13 @@ async def run_all(
     timeout: float,
     giant_bytes: int,
     mutations: Sequence[str] | None = None,
+    rate: float = 1 / 3,
 ) -> dict[str, FuzzReport]:
     reports = {}
     for slug in connectors:
         reports[slug] = await fuzz_connector(
             slug, seeds=seeds, op_timeout_s=timeout, giant_bytes=giant_bytes, mutations=mutations,
-            **TARGETS[slug],
+            rate=rate, **TARGETS[slug],
         )
     return reports
 
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per operation before a hang")
     parser.add_argument("--giant-mb", type=int, default=256, help="size of a giant body (default 256 MB)")
+    parser.add_argument("--rate", type=float, default=1 / 3,
+                        help="share of answers mutated (default 1/3; lower reaches deeper code paths)")
     parser.add_argument("--mutations", action="append", choices=sorted(HostileProxy.MUTATIONS),
                         help="only these mutations (repeatable; default: all)")
     parser.add_argument("--mutation-log", type=Path, help="write every operation and mutation applied here")
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     reports = asyncio.run(
         run_all(connectors, seeds, timeout=args.timeout, giant_bytes=args.giant_mb * 2**20,
-                mutations=args.mutations)
+                mutations=args.mutations, rate=args.rate)
     )
     wall = time.monotonic() - started
     for report in reports.values():

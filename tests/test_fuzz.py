@@ -12,8 +12,10 @@ timeout); no ``deleted`` change is recorded (nothing changed upstream after the 
 reaches the witness server; ``check()`` reports remote failures instead of raising them.
 
 Deterministic and bounded for CI: fixed seeds (`SEEDS`), small tenants, a 64 MB giant body; everything on
-127.0.0.1. The proxy's draws depend only on the seed and the request, so a failure names the seed that
-reproduces it: ``python benchmarks/fuzz.py --connector SLUG --seed N --iterations 1``.
+127.0.0.1. The proxy's draws depend only on the seed, the request and how often that same request came
+before (two identical requests in flight at once may swap draws), so a failure names the seed that
+reproduces it: ``python benchmarks/fuzz.py --connector SLUG --seed 101 --iterations 4 --timeout 20
+--giant-mb 64 --mutation-log log.txt`` replays the CI run and lists each mutation by operation.
 
 Longer local run: ``LMSCONNECT_FUZZ_ITERATIONS=50 pytest tests/test_fuzz.py`` (seeds 1..50), or
 ``python benchmarks/fuzz.py --iterations 50`` for the counts per connector. The per-connector settings
