@@ -213,7 +213,7 @@ class HostileProxy(SimulatorServer):
         mutations: Iterable[str] | None = None,
         weights: Mapping[str, float] | None = None,
         witness: WitnessServer | None = None,
-        giant_bytes: int = 256 * 2**20,
+        giant_bytes: int = 320 * 2**20,
         stuck_requests: int = 1_000,
         nesting_depth: int = 100_000,
     ) -> None:
