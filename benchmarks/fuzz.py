@@ -103,16 +103,23 @@ def findings_markdown(
             f"| {slug} | {r.operations} | {r.non_lmsconnect_errors} | {r.hangs} | {r.spurious_deletions} "
             f"| {r.leaks} | {r.check_raised} |"
         )
+    kinds = {
+        "exception": "Exceptions other than LMSConnectError",
+        "hang": "Hangs",
+        "spurious_deletion": "Spurious deletions",
+        "leak": "Credentials seen by the witness",
+        "check_raised": "check() raised",
+        "held_deletion": "Deletions held by the store's mass-deletion guard (not failures: a hostile answer "
+        "passed as a complete read, and only the guard kept it from deleting)",
+    }
     for slug, r in reports.items():
         out += ["", f"## {slug}", ""]
-        if r.clean:
+        if r.clean and not r.held:
             out.append("Nothing found.")
             continue
-        kinds = {"exception": "Exceptions other than LMSConnectError", "hang": "Hangs",
-                 "spurious_deletion": "Spurious deletions", "leak": "Credentials seen by the witness",
-                 "check_raised": "check() raised"}
+        listed = [*r.sorted_failures(), *sorted(r.held.values(), key=lambda f: (-f.count, f.operation))]
         for kind, title in kinds.items():
-            found = [f for f in r.sorted_failures() if f.kind == kind]
+            found = [f for f in listed if f.kind == kind]
             if not found:
                 continue
             out += [f"### {title}", "",

@@ -62,7 +62,7 @@ class Failure:
     """One distinct failure: what (``kind``/``type``), where (``location``), during which ``operation``;
     how often, and one way to reproduce it (``seed`` and the ``mutations`` that operation met)."""
 
-    kind: str  # "exception", "hang", "spurious_deletion", "leak", "check_raised"
+    kind: str  # "exception", "hang", "spurious_deletion", "leak", "check_raised" ("held_deletion")
     operation: str
     type: str
     location: str
@@ -87,6 +87,10 @@ class FuzzReport:
     #: LMSConnectError codes per operation, e.g. ``{"enroll_user: REMOTE.INVALID_RESPONSE": 2}``.
     errors_by_operation: collections.Counter[str] = attrs.field(factory=collections.Counter)
     failures: dict[tuple[str, str, str, str], Failure] = attrs.field(factory=dict)
+    #: Not failures: deletions a store's mass-deletion guard held back (a model report's
+    #: ``held_deletions``). Each is a hostile answer that passed as a complete read — a validation gap
+    #: the guard happened to cover; counted per (model, operation) like failures.
+    held: dict[tuple[str, str, str, str], Failure] = attrs.field(factory=dict)
     mutations: collections.Counter[str] = attrs.field(factory=collections.Counter)
     proxied_requests: int = 0
     witness_requests: int = 0
@@ -144,6 +148,7 @@ class FuzzReport:
             "errors_by_operation": dict(sorted(self.errors_by_operation.items())),
             "mutations": dict(sorted(self.mutations.items())),
             "failures": [attrs.asdict(f) for f in self.sorted_failures()],
+            "held_deletions": sum(f.count for f in self.held.values()),
         }
 
     def sorted_failures(self) -> list[Failure]:
@@ -156,7 +161,8 @@ class FuzzReport:
             f"{self.non_lmsconnect_errors} non-LMSConnectError, "
             f"{self.hangs} hangs, {self.spurious_deletions} spurious deletions, {self.leaks} leaked "
             f"credentials, {self.check_raised} check() raised ({self.witness_requests} witness requests; "
-            f"{self.proxied_requests} proxied, {sum(self.mutations.values())} mutated)"
+            f"{self.proxied_requests} proxied, {sum(self.mutations.values())} mutated; "
+            f"{sum(f.count for f in self.held.values())} deletions held by a guard)"
         ]
         for f in self.sorted_failures():
             lines.append(
@@ -269,8 +275,16 @@ class _Run:
         return result
 
     def sync_failures(self, name: str, seed: int, report: SyncReport, since: int) -> None:
-        """A model a sync failed with a Python error (not an LMSConnectError) is a finding too."""
+        """A model a sync failed with a Python error (not an LMSConnectError) is a finding too; deletions
+        a mass-deletion guard held back are noted (`FuzzReport.held`)."""
         for model in report.models.values():
+            held = getattr(model, "held_deletions", 0)  # stores with a guard report it
+            if held:
+                note = Failure(
+                    kind="held_deletion", operation=f"{name}/{model.model}", type="deletions held",
+                    location=f"{model.model}", seed=seed, mutations=self._met(since),
+                )
+                self.report.held.setdefault(note.key, note).count += held
             if model.error:
                 kind = model.error.split(":", 1)[0]
                 if kind not in self.error_names:
