@@ -377,7 +377,7 @@ class TestRateBudget:
         )
         posts, gets = server.times("POST"), server.times("GET")
         assert busiest_window(posts, 0.3) <= 2
-        assert posts[-1] - posts[0] >= 0.6 - JITTER_S
+        assert posts[-1] - posts[0] >= 0.6 - max(JITTER_S, 0.3 / 4)
         assert gets[-1] - gets[0] < 0.3  # reads were not held behind the writes
 
     async def test_retries_are_counted_against_the_budget(self, serve: Serve) -> None:
