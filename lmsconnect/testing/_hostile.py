@@ -447,13 +447,13 @@ class HostileProxy(SimulatorServer):
         response.content_type = "application/json"
         if declared:
             response.content_length = total
-        await response.prepare(request)
         # A valid JSON list of one huge string: parsing it whole would hold the whole body again.
         chunk = b"x" * 65_536
         head, tail = b'["', b'"]'
-        await response.write(head)
         sent = len(head)
         try:
+            await response.prepare(request)
+            await response.write(head)
             while sent + len(chunk) + len(tail) <= total:
                 await response.write(chunk)
                 sent += len(chunk)
@@ -476,12 +476,12 @@ class HostileProxy(SimulatorServer):
                 response.headers.add(key, value)
         response.content_type = headers.get("Content-Type", "application/json").split(";")[0]
         response.content_length = len(payload) + 1_000
-        await response.prepare(request)
         part = payload[: rng.randint(0, len(payload))]
         try:
+            await response.prepare(request)
             await response.write(part)
         except (ConnectionError, RuntimeError):
-            pass
+            pass  # the client went away first (it gave up on the request): nothing to cut
         if request.transport is not None:
             request.transport.close()
         return response, f"closed after {len(part)} of {len(payload) + 1_000} declared bytes"
