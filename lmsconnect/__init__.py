@@ -24,6 +24,7 @@ from ._actions import (
     UpsertCourses,
 )
 from ._api import available_connectors, connect, register_connector
+from ._budget_postgres import PostgresBudgets
 from ._capabilities import Capabilities, Support
 from ._connector import CheckReport, CheckStatus, Connector
 from ._errors import (
@@ -41,7 +42,7 @@ from ._errors import (
     RateLimited,
     RemoteError,
 )
-from ._http import HttpOptions
+from ._http import HttpOptions, SharedBudget
 from ._models import (
     Course,
     CourseProgression,
@@ -106,6 +107,7 @@ __all__ = [
     "NotSupported",
     "PermissionDenied",
     "PluginLoadError",
+    "PostgresBudgets",
     "PostgresStore",
     "ProgressionStatus",
     "RateLimited",
@@ -113,6 +115,7 @@ __all__ = [
     "RevisionSkill",
     "RevisionStatus",
     "SQLiteStore",
+    "SharedBudget",
     "Skill",
     "StateStore",
     "StoreError",

@@ -229,6 +229,12 @@ async def _cmd_changes(args: argparse.Namespace, out: TextIO) -> int:
     return await cli_changes(args.db, args.since, args.json, out)
 
 
+async def _cmd_workers(args: argparse.Namespace, out: TextIO) -> int:
+    from ._workers import cli_command
+
+    return await cli_command(args, out)
+
+
 async def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from ._demo import run_demo
 
@@ -299,6 +305,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: simulators, sync, actions, quirks, change feed")
     p.add_argument("--db", default="lmsconnect-demo/demo.sqlite")
+
+    from ._workers import add_cli_commands  # worker, enqueue, schedule, connections
+
+    add_cli_commands(sub)
     return parser
 
 
@@ -306,6 +316,7 @@ _SYNC_COMMANDS = {"plugins": _cmd_plugins, "capabilities": _cmd_capabilities, "d
 _ASYNC_COMMANDS = {
     "check": _cmd_check, "passthrough": _cmd_passthrough, "simulate": _cmd_simulate,
     "sync": _cmd_sync, "changes": _cmd_changes, "demo": _cmd_demo,
+    "worker": _cmd_workers, "enqueue": _cmd_workers, "schedule": _cmd_workers, "connections": _cmd_workers,
 }
 
 

@@ -43,7 +43,7 @@ from ._errors import (
     NotSupported,
     PermissionDenied,
 )
-from ._http import HttpClient, HttpOptions, HttpStats, Response
+from ._http import HttpClient, HttpOptions, HttpStats, Response, SharedBudget
 from ._models import (
     MODELS,
     Course,
@@ -186,6 +186,8 @@ class Connector(abc.ABC, Generic[C]):
         self.allow_destructive = allow_destructive
         self.unsupported_fields = unsupported_fields
         self.http_options = http or HttpOptions()
+        #: Where the rate budgets are counted: None = in this process; set by ``connect(budget=...)``.
+        self.shared_budget: SharedBudget | None = None
         self._http: HttpClient | None = None
 
     @classmethod
@@ -237,6 +239,8 @@ class Connector(abc.ABC, Generic[C]):
     async def open(self) -> None:
         if self._http is None:
             self._http = self.create_http()
+            if self.shared_budget is not None:
+                self._http.share_budgets(self.shared_budget)
             try:
                 await self.on_open()
             except BaseException:

@@ -36,7 +36,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -54,6 +54,7 @@ from ._errors import (
 from ._secrets import scrub
 
 __all__ = [
+    "BudgetBackend",
     "BudgetWait",
     "HttpClient",
     "HttpOptions",
@@ -62,6 +63,7 @@ __all__ = [
     "RateBudget",
     "RateWindow",
     "Response",
+    "SharedBudget",
     "paginate_link",
     "paginate_offset",
     "paginate_pages",
@@ -116,6 +118,10 @@ class RateWindow:
     def record(self, now: float) -> None:
         self._sent.append(now)
 
+    def shared_spec(self) -> tuple[int, float]:
+        """``(limit, span seconds)``: how a `BudgetBackend` counts this window (a sliding log)."""
+        return self.limit, self._span
+
     def floor_seconds(self, calls: int) -> float:
         """The least time `calls` calls can take under this window alone."""
         if calls <= self.limit:
@@ -126,14 +132,51 @@ class RateWindow:
         return f"RateWindow({self.name})"
 
 
+class BudgetBackend(Protocol):
+    """Where the windows of shared `RateBudget`s are counted, so that several processes using one
+    tenant's credentials draw from one budget (`lmsconnect.PostgresBudgets` is one).
+
+    Keys name a budget (a tenant's reads, say); every call is counted in every window of its budget.
+    """
+
+    async def admit(self, key: str, windows: Sequence[tuple[int, float]]) -> float:
+        """Count one call and return 0 when every window ``(limit, span seconds)`` of `key` admits it now
+        and no pause holds `key`; else count nothing and return the seconds until it may."""
+        ...
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Hold every call of `key`, in every process, for `seconds` (the vendor answered 429)."""
+        ...
+
+
+@attrs.frozen
+class SharedBudget:
+    """The rate budgets of one connection, counted in `backend` under `key` (e.g. the tenant's id):
+
+    >>> async with lmsconnect.PostgresBudgets(url) as budgets:
+    ...     async with lmsconnect.connect("talentlms", budget=budgets.tenant("acme"), **config) as lms: ...
+
+    Every process that connects with the same key shares the vendor's windows, and a 429 one of them
+    receives pauses all of them. The key must identify the vendor's account, not the process.
+    """
+
+    backend: BudgetBackend
+    key: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
 class RateBudget:
-    """Several windows that must all admit a call (e.g. 200 per 5 s *and* 10,000 per hour)."""
+    """Several windows that must all admit a call (e.g. 200 per 5 s *and* 10,000 per hour).
+
+    Counted in this process by default; `share` moves the counting to a `BudgetBackend`.
+    """
 
     def __init__(self, *windows: RateWindow, name: str = "") -> None:
         self.windows = windows
         self._name = name
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
+        self._backend: BudgetBackend | None = None
+        self._key = ""
         self.waited_s = 0.0
 
     @property
@@ -142,9 +185,34 @@ class RateBudget:
         # window from /v1/ratelimit) shows its real limit in messages.
         return self._name or ", ".join(w.name for w in self.windows) or "unlimited"
 
+    def share(self, backend: BudgetBackend, key: str) -> None:
+        """Count this budget's calls in `backend` under `key`, with every other process that does."""
+        self._backend = backend
+        self._key = key
+
     def pause_until(self, when: float) -> None:
-        """Hold every call until the monotonic time `when` (after the vendor reported a limit)."""
+        """Hold every call of this process until the monotonic time `when`."""
         self._paused_until = max(self._paused_until, when)
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every call for `seconds` (the vendor reported a limit) — in every process sharing it."""
+        self.pause_until(time.monotonic() + seconds)
+        if self._backend is not None and seconds > 0:
+            await self._backend.pause(self._key, seconds)
+
+    async def _admit(self, now: float) -> float:
+        """0 after counting one call, else the seconds to wait (nothing counted)."""
+        local = self._paused_until - now
+        if self._backend is not None:
+            if local > 0:
+                return local
+            # Read at each attempt: a window re-sized by calibration counts with its new limit.
+            return await self._backend.admit(self._key, [w.shared_spec() for w in self.windows])
+        wait = max([local] + [w.delay(now) for w in self.windows])
+        if wait <= 0:
+            for window in self.windows:
+                window.record(now)
+        return wait
 
     async def acquire(
         self,
@@ -162,14 +230,13 @@ class RateBudget:
         to an hour; a wait of at least `report_wait_s` is handed to `on_wait` (seconds) first.
         """
         start = time.monotonic()
-        # One waiter at a time keeps admission in FIFO order and the log consistent.
+        # One waiter at a time keeps admission in FIFO order and the log consistent (and, when shared,
+        # one request to the backend in flight per budget and process).
         async with self._lock:
             while True:
                 now = time.monotonic()
-                wait = max([self._paused_until - now] + [w.delay(now) for w in self.windows])
+                wait = await self._admit(now)
                 if wait <= 0:
-                    for window in self.windows:
-                        window.record(now)
                     self.waited_s += now - start
                     return
                 if max_wait_s is not None and now + wait - start > max_wait_s:
@@ -500,6 +567,13 @@ class HttpClient:
         self._wait_listeners: list[WaitListener] = []
         self._reported_until: dict[int, float] = {}
 
+    def share_budgets(self, shared: SharedBudget) -> None:
+        """Count this client's budgets in ``shared.backend``: reads under ``shared.key``, a separate
+        write budget under ``<key>:write``."""
+        self.read_budget.share(shared.backend, shared.key)
+        if self.write_budget is not self.read_budget:
+            self.write_budget.share(shared.backend, f"{shared.key}:write")
+
     def add_secret(self, value: str) -> None:
         """Register one more value (e.g. an OAuth access token) to scrub from messages."""
         if value and value not in self._secrets:
@@ -677,13 +751,13 @@ class HttpClient:
                 # Capped like a retry wait: past the cap, the waiting calls get their own 429 and
                 # a RateLimited that says how long, instead of hanging silently in the budget.
                 wait = min(wait if wait is not None else 1.0, self.options.max_retry_wait_s)
-                budget.pause_until(time.monotonic() + wait)
+                await budget.pause(wait)
             elif _exhausted(response.headers):
                 # The vendor says the window is spent: hold further calls until it resets rather
                 # than spend one on a certain 429.
                 wait = retry_after(response.headers)
                 if wait:
-                    budget.pause_until(time.monotonic() + wait)
+                    await budget.pause(wait)
             hinted = retry_after(response.headers)
             if (
                 response.status in RETRY_STATUSES

@@ -10,6 +10,7 @@ import pytest
 import lmsconnect
 import lmsconnect.plugin
 import lmsconnect.testing
+import lmsconnect.workers
 
 
 def public_names(module: types.ModuleType) -> set[str]:
@@ -24,13 +25,17 @@ def public_names(module: types.ModuleType) -> set[str]:
 
 
 class TestAll:
-    @pytest.mark.parametrize("module", [lmsconnect, lmsconnect.plugin], ids=lambda m: m.__name__)
+    @pytest.mark.parametrize(
+        "module", [lmsconnect, lmsconnect.plugin, lmsconnect.workers], ids=lambda m: m.__name__
+    )
     def test_all_is_the_public_names(self, module: types.ModuleType) -> None:
         """`__all__` lists every public name of the module and nothing else (plus __version__)."""
         assert set(module.__all__) - {"__version__"} == public_names(module)
 
     @pytest.mark.parametrize(
-        "module", [lmsconnect, lmsconnect.plugin, lmsconnect.testing], ids=lambda m: m.__name__
+        "module",
+        [lmsconnect, lmsconnect.plugin, lmsconnect.testing, lmsconnect.workers],
+        ids=lambda m: m.__name__,
     )
     def test_all_is_sorted_unique_and_resolves(self, module: types.ModuleType) -> None:
         """`__all__` is sorted, has no duplicates, and every name in it exists."""
@@ -76,8 +81,8 @@ class TestPromisedNames:
         assert name in lmsconnect.plugin.__all__
 
     def test_private_modules_stay_private(self) -> None:
-        """Implementation modules are underscored; only .plugin, .testing (and .sync) are public."""
+        """Implementation modules are underscored; only .plugin, .testing, .workers (and .sync) are public."""
         import pkgutil
 
         public = {m.name for m in pkgutil.iter_modules(lmsconnect.__path__) if not m.name.startswith("_")}
-        assert {"plugin", "testing"} <= public <= {"plugin", "testing", "sync"}
+        assert {"plugin", "testing"} <= public <= {"plugin", "testing", "sync", "workers"}
