@@ -172,6 +172,33 @@ class TestRecordsAreValidated:
         assert not second.ok and "course_progressions" in second.failed
         assert second.totals["deleted"] == 0
 
+    @pytest.mark.parametrize("mangle", [
+        lambda u: {k: v for k, v in u.items() if k != "role"},
+        lambda u: {**u, "role": 10**30},
+    ], ids=["role-missing", "role-a-number"])
+    async def test_a_trainer_with_a_mangled_role_is_neither_created_nor_deleted(
+        self, sim: TamperedTalentLMS, tmp_path: Path, mangle: Callable[[Any], Any]
+    ) -> None:
+        """A trainer whose role is missing or a number fails the sync; no progression appears or vanishes."""
+
+        def mangle_trainers(body: Any) -> Any:
+            users = [mangle(u) if u.get("role") == "instructor" else u for u in body["users"]]
+            return {**body, "users": users}
+
+        async with (
+            lmsconnect.open_store(tmp_path / "s.sqlite") as store,
+            lmsconnect.connect("talentlms", **sim.connect_config) as lms,
+        ):
+            first = await lmsconnect.sync(lms, store)
+            sim.tamper = on("/v1/courses/id:", mangle_trainers)
+            second = await lmsconnect.sync(lms, store)
+            sim.tamper = on("", lambda body: body)
+            third = await lmsconnect.sync(lms, store)
+        assert first.ok and third.ok
+        assert not second.ok and "course_progressions" in second.failed
+        for report in (second, third):
+            assert report.totals["created"] == report.totals["deleted"] == 0
+
     async def test_a_percentage_at_the_bounds_is_read(
         self, sim: TamperedTalentLMS, lms: Connector[Any]
     ) -> None:
