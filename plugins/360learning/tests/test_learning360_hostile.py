@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -231,6 +232,37 @@ class TestRecordsAreValidated:
         with pytest.raises(InvalidRemoteResponse) as caught:
             await read(lms, model)
         assert field in str(caught.value) and "GET /api/v2/" in str(caught.value)
+
+    @pytest.mark.parametrize("key", ["externalPlatform", "type"])
+    async def test_an_external_course_missing_its_platform_deletes_no_provider(
+        self, sim: TamperedLearning360, tmp_path: Path, key: str
+    ) -> None:
+        """An external course without `externalPlatform` (or `type`) fails the sync: no provider deleted."""
+
+        def drop(body: Any) -> Any:
+            return [
+                {k: v for k, v in c.items() if k != key} if c.get("type") == "external" else c
+                for c in body
+            ]
+
+        async with (
+            lmsconnect.open_store(tmp_path / "s.sqlite") as store,
+            lmsconnect.connect("360learning", **sim.connect_config, **FAST) as lms,
+        ):
+            first = await lmsconnect.sync(lms, store)
+            sim.tamper = body_of("/api/v2/courses", drop)
+            second = await lmsconnect.sync(lms, store)
+        assert first.ok and first.models["course_providers"].created > 0
+        assert not second.ok and "course_providers" in second.failed
+        assert second.totals["deleted"] == 0
+
+    async def test_a_native_course_without_a_platform_still_reads(
+        self, sim: TamperedLearning360, lms: Connector[Any]
+    ) -> None:
+        """`externalPlatform` is absent from native courses by design: they read, with no provider."""
+        courses = await read(lms, "courses")
+        native = [c for c in courses if c.remote_data["/api/v2/courses"]["type"] != "external"]
+        assert native and all(c.provider_id is None for c in native)
 
 
 class TestTokenAnswers:
