@@ -208,7 +208,19 @@ def _cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
 async def _cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
     from ._sync import cli_sync
 
-    return await cli_sync(args.slug, _config(args.config_json), args.db, out=out, progress=not args.quiet)
+    confirm: bool | list[str] = False
+    if args.confirm_deletions == "all":
+        confirm = True
+    elif args.confirm_deletions:
+        confirm = [m.strip() for m in args.confirm_deletions.split(",") if m.strip()]
+    return await cli_sync(
+        args.slug,
+        _config(args.config_json),
+        args.db,
+        out=out,
+        progress=not args.quiet,
+        confirm_deletions=confirm,
+    )
 
 
 async def _cmd_changes(args: argparse.Namespace, out: TextIO) -> int:
@@ -264,14 +276,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="a simulator-specific option (repeatable), e.g. --option fault_rate=0.1")
 
-    p = sub.add_parser("sync", help="sync a connection into a SQLite store")
+    p = sub.add_parser("sync", help="sync a connection into a state store (SQLite file or PostgreSQL URL)")
     p.add_argument("slug")
     p.add_argument("--config-json", required=True)
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help="a SQLite file path, or postgresql://user@host/db")
     p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument(
+        "--confirm-deletions", nargs="?", const="all", metavar="MODELS",
+        help="accept deletions the mass-deletion guard held (SYNC.DELETIONS_HELD): for the models "
+        "given (comma-separated, e.g. users,courses) or, without a value, for every model",
+    )
 
     p = sub.add_parser("changes", help="print the change feed of a store")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", required=True, help="a SQLite file path, or postgresql://user@host/db")
     p.add_argument("--since", type=int, default=0)
     p.add_argument("--json", action="store_true")
 
