@@ -13,7 +13,8 @@
    registered secret from messages and logs, and
 6. treats every answer as untrusted: requests go only to the origin (scheme, host, port) of the base URL
    — a link or redirect elsewhere is refused before anything is sent, since the request would carry the
-   connection's credentials —, bodies are read in chunks up to ``HttpOptions.max_response_bytes``, JSON
+   connection's credentials —, bodies are read in chunks up to ``HttpOptions.max_response_bytes`` each
+   and ``HttpOptions.max_buffered_bytes`` across the answers read at once, JSON
    nesting is bounded by ``HttpOptions.max_json_depth``, and the pagination helpers stop on a page or
    link that repeats (`PageGuard`).
 """
@@ -282,6 +283,11 @@ class HttpOptions:
     # (Content-Length) is refused before its body is read, and a body that grows past it is abandoned
     # mid-read, so a hostile or broken server cannot take the process's memory.
     max_response_bytes: int = attrs.field(default=256 * _MiB, validator=attrs.validators.ge(1))
+    # The most body bytes the connection buffers at once across all the answers it is reading
+    # concurrently (Moodle reads 16 at a time, each up to max_response_bytes: 4 GiB without this).
+    # An answer whose next bytes would cross it is refused at once (never waited for, so concurrent
+    # reads cannot deadlock on each other); the bytes of a finished read belong to its caller.
+    max_buffered_bytes: int = attrs.field(default=512 * _MiB, validator=attrs.validators.ge(1))
     # The deepest JSON nesting accepted. The vendors' real answers nest under 10 levels; a deeper one
     # is refused by a linear scan before it reaches json.loads (which would recurse).
     max_json_depth: int = attrs.field(
@@ -566,6 +572,8 @@ class HttpClient:
         self._origin = origin_of(self.base_url)
         self._wait_listeners: list[WaitListener] = []
         self._reported_until: dict[int, float] = {}
+        # Body bytes held right now by the reads in flight (bounded by max_buffered_bytes).
+        self._buffered = 0
 
     def share_budgets(self, shared: SharedBudget) -> None:
         """Count this client's budgets in ``shared.backend``: reads under ``shared.key``, a separate
@@ -843,15 +851,37 @@ class HttpClient:
 
         if raw.content_length is not None and raw.content_length > cap:
             raise too_large(f"{raw.content_length:,} bytes (Content-Length)")
-        if raw.content_length is not None and "Content-Encoding" not in raw.headers:
-            # The length is known and within the cap (the common case): one read, no chunk loop.
-            return await raw.read()
-        buffer = bytearray()
-        async for chunk in raw.content.iter_chunked(_CHUNK):
-            buffer += chunk
-            if len(buffer) > cap:
-                raise too_large("a longer body")
-        return bytes(buffer)
+        held = 0
+
+        def hold(size: int) -> None:
+            # Reserve before buffering: the answer that would cross the connection-wide budget fails.
+            nonlocal held
+            limit = self.options.max_buffered_bytes
+            if self._buffered + size > limit:
+                raise InvalidRemoteResponse(
+                    f"{shown} would take the body bytes this connection buffers at once past {limit:,} "
+                    f"({self._buffered:,} already held by concurrent answers; "
+                    "HttpOptions.max_buffered_bytes)",
+                    status=raw.status,
+                    connector=self.slug,
+                )
+            self._buffered += size
+            held += size
+
+        try:
+            if raw.content_length is not None and "Content-Encoding" not in raw.headers:
+                # The length is known and within the cap (the common case): one read, no chunk loop.
+                hold(raw.content_length)
+                return await raw.read()
+            buffer = bytearray()
+            async for chunk in raw.content.iter_chunked(_CHUNK):
+                hold(len(chunk))
+                buffer += chunk
+                if len(buffer) > cap:
+                    raise too_large("a longer body")
+            return bytes(buffer)
+        finally:
+            self._buffered -= held
 
     def _error(self, response: Response) -> LMSConnectError:
         mapped = self._error_mapper(response) if self._error_mapper else None

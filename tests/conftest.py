@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
-from aiohttp import web
 
 import lmsconnect
+from lmsconnect.testing import WitnessServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "examples" / "toylms"))
 
@@ -103,29 +102,9 @@ def raw_sql(store_location: str) -> RawSQL:
     return run
 
 
-@attrs.define
-class Recorder:
-    """A loopback server that answers ``{}`` to anything and records each request's path."""
-
-    url: str = ""
-    paths: list[str] = attrs.Factory(list)
-
-
 @pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    """A `Recorder` on its own 127.0.0.1 port (a probe's vendor, or a host that must receive nothing)."""
-    state = Recorder()
-
-    async def record(request: web.Request) -> web.StreamResponse:
-        state.paths.append(request.path)
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    state.url = f"http://{host}:{port}"
-    yield state
-    await runner.cleanup()
+async def recorder() -> AsyncIterator[WitnessServer]:
+    """A `WitnessServer` answering ``{}`` on its own 127.0.0.1 port (a probe's vendor, or a host that must
+    receive nothing)."""
+    async with WitnessServer(answer={}) as witness:
+        yield witness

@@ -41,6 +41,7 @@ from lmsconnect.plugin import (
     make_id,
     model_support,
 )
+from lmsconnect.testing import WitnessServer
 
 SLUG = "actionprobe"
 UPSERT_FIELDS = tuple(f"items.course.{a.name}" for a in attrs.fields(CourseInput))
@@ -118,15 +119,20 @@ class ActionProbe(Connector[ProbeConfig]):
 @attrs.define
 class Probe:
     lms: ActionProbe
-    hits: list[str]
+    vendor: WitnessServer
+
+    @property
+    def hits(self) -> list[str]:
+        """The paths the probe's vendor received, in order."""
+        return self.vendor.paths
 
 
 @pytest.fixture
-async def probe(recorder: Any) -> AsyncIterator[Probe]:
+async def probe(recorder: WitnessServer) -> AsyncIterator[Probe]:
     """The probe connector, open, against a loopback server that counts requests."""
     lms = ActionProbe(ProbeConfig(base_url=recorder.url, token=Secret("probe-token-1234")))
     async with lms:
-        yield Probe(lms=lms, hits=recorder.paths)
+        yield Probe(lms=lms, vendor=recorder)
 
 
 def ours(model: str, remote: str | int) -> str:

@@ -885,6 +885,47 @@ class TestResponseBodies:
             await asyncio.wait_for(http.get_json("/big"), timeout=10)
         assert sent[0] < 50 * 1024 * 1024
 
+    @pytest.mark.parametrize("announced", [False, True], ids=["chunked", "content-length"])
+    async def test_concurrent_bodies_share_one_connection_wide_budget(
+        self, serve: Serve, announced: bool
+    ) -> None:
+        """Two 3 MiB answers read at once under a 4 MiB max_buffered_bytes: one is refused, the other
+        is read whole, and the budget is free again afterwards (no deadlock, nothing leaked)."""
+        size = 3 * 1024 * 1024
+        body = b"[" + b"0," * (size // 2 - 1) + b"0]"
+        arrived = [0]
+        both = asyncio.Event()
+
+        async def slow(request: web.Request) -> web.StreamResponse:
+            arrived[0] += 1
+            if arrived[0] >= 2:
+                both.set()
+            headers = {"Content-Length": str(len(body))} if announced else {}
+            response = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
+            if not announced:
+                response.enable_chunked_encoding()
+            await response.prepare(request)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(both.wait(), timeout=2)  # the later reads are alone
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                for start in range(0, len(body), 64 * 1024):
+                    await response.write(body[start : start + 64 * 1024])
+                    await asyncio.sleep(0.001)
+            return response
+
+        options = attrs.evolve(FAST, max_attempts=1, max_buffered_bytes=4 * 1024 * 1024)
+        _, http = await serve({("GET", "/big"): slow}, options=options)
+        results = await asyncio.wait_for(
+            asyncio.gather(http.get_json("/big"), http.get_json("/big"), return_exceptions=True),
+            timeout=20,
+        )
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert len(refused) == 1 and isinstance(refused[0], InvalidRemoteResponse)
+        assert "max_buffered_bytes" in str(refused[0])
+        assert [len(r) for r in results if isinstance(r, list)] == [size // 2]
+        again = await asyncio.wait_for(http.get_json("/big"), timeout=20)
+        assert len(again) == size // 2
+
     @pytest.mark.parametrize("slice_size", [1, 2, 7, 1024 * 1024], ids=lambda n: f"slice-{n}")
     def test_depth_scan_agrees_with_the_parsed_depth(
         self, monkeypatch: pytest.MonkeyPatch, slice_size: int
@@ -934,7 +975,10 @@ class TestResponseBodies:
 
     @pytest.mark.parametrize(
         ("field", "value"),
-        [("max_response_bytes", 0), ("max_json_depth", 0), ("max_json_depth", 10_000), ("max_wait_s", -1)],
+        [
+            ("max_response_bytes", 0), ("max_buffered_bytes", 0), ("max_json_depth", 0),
+            ("max_json_depth", 10_000), ("max_wait_s", -1),
+        ],
         ids=str,
     )
     def test_settings_are_validated(self, field: str, value: int) -> None:

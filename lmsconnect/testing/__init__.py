@@ -10,7 +10,7 @@ stop, ``async with``, ``url``); a simulator supplies ``make_app()``.
 Tests that attack: `HostileProxy` sits between a connector and its simulator and breaks about a third of
 the answers, reproducibly for a seed; `WitnessServer` records any request sent off the configured origin;
 `fuzz_connector` runs a connector's whole public API through both and counts what went wrong
-(`FuzzReport`)::
+(`FuzzReport`); `AnswerTamper` (with `json_rewrite`) rewrites a simulator's answers for targeted tests::
 
     report = await lmsconnect.testing.fuzz_connector("moodle", seeds=[1, 2])
     assert report.clean, report.summary()
@@ -29,23 +29,34 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .._errors import ConfigurationError
 from .._registry import registry
 from ._fuzz import Failure, FuzzReport, fuzz_connector
-from ._hostile import AppliedMutation, HostileProxy, SeenRequest, WitnessServer
+from ._hostile import (
+    AnswerTamper,
+    AppliedMutation,
+    HostileProxy,
+    Rewrite,
+    SeenRequest,
+    WitnessServer,
+    json_rewrite,
+)
 from ._server import SimulatorServer
 
 if TYPE_CHECKING:
     from .conformance import ConformanceSuite
 
 __all__ = [
+    "AnswerTamper",
     "AppliedMutation",
     "ConformanceSuite",
     "Failure",
     "FuzzReport",
     "HostileProxy",
+    "Rewrite",
     "SeenRequest",
     "Simulator",
     "SimulatorServer",
     "WitnessServer",
     "fuzz_connector",
+    "json_rewrite",
     "load_simulator",
     "simulator",
 ]

@@ -31,7 +31,7 @@ import logging
 import random
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import aiohttp
@@ -41,7 +41,16 @@ from multidict import CIMultiDict
 
 from ._server import SimulatorServer
 
-__all__ = ["MUTATIONS", "AppliedMutation", "HostileProxy", "SeenRequest", "WitnessServer"]
+__all__ = [
+    "MUTATIONS",
+    "AnswerTamper",
+    "AppliedMutation",
+    "HostileProxy",
+    "Rewrite",
+    "SeenRequest",
+    "WitnessServer",
+    "json_rewrite",
+]
 
 log = logging.getLogger("lmsconnect.testing.hostile")
 
@@ -156,8 +165,15 @@ class WitnessServer(SimulatorServer):
     carries a credential (`leaks`) means a secret was sent to another host.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, answer: Any = None) -> None:
         self.seen: list[SeenRequest] = []
+        # What every request gets: ``[]`` by default (an empty page), e.g. ``{}`` for a probe's vendor.
+        self.answer: Any = [] if answer is None else answer
+
+    @property
+    def paths(self) -> list[str]:
+        """The path (without query) of each request received, in order."""
+        return [urllib.parse.urlsplit(r.path).path for r in self.seen]
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -169,12 +185,68 @@ class WitnessServer(SimulatorServer):
         self.seen.append(
             SeenRequest(method=request.method, path=request.path_qs, headers=dict(request.headers), body=body)
         )
-        return web.json_response([])
+        return web.json_response(self.answer)
 
     def leaks(self, secrets: Iterable[str] = ()) -> list[SeenRequest]:
         """The received requests that carried a credential (see `SeenRequest.credentials`)."""
         wanted = tuple(secrets)
         return [r for r in self.seen if r.credentials(wanted)]
+
+
+#: Rewrites one answer: (request path, the answer the app gave) -> the answer to send instead.
+Rewrite = Callable[[str, web.Response], web.Response]
+
+
+class AnswerTamper:
+    """Rewrites an aiohttp app's answers on their way out, for tests of broken vendor answers.
+
+    `install` adds the middleware to a simulator's app; `rewrite` can be set or changed at any time
+    (None sends every answer unchanged)::
+
+        class TamperedSim(MySimulator):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.tamper = AnswerTamper()
+
+            def make_app(self):
+                return self.tamper.install(super().make_app())
+
+        sim.tamper.rewrite = json_rewrite("/v1/users", lambda body: body[:1])
+    """
+
+    def __init__(self, rewrite: Rewrite | None = None) -> None:
+        self.rewrite = rewrite
+
+    def install(self, app: web.Application) -> web.Application:
+        @web.middleware
+        async def tamper(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            response = await handler(request)
+            if self.rewrite is None or not isinstance(response, web.Response):
+                return response
+            return self.rewrite(request.path, response)
+
+        app.middlewares.append(tamper)
+        return app
+
+
+def json_rewrite(path_part: str, change: Callable[[Any], Any]) -> Rewrite:
+    """A `Rewrite` passing the JSON body of successful answers to paths containing `path_part` through
+    `change`; other answers (errors, empty or non-JSON bodies) go out unchanged. ``Link`` and
+    ``Location`` headers are kept."""
+
+    def rewrite(path: str, response: web.Response) -> web.Response:
+        if path_part not in path or response.status >= 400 or not isinstance(response.body, bytes):
+            return response
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k in ("Link", "Location")}
+        return web.json_response(change(body), status=response.status, headers=headers)
+
+    return rewrite
 
 
 class _Sticky:

@@ -113,14 +113,23 @@ class IntegrationDTO:
 
 @attrs.frozen(kw_only=True)
 class CourseDTO:
+    """A course. ``type`` is required (the spec's ``CourseDTO`` requires it); ``externalPlatform`` is set
+    exactly when ``type`` is ``external`` (research note), so an external course without it is a broken
+    answer, not a course without a provider: read as "no provider", its provider looked deleted.
+    """
+
     id: RemoteId
+    type: str
     name: str | None = None
     description: str | None = None
     status: str | None = None
-    type: str | None = None
     external_platform: PlatformName | None = None
     created_at: dt.datetime | None = None
     current_version_number: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.type == "external" and not self.external_platform:
+            raise ValueError("externalPlatform: an external course must name its platform")
 
 
 @attrs.frozen(kw_only=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,10 +15,8 @@ import lmsconnect
 from lmsconnect import CheckStatus, InvalidInput, InvalidRemoteResponse, ItemStatus
 from lmsconnect._models import ModelName
 from lmsconnect.plugin import Connector
-from lmsconnect.testing import SimulatorServer
+from lmsconnect.testing import AnswerTamper, Rewrite, WitnessServer, json_rewrite
 
-# (request path, the simulator's answer) -> the answer to send instead
-Tamper = Callable[[str, web.Response], web.Response]
 SMALL: dict[str, Any] = {"users": 30, "courses": 8, "enrollments": 60, "seed": 3, "processing_delay": 0.05}
 FAST: dict[str, Any] = {"poll_interval_s": 0.02}
 MODELS: tuple[ModelName, ...] = (
@@ -27,56 +25,17 @@ MODELS: tuple[ModelName, ...] = (
 
 
 class TamperedLearning360(Learning360Simulator):
-    """The simulator, with each answer passed through `tamper` on its way out."""
+    """The simulator, with its answers passed through `tamper` (an `AnswerTamper`) on their way out."""
 
-    def __init__(self, tamper: Tamper | None = None, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.tamper: Tamper = tamper or (lambda path, response: response)
+        self.tamper = AnswerTamper()
 
     def make_app(self) -> web.Application:
-        app = super().make_app()
-
-        @web.middleware
-        async def rewrite(
-            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-        ) -> web.StreamResponse:
-            response = await handler(request)
-            return self.tamper(request.path, response) if isinstance(response, web.Response) else response
-
-        app.middlewares.append(rewrite)
-        return app
+        return self.tamper.install(super().make_app())
 
 
-class Recorder(SimulatorServer):
-    """A second server on another port of 127.0.0.1 that records every request it receives."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str | None]] = []
-
-    def make_app(self) -> web.Application:
-        async def record(request: web.Request) -> web.Response:
-            self.requests.append((request.path_qs, request.headers.get("Authorization")))
-            return web.json_response([])
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", record)
-        return app
-
-
-def body_of(path_part: str, change: Callable[[Any], Any]) -> Tamper:
-    """A tamper rewriting the JSON body of successful answers to paths containing `path_part`."""
-
-    def tamper(path: str, response: web.Response) -> web.Response:
-        if path_part not in path or response.status >= 400 or not response.body:
-            return response
-        body = json.loads(response.body)  # type: ignore[arg-type]
-        headers = {k: v for k, v in response.headers.items() if k in ("Link", "Location")}
-        return web.json_response(change(body), status=response.status, headers=headers)
-
-    return tamper
-
-
-def link_of(path_part: str, target: Callable[[str], str]) -> Tamper:
+def link_of(path_part: str, target: Callable[[str], str]) -> Rewrite:
     """A tamper replacing the next-page Link of answers to paths containing `path_part`."""
 
     def tamper(path: str, response: web.Response) -> web.Response:
@@ -108,8 +67,8 @@ async def lms(sim: TamperedLearning360) -> AsyncIterator[Connector[Any]]:
 
 
 @pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with Recorder() as running:
+async def recorder() -> AsyncIterator[WitnessServer]:
+    async with WitnessServer() as running:
         yield running
 
 
@@ -124,7 +83,7 @@ class TestLinksStayOnTheOrigin:
         ["absolute", "scheme-relative", "localhost-name"],
     )
     async def test_a_next_link_to_another_origin_is_refused_and_never_followed(
-        self, sim: TamperedLearning360, lms: Connector[Any], recorder: Recorder, shape: str
+        self, sim: TamperedLearning360, lms: Connector[Any], recorder: WitnessServer, shape: str
     ) -> None:
         """Link to another port/host: InvalidRemoteResponse, and the other server receives no request."""
         port = recorder.url.rsplit(":", 1)[1]
@@ -133,26 +92,26 @@ class TestLinksStayOnTheOrigin:
             "scheme-relative": f"//127.0.0.1:{port}/api/v2/users?next=abc",
             "localhost-name": f"http://localhost:{port}/api/v2/users?next=abc",
         }[shape]
-        sim.tamper = link_of("/api/v2/users", lambda path: other)
+        sim.tamper.rewrite = link_of("/api/v2/users", lambda path: other)
         with pytest.raises(InvalidRemoteResponse, match="origin"):
             await read(lms, "users")
-        assert recorder.requests == []
+        assert recorder.seen == []
 
     @pytest.mark.parametrize("model", MODELS)
     async def test_no_model_read_sends_the_token_elsewhere(
-        self, sim: TamperedLearning360, lms: Connector[Any], recorder: Recorder, model: ModelName
+        self, sim: TamperedLearning360, lms: Connector[Any], recorder: WitnessServer, model: ModelName
     ) -> None:
         """Every list endpoint pointing its Link elsewhere: each read fails, the recorder sees nothing."""
-        sim.tamper = link_of("/api/v2/", lambda path: f"{recorder.url}{path}?next=x")
+        sim.tamper.rewrite = link_of("/api/v2/", lambda path: f"{recorder.url}{path}?next=x")
         with pytest.raises(InvalidRemoteResponse):
             await read(lms, model)
-        assert recorder.requests == []
+        assert recorder.seen == []
 
     async def test_a_link_back_to_a_page_already_read_stops(
         self, sim: TamperedLearning360, lms: Connector[Any]
     ) -> None:
         """A cursor back to the same page: InvalidRemoteResponse after two requests, not an endless loop."""
-        sim.tamper = link_of("/api/v2/users", lambda path: f"{sim.url}/api/v2/users")
+        sim.tamper.rewrite = link_of("/api/v2/users", lambda path: f"{sim.url}/api/v2/users")
         with pytest.raises(InvalidRemoteResponse, match=r"does not advance|loops"):
             await read(lms, "users")
         assert sim.calls_by_route["GET /api/v2/users"] == 2
@@ -169,9 +128,10 @@ class TestLinksStayOnTheOrigin:
             return response
 
         async with (
-            TamperedLearning360(same_page, **{**SMALL, "users": 1200}) as sim,
+            TamperedLearning360(**{**SMALL, "users": 1200}) as sim,
             lmsconnect.connect("360learning", **sim.connect_config, **FAST) as lms,
         ):
+            sim.tamper.rewrite = same_page
             with pytest.raises(InvalidRemoteResponse, match="does not advance"):
                 await read(lms, "users")
             assert sim.calls_by_route["GET /api/v2/users"] <= 3
@@ -181,7 +141,7 @@ class TestLinksStayOnTheOrigin:
         self, sim: TamperedLearning360, lms: Connector[Any], link: str
     ) -> None:
         """A Link that is not a URL is InvalidRemoteResponse, not ValueError."""
-        sim.tamper = link_of("/api/v2/users", lambda path: link)
+        sim.tamper.rewrite = link_of("/api/v2/users", lambda path: link)
         with pytest.raises(InvalidRemoteResponse):
             await read(lms, "users")
 
@@ -227,10 +187,41 @@ class TestRecordsAreValidated:
         change: Callable[[Any], Any], field: str,
     ) -> None:
         """InvalidRemoteResponse naming the endpoint and the field; nothing else escapes."""
-        sim.tamper = body_of(path, change)
+        sim.tamper.rewrite = json_rewrite(path, change)
         with pytest.raises(InvalidRemoteResponse) as caught:
             await read(lms, model)
         assert field in str(caught.value) and "GET /api/v2/" in str(caught.value)
+
+    @pytest.mark.parametrize("key", ["externalPlatform", "type"])
+    async def test_an_external_course_missing_its_platform_deletes_no_provider(
+        self, sim: TamperedLearning360, tmp_path: Path, key: str
+    ) -> None:
+        """An external course without `externalPlatform` (or `type`) fails the sync: no provider deleted."""
+
+        def drop(body: Any) -> Any:
+            return [
+                {k: v for k, v in c.items() if k != key} if c.get("type") == "external" else c
+                for c in body
+            ]
+
+        async with (
+            lmsconnect.open_store(tmp_path / "s.sqlite") as store,
+            lmsconnect.connect("360learning", **sim.connect_config, **FAST) as lms,
+        ):
+            first = await lmsconnect.sync(lms, store)
+            sim.tamper.rewrite = json_rewrite("/api/v2/courses", drop)
+            second = await lmsconnect.sync(lms, store)
+        assert first.ok and first.models["course_providers"].created > 0
+        assert not second.ok and "course_providers" in second.failed
+        assert second.totals["deleted"] == 0
+
+    async def test_a_native_course_without_a_platform_still_reads(
+        self, sim: TamperedLearning360, lms: Connector[Any]
+    ) -> None:
+        """`externalPlatform` is absent from native courses by design: they read, with no provider."""
+        courses = await read(lms, "courses")
+        native = [c for c in courses if c.remote_data["/api/v2/courses"]["type"] != "external"]
+        assert native and all(c.provider_id is None for c in native)
 
 
 class TestTokenAnswers:
@@ -252,7 +243,7 @@ class TestTokenAnswers:
         self, sim: TamperedLearning360, answer: Any
     ) -> None:
         """A bad token answer is InvalidRemoteResponse (not ValueError from aiohttp, not a NaN lifetime)."""
-        sim.tamper = body_of("/oauth2/token", lambda body: answer)
+        sim.tamper.rewrite = json_rewrite("/oauth2/token", lambda body: answer)
         async with lmsconnect.connect("360learning", **sim.connect_config, **FAST) as lms:
             with pytest.raises(InvalidRemoteResponse, match="oauth2/token") as caught:
                 await read(lms, "users")
@@ -291,7 +282,7 @@ class TestActionsAndCheck:
                 response.headers["Location"] = location
             return response
 
-        sim.tamper = tamper
+        sim.tamper.rewrite = tamper
         course = {"title": "T", "course_url": "https://x.example/c"}
         with pytest.raises(InvalidRemoteResponse, match="Location"):
             await lms.upsert_courses({"items": [{"origin_id": "loc", "course": course}]})
@@ -300,7 +291,9 @@ class TestActionsAndCheck:
         self, sim: TamperedLearning360, lms: Connector[Any]
     ) -> None:
         """A results entry with an object as resourceId fails the call; before, its text became an id."""
-        sim.tamper = body_of("/results", lambda body: [{**e, "resourceId": {"x": 1}} for e in body])
+        sim.tamper.rewrite = json_rewrite(
+            "/results", lambda body: [{**e, "resourceId": {"x": 1}} for e in body]
+        )
         course = {"title": "T", "course_url": "https://x.example/c"}
         with pytest.raises(InvalidRemoteResponse, match="resource_id"):
             await lms.upsert_courses({"items": [{"origin_id": "res", "course": course}]})
@@ -315,7 +308,7 @@ class TestActionsAndCheck:
         self, sim: TamperedLearning360, lms: Connector[Any]
     ) -> None:
         """Garbage from the stats endpoint: that probe's items report ERROR, the rest stay OK."""
-        sim.tamper = lambda path, response: (
+        sim.tamper.rewrite = lambda path, response: (
             web.Response(status=502, text="<html>bad gateway</html>") if path.endswith("/courses/stats")
             else response
         )
@@ -329,6 +322,6 @@ class TestActionsAndCheck:
         self, sim: TamperedLearning360, lms: Connector[Any]
     ) -> None:
         """A token answer that does not fit: every item reports the error; check() returns."""
-        sim.tamper = body_of("/oauth2/token", lambda body: {"access_token": 5})
+        sim.tamper.rewrite = json_rewrite("/oauth2/token", lambda body: {"access_token": 5})
         report = await lms.check()
         assert {item.status for item in report.items} == {CheckStatus.ERROR}

@@ -574,7 +574,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
     def _progression(
         self, course_id: str, row: EnrolledUser, raw: dict[str, Any], path: str
     ) -> CourseProgression | None:
-        if (row.role or "").lower() == _INSTRUCTOR:
+        if row.role == _INSTRUCTOR:
             return None
         remote_id = f"{row.id}:{course_id}"
         if row.completed_at is not None:
@@ -791,14 +791,14 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         except (InvalidInput, NotFound):
             return None
         where = "GET /v1/getuserstatusincourse"
-        return (self._wire(status, RoleRow, where).role or "").lower()
+        return self._wire(status, RoleRow, where).role or ""
 
     def _role_of(self, answer: Any) -> str | None:
         where = "POST /v1/addusertocourse"
         for index, row in enumerate(answer if isinstance(answer, list) else [answer]):
             role = self._wire(row, RoleRow, f"{where} [{index}]").role
             if role:
-                return role.lower()
+                return role
         return None
 
     async def _roll_back_trainer(self, user_id: str, course_id: str, key: str) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "CreatedCourse",
     "EnrolledUser",
     "RateLimitRow",
+    "Role",
     "RoleRow",
     "Text",
     "UserRow",
@@ -45,6 +46,7 @@ __all__ = [
     "number",
     "parse_str",
     "percentage",
+    "role",
     "stamp",
     "talent_id",
     "text",
@@ -67,6 +69,7 @@ _MAX_EPOCH: Final = 253_402_300_799
 # Field types of the wire records; each has its reader registered in `make_wire_converter`.
 TalentId = NewType("TalentId", str)
 Text = NewType("Text", str)
+Role = NewType("Role", str)
 Code = NewType("Code", str)
 Number = NewType("Number", int)
 Percentage = NewType("Percentage", int)
@@ -167,6 +170,24 @@ def text(value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"expected a string, got {value!r}")
     return str(value).strip() or None
+
+
+#: The roles a user can have in a course (the v1 reference: ``addusertocourse``'s ``role`` argument).
+_ROLES: Final = frozenset({"learner", "instructor"})
+
+
+def role(value: Any) -> str:
+    """A user's role in a course, lower-cased: ``learner`` or ``instructor``; an error for anything else.
+
+    The role decides whether an enrolment is a progression, so it is never guessed: a missing role or a
+    number read as "not instructor" turned a trainer into a learner for one sync and a deletion the next.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"expected 'learner' or 'instructor', got {type(value).__name__}")
+    result = value.strip().lower()
+    if result not in _ROLES:
+        raise ValueError(f"expected 'learner' or 'instructor', got {value[:40]!r}")
+    return result
 
 
 def code(value: Any) -> str | None:
@@ -275,7 +296,7 @@ class EnrolledUser:
     """An entry of a course detail's ``users``: one enrolled user's role and completion."""
 
     id: TalentId
-    role: Text | None = None
+    role: Role
     completion_percentage: Percentage | None = None
     enrolled_on: DateText | None = None
     enrolled_on_timestamp: Stamp | None = None
@@ -321,7 +342,7 @@ class CreatedCourse:
 class RoleRow:
     """An answer carrying a user's role in a course (``addusertocourse``, ``getuserstatusincourse``)."""
 
-    role: Text | None = None
+    role: Role | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -353,9 +374,9 @@ def _users(value: Any, converter: cattrs.Converter) -> list[EnrolledUser]:
 def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs.Converter:
     """The converter for TalentLMS answers. On top of the core's hooks (`configure_converter`) it:
 
-    - reads `TalentId` with `talent_id`, `Text` with `text`, `Code` with `code`, `Number` with
-      `number`, `Percentage` with `percentage`, `Stamp` with `stamp` and `DateText` with `date_text` in
-      `utc_offset` (the domain's time zone, which the API does not state);
+    - reads `TalentId` with `talent_id`, `Text` with `text`, `Role` with `role`, `Code` with `code`,
+      `Number` with `number`, `Percentage` with `percentage`, `Stamp` with `stamp` and `DateText` with
+      `date_text` in `utc_offset` (the domain's time zone, which the API does not state);
     - ignores fields a record does not declare (``remote_data`` keeps the raw answer);
     - reads ``list[EnrolledUser]`` from a list of objects and nothing else (not ``null``, not an object).
     """
@@ -363,6 +384,7 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
     configure_converter(converter)
     converter.register_structure_hook(TalentId, lambda v, _: talent_id(v))
     converter.register_structure_hook(Text, lambda v, _: text(v))
+    converter.register_structure_hook(Role, lambda v, _: role(v))
     converter.register_structure_hook(Code, lambda v, _: code(v))
     converter.register_structure_hook(Number, lambda v, _: number(v))
     converter.register_structure_hook(Percentage, lambda v, _: percentage(v))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,34 +24,20 @@ from lmsconnect import (
 )
 from lmsconnect._models import ModelName
 from lmsconnect.plugin import Connector
+from lmsconnect.testing import AnswerTamper, json_rewrite
 
-# (request path, the simulator's JSON answer) -> the answer to send instead
-Tamper = Callable[[str, Any], Any]
 MODELS: tuple[ModelName, ...] = ("users", "courses", "course_revisions", "course_progressions")
 
 
 class TamperedTalentLMS(TalentLMSSimulator):
-    """The simulator, with each successful JSON answer passed through `tamper` on its way out."""
+    """The simulator, with its answers passed through `tamper` (an `AnswerTamper`) on their way out."""
 
-    def __init__(self, tamper: Tamper | None = None, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.tamper: Tamper = tamper or (lambda path, body: body)
+        self.tamper = AnswerTamper()
 
     def make_app(self) -> web.Application:
-        app = super().make_app()
-
-        @web.middleware
-        async def rewrite(
-            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-        ) -> web.StreamResponse:
-            response = await handler(request)
-            if isinstance(response, web.Response) and response.status == 200 and response.body:
-                body = json.loads(response.body)  # type: ignore[arg-type]
-                return web.json_response(self.tamper(request.path, body))
-            return response
-
-        app.middlewares.append(rewrite)
-        return app
+        return self.tamper.install(super().make_app())
 
 
 @pytest.fixture
@@ -65,11 +50,6 @@ async def sim() -> AsyncIterator[TamperedTalentLMS]:
 async def lms(sim: TamperedTalentLMS) -> AsyncIterator[Connector[Any]]:
     async with lmsconnect.connect("talentlms", **sim.connect_config) as connector:
         yield connector
-
-
-def on(path_part: str, change: Callable[[Any], Any]) -> Tamper:
-    """A tamper that changes the answers of paths containing `path_part`."""
-    return lambda path, body: change(body) if path_part in path else body
 
 
 def first_row(**values: Any) -> Callable[[Any], Any]:
@@ -129,7 +109,7 @@ class TestRecordsAreValidated:
         change: Callable[[Any], Any], field: str,
     ) -> None:
         """The read raises InvalidRemoteResponse naming endpoint and field; before, the record vanished."""
-        sim.tamper = on(path, change)
+        sim.tamper.rewrite = json_rewrite(path, change)
         with pytest.raises(InvalidRemoteResponse) as caught:
             await read(lms, model)
         assert field in str(caught.value)
@@ -138,7 +118,7 @@ class TestRecordsAreValidated:
     async def test_every_documented_looseness_still_reads(self, sim: TamperedTalentLMS) -> None:
         """Int ids, "" for empty, null timestamps and "Never" read exactly like the simulator's strings."""
 
-        def loosen(path: str, body: Any) -> Any:
+        def loosen(body: Any) -> Any:
             rows = body if isinstance(body, list) else body.get("users") if isinstance(body, dict) else None
             for row in rows or ():
                 if isinstance(row, dict) and "id" in row:
@@ -151,7 +131,7 @@ class TestRecordsAreValidated:
 
         async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:
             clean = {m: sorted(r.id for r in await read(lms, m)) for m in MODELS}
-            sim.tamper = loosen
+            sim.tamper.rewrite = json_rewrite("", loosen)
             loose = {m: sorted(r.id for r in await read(lms, m)) for m in MODELS}
         assert loose == clean and all(clean.values())
 
@@ -164,7 +144,7 @@ class TestRecordsAreValidated:
             lmsconnect.connect("talentlms", **sim.connect_config) as lms,
         ):
             first = await lmsconnect.sync(lms, store)
-            sim.tamper = on("/v1/courses/id:", lambda body: {
+            sim.tamper.rewrite = json_rewrite("/v1/courses/id:", lambda body: {
                 **body, "users": [{**u, "id": f"{u['id']}.0"} for u in body["users"]]
             })
             second = await lmsconnect.sync(lms, store)
@@ -172,11 +152,40 @@ class TestRecordsAreValidated:
         assert not second.ok and "course_progressions" in second.failed
         assert second.totals["deleted"] == 0
 
+    @pytest.mark.parametrize("mangle", [
+        lambda u: {k: v for k, v in u.items() if k != "role"},
+        lambda u: {**u, "role": 10**30},
+    ], ids=["role-missing", "role-a-number"])
+    async def test_a_trainer_with_a_mangled_role_is_neither_created_nor_deleted(
+        self, sim: TamperedTalentLMS, tmp_path: Path, mangle: Callable[[Any], Any]
+    ) -> None:
+        """A trainer whose role is missing or a number fails the sync; no progression appears or vanishes."""
+
+        def mangle_trainers(body: Any) -> Any:
+            users = [mangle(u) if u.get("role") == "instructor" else u for u in body["users"]]
+            return {**body, "users": users}
+
+        async with (
+            lmsconnect.open_store(tmp_path / "s.sqlite") as store,
+            lmsconnect.connect("talentlms", **sim.connect_config) as lms,
+        ):
+            first = await lmsconnect.sync(lms, store)
+            sim.tamper.rewrite = json_rewrite("/v1/courses/id:", mangle_trainers)
+            second = await lmsconnect.sync(lms, store)
+            sim.tamper.rewrite = None
+            third = await lmsconnect.sync(lms, store)
+        assert first.ok and third.ok
+        assert not second.ok and "course_progressions" in second.failed
+        for report in (second, third):
+            assert report.totals["created"] == report.totals["deleted"] == 0
+
     async def test_a_percentage_at_the_bounds_is_read(
         self, sim: TamperedTalentLMS, lms: Connector[Any]
     ) -> None:
         """100 % is a percentage: the detail reads."""
-        sim.tamper = on("/v1/courses/id:", first_enrolled(completion_percentage=100, completed_on=""))
+        sim.tamper.rewrite = json_rewrite(
+            "/v1/courses/id:", first_enrolled(completion_percentage=100, completed_on="")
+        )
         statuses = {p.status for p in await read(lms, "course_progressions")}
         assert statuses <= set(ProgressionStatus)
 
@@ -192,7 +201,7 @@ class TestPaging:
             first[:] = first or body
             return first
 
-        sim.tamper = on("/v1/users", same_page)
+        sim.tamper.rewrite = json_rewrite("/v1/users", same_page)
         async with lmsconnect.connect("talentlms", **sim.connect_config, page_size=5) as lms:
             with pytest.raises(InvalidRemoteResponse, match="do not advance"):
                 await read(lms, "users")
@@ -202,7 +211,9 @@ class TestPaging:
         self, sim: TamperedTalentLMS, lms: Connector[Any]
     ) -> None:
         """A course listed twice in one answer is one course."""
-        sim.tamper = on("/v1/courses", lambda body: body + body if isinstance(body, list) else body)
+        sim.tamper.rewrite = json_rewrite(
+            "/v1/courses", lambda body: body + body if isinstance(body, list) else body
+        )
         ids = [c.id for c in await read(lms, "courses")]
         assert len(ids) == len(set(ids)) == 4
 
@@ -248,7 +259,7 @@ class TestActionsAndCheck:
         self, sim: TamperedTalentLMS, lms: Connector[Any]
     ) -> None:
         """createcourse answering garbage: a failed item saying the outcome is unknown, not an exception."""
-        sim.tamper = on("/v1/createcourse", lambda body: {"id": ["x"]})
+        sim.tamper.rewrite = json_rewrite("/v1/createcourse", lambda body: {"id": ["x"]})
         result = await lms.upsert_courses({"items": [{"origin_id": "g", "course": {"title": "A"}}]})
         item = result.items[0]
         assert item.status is ItemStatus.FAILED and item.error is not None
@@ -261,7 +272,7 @@ class TestActionsAndCheck:
         learner = sim.users_of_type("Learner-Type")[0]
         course = sim.courses[0]
         sim.unenroll(learner.id, course.id)
-        sim.tamper = on("/v1/addusertocourse", lambda body: [[1]])
+        sim.tamper.rewrite = json_rewrite("/v1/addusertocourse", lambda body: [[1]])
         result = await lms.enroll_user(
             user_id=lms.make_id("users", str(learner.id)),
             course_revision_id=lms.make_id("course_revisions", str(course.id)),
@@ -277,7 +288,9 @@ class TestActionsAndCheck:
             "nope",
         ]
         for answer in answers:
-            sim.tamper = on("/v1/ratelimit", functools.partial(lambda given, body: given, answer))
+            sim.tamper.rewrite = json_rewrite(
+                "/v1/ratelimit", functools.partial(lambda given, body: given, answer)
+            )
             async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:
                 assert len(await read(lms, "users")) == 30
 
@@ -285,11 +298,14 @@ class TestActionsAndCheck:
         self, sim: TamperedTalentLMS, lms: Connector[Any]
     ) -> None:
         """Garbage from every endpoint: check() returns a report with errors, it does not raise."""
-        sim.tamper = lambda path, body: {"id": [None]} if "ratelimit" not in path else body
+        garbage = json_rewrite("/v1/", lambda body: {"id": [None]})
+        sim.tamper.rewrite = lambda path, response: (
+            response if "ratelimit" in path else garbage(path, response)
+        )
         report = await lms.check()
         by_name = {item.name: item for item in report.items}
         assert by_name["users"].status is CheckStatus.ERROR
         assert by_name["course_progressions"].status is CheckStatus.ERROR
-        sim.tamper = lambda path, body: "<html>"
+        sim.tamper.rewrite = json_rewrite("", lambda body: "<html>")
         report = await lms.check()
         assert {item.status for item in report.items} <= set(CheckStatus)

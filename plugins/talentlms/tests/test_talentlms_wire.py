@@ -30,7 +30,10 @@ UTC = dt.timezone.utc
 
 def enrolled(row: dict[str, Any], *, offset: dt.timedelta = dt.timedelta(0)) -> EnrolledUser:
     detail = structure_wire(
-        make_wire_converter(utc_offset=offset), {"users": [{"id": "1", **row}]}, CourseDetail, where="GET x"
+        make_wire_converter(utc_offset=offset),
+        {"users": [{"id": "1", "role": "learner", **row}]},
+        CourseDetail,
+        where="GET x",
     )
     return detail.users[0]
 
@@ -172,6 +175,24 @@ class TestRecords:
         assert structure_wire(converter, user, UserRow, where="u").id == "1"
         row = structure_wire(converter, course, CourseRow, where="c")
         assert (row.code, row.time_limit, row.description) == (None, 0, None)
+
+    @pytest.mark.parametrize("role", [None, 10**30, 1, "", "teacher", ["instructor"]],
+                             ids=["null", "huge-number", "number", "empty", "unknown-word", "list"])
+    def test_a_role_that_is_not_learner_or_instructor_fails_the_record(self, role: Any) -> None:
+        """A role TalentLMS never sends is InvalidRemoteResponse naming `role`, not "a learner"."""
+        with pytest.raises(InvalidRemoteResponse, match="role"):
+            enrolled({"role": role})
+
+    def test_a_missing_role_fails_the_record(self) -> None:
+        """An enrolled user without a role cannot be told learner from trainer: the record fails."""
+        converter = make_wire_converter()
+        with pytest.raises(InvalidRemoteResponse, match="role"):
+            structure_wire(converter, {"users": [{"id": "1"}]}, CourseDetail, where="GET x")
+
+    def test_the_documented_roles_are_read_in_any_case(self) -> None:
+        """'learner' and 'Instructor' are read, lower-cased."""
+        assert enrolled({"role": "learner"}).role == "learner"
+        assert enrolled({"role": " Instructor"}).role == "instructor"
 
     def test_percentage_over_100_is_refused(self) -> None:
         """A completion percentage outside 0-100 is garbage, not progress."""
