@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import random
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -67,6 +68,23 @@ _BAD_URL: Final[tuple[type[Exception], ...]] = tuple(
 )
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+# A name the resolver says does not exist (not a temporary resolver failure, EAI_AGAIN, which is retried).
+_NO_SUCH_NAME: Final = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+)
+
+
+def _raise_if_unresolvable(exc: BaseException, slug: str) -> None:
+    """A host name that does not resolve is a configuration mistake, not a vendor outage: fail at once."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror):
+        if exc.os_error.errno in _NO_SUCH_NAME:
+            raise ConfigurationError(
+                f"the host name {exc.host!r} does not resolve (DNS: {exc.os_error.strerror}); check the "
+                f"domain or base URL given to connect()",
+                connector=slug,
+            ) from None
 
 
 class RateWindow:
@@ -381,14 +399,16 @@ class HttpClient:
                         body=body,
                         secrets=self._secrets,
                     )
-            except _BAD_URL as exc:
+            except (*_BAD_URL, UnicodeError) as exc:
                 # A malformed base URL is the caller's configuration, not a vendor outage: no retries.
+                # (UnicodeError: a host name IDNA cannot encode, such as "..." or an empty label.)
                 raise ConfigurationError(
                     f"{shown} is not a valid http(s) URL ({type(exc).__name__}); check the base URL "
                     f"given to connect()",
                     connector=self.slug,
                 ) from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                _raise_if_unresolvable(exc, self.slug)
                 reason = self.scrub(f"{type(exc).__name__}: {exc}")
                 if attempt < attempts:
                     await self._backoff(attempt, None, shown, reason)
