@@ -135,9 +135,9 @@ class Registry:
             close = difflib.get_close_matches(slug, known, n=1)
             # No distribution name is guessed from a mistyped slug: it could name someone else's package.
             raise ConfigurationError(
-                f"no connector {slug!r} is installed"
-                + (f"; did you mean {close[0]!r}?" if close else ""),
-                hint=f"Installed: {', '.join(known) or 'none'}"
+                f"no connector {slug!r} is installed",
+                hint=(f"Did you mean {close[0]!r}? " if close else "")
+                + f"Installed: {', '.join(known) or 'none'}"
                 + ("" if close else "; another LMS needs its connector plugin installed"),
             )
         return self._load(entries[slug])

@@ -384,14 +384,14 @@ class TestLookup:
         with pytest.raises(ConfigurationError) as caught:
             reg.get("nolms")
         assert "Installed: private" in str(caught.value)
-        assert "did you mean" not in str(caught.value)
+        assert "Did you mean" not in str(caught.value)
         assert "lmsconnect-nolms" not in str(caught.value)
 
     def test_misspelt_slug_suggests_the_close_one(self) -> None:
         """A slug one letter off names the installed connector it probably meant."""
         reg = Registry(group="lmsconnect.tests.nothing")
         reg.register(make_connector("talentlms"))
-        with pytest.raises(ConfigurationError, match="did you mean 'talentlms'"):
+        with pytest.raises(ConfigurationError, match="Did you mean 'talentlms'"):
             reg.get("talentlm")
 
     def test_entry_points_are_scanned_once(self, site: Path, request: pytest.FixtureRequest) -> None:
