@@ -66,6 +66,8 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _BAD_URL: Final[tuple[type[Exception], ...]] = tuple(
     getattr(aiohttp, name) for name in ("InvalidURL", "NonHttpUrlClientError") if hasattr(aiohttp, name)
 )
+# UnicodeError: a host name IDNA cannot encode, such as "..." (an empty label) or a 64-letter label.
+_BAD_URL_OR_HOST: Final[tuple[type[Exception], ...]] = (*_BAD_URL, UnicodeError)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -78,13 +80,16 @@ _NO_SUCH_NAME: Final = frozenset(
 
 def _raise_if_unresolvable(exc: BaseException, slug: str) -> None:
     """A host name that does not resolve is a configuration mistake, not a vendor outage: fail at once."""
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror):
-        if exc.os_error.errno in _NO_SUCH_NAME:
-            raise ConfigurationError(
-                f"the host name {exc.host!r} does not resolve (DNS: {exc.os_error.strerror}); check the "
-                f"domain or base URL given to connect()",
-                connector=slug,
-            ) from None
+    if (
+        isinstance(exc, aiohttp.ClientConnectorError)
+        and isinstance(exc.os_error, socket.gaierror)
+        and exc.os_error.errno in _NO_SUCH_NAME
+    ):
+        raise ConfigurationError(
+            f"the host name {exc.host!r} does not resolve (DNS: {exc.os_error.strerror}): check the "
+            f"domain or base URL",
+            connector=slug,
+        ) from None
 
 
 class RateWindow:
@@ -399,9 +404,8 @@ class HttpClient:
                         body=body,
                         secrets=self._secrets,
                     )
-            except (*_BAD_URL, UnicodeError) as exc:
+            except _BAD_URL_OR_HOST as exc:
                 # A malformed base URL is the caller's configuration, not a vendor outage: no retries.
-                # (UnicodeError: a host name IDNA cannot encode, such as "..." or an empty label.)
                 raise ConfigurationError(
                     f"{shown} is not a valid http(s) URL ({type(exc).__name__}); check the base URL "
                     f"given to connect()",
