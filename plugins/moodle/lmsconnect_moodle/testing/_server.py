@@ -9,8 +9,8 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Literal
 from xml.sax.saxutils import escape
 
 import attrs
@@ -65,6 +65,20 @@ class MoodleSimulator(SimulatorServer):
     - ``max_workers``: at most this many requests are served at once, the rest queue (PHP-FPM's pool).
       Moodle itself has no rate limit, so there is none here.
     """
+
+    option_help: ClassVar[Mapping[str, str]] = {
+        "site": "'generated' (sizes and seed decide the data) or 'fixture' (the recorded moodle-5 site)",
+        "completion_delay": "seconds before cron aggregates course completion (0: at once; inf: never)",
+        "debug": "the site's debugging switch: debuginfo and detailed messages in exceptions",
+        "languages": "installed language packs, comma-separated (a course's lang must be one of them)",
+        "fault_rate": "share of requests (0-1) that fail as fault_kinds says",
+        "fault_seed": "seed of the fault draws: the same seed gives the same faults",
+        "fault_kinds": "kinds of fault, comma-separated: http_500, http_503, drop, slow, dml",
+        "slow_seconds": "delay of a 'slow' fault, in seconds",
+        "max_workers": "requests served at once, the rest queue (PHP-FPM's pool); none: unlimited",
+        "token": "the web-service token the site accepts (default: derived from seed)",
+        "clock": "the site's clock (Python only)",
+    }
 
     def __init__(
         self,
