@@ -10,8 +10,9 @@ Each document gets, from `setup`: its own event loop; running simulators of the 
 the names its Python blocks use for credentials (``base_url``/``token`` of a Moodle site,
 ``talentlms_config``, ``moodle_config``, ``learning360_config``, 360Learning's ``admin_user_id``: a
 reader's own values from their secret store); and a scratch directory where shell blocks run,
-holding ``creds.json`` (what ``lmsconnect simulate talentlms`` prints), ``talentlms.json``/``moodle.json`` and the environment variables
-``TALENTLMS_CONFIG``/``MOODLE_CONFIG`` — so ``@file`` and ``--config-env`` examples run as written.
+holding ``creds.json`` (what ``lmsconnect simulate talentlms`` prints), ``talentlms.json`` and
+``moodle.json``, with the environment variables ``TALENTLMS_CONFIG`` and ``MOODLE_CONFIG`` — so the
+``@file`` and ``--config-env`` examples run as written.
 
 Python blocks may use top-level ``await``/``async with``/``async for``, as in ``python -m asyncio``. Shell
 blocks (``sh``) run as one bash script with ``set -eu``; ``console`` blocks run their ``$`` lines. Output
