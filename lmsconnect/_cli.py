@@ -30,6 +30,7 @@ from ._capabilities import matrix_markdown, matrix_rows
 from ._errors import AuthenticationError, ConfigurationError, LMSConnectError
 from ._models import BASE_FIELDS, MODELS
 from ._registry import registry
+from .testing import SimulatorServer
 
 __all__ = ["EXIT_CODES", "UsageError", "main", "table"]
 
@@ -576,11 +577,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="list this simulator's options (--option NAME=VALUE) with their meaning, and exit")
     p.add_argument("--port", type=int, default=0, help="the port to listen on (default 0: a free one)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
-    p.add_argument("--users", metavar="N", help="number of users to generate")
-    p.add_argument("--courses", metavar="N", help="number of courses to generate")
-    p.add_argument("--enrollments", metavar="N", help="number of enrolments to generate")
-    p.add_argument("--seed", metavar="N", help="seed of the generated data (same seed, same data)")
-    p.add_argument("--latency", metavar="SECONDS", help="seconds added to every response")
+    for name in _COMMON_OPTIONS:  # described once, by the simulators' base class
+        p.add_argument(f"--{name}", metavar="SECONDS" if name == "latency" else "N",
+                       help=SimulatorServer.option_help[name])
     p.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="a simulator-specific option (repeatable), e.g. --option fault_rate=0.1; "
                    "see --help-options")
