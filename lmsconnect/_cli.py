@@ -483,6 +483,16 @@ exit codes:
   130  interrupted"""
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535 (0: a free one), not {text!r}")
+    return port
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the command's --help, exit code 2."""
 
@@ -575,7 +585,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("slug", help=slug_help)
     p.add_argument("--help-options", action="store_true",
                    help="list this simulator's options (--option NAME=VALUE) with their meaning, and exit")
-    p.add_argument("--port", type=int, default=0, help="the port to listen on (default 0: a free one)")
+    p.add_argument("--port", type=_port, default=0, help="the port to listen on (default 0: a free one)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     for name in _COMMON_OPTIONS:  # described once, by the simulators' base class
         p.add_argument(f"--{name}", metavar="SECONDS" if name == "latency" else "N",
@@ -660,15 +670,27 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        # Not a mistake of the user's: a bug. Say so in one line; the traceback is one flag away.
+    except OSError as exc:
+        if not exc.filename:
+            return _internal_error(exc, debug)
+        # A file or folder named on the command line: missing, not writable, a directory, ...
         if debug:
-            raise
-        sys.stderr.write(
-            f"error: internal error ({type(exc).__name__}: {_one_line(str(exc))}); rerun with --debug for "
-            f"the traceback and report it\n"
-        )
-        return 70
+            traceback.print_exc()
+        sys.stderr.write(f"error: cannot use {exc.filename}: {exc.strerror or exc}\n")
+        return 2
+    except Exception as exc:
+        return _internal_error(exc, debug)
+
+
+def _internal_error(exc: Exception, debug: bool) -> int:
+    if debug:
+        raise exc
+    # Not a mistake of the user's: a bug. Say so in one line; the traceback is one flag away.
+    sys.stderr.write(
+        f"error: internal error ({type(exc).__name__}: {_one_line(str(exc))}); rerun with --debug for "
+        f"the traceback and report it\n"
+    )
+    return 70
 
 
 if __name__ == "__main__":

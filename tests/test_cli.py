@@ -177,6 +177,8 @@ MISTAKES = {
         "did you mean 'users'?",
     ),
     "bad-log-level": (["--log-level", "loud", "plugins"], "argument --log-level"),
+    "port-out-of-range": (["simulate", "toylms", "--port", "99999"], "a port is a number from 0 to 65535"),
+    "unwritable-docs-folder": (["docs", "toylms", "--out", "/proc/lmsconnect-docs"], "cannot use /proc"),
 }
 
 
