@@ -529,8 +529,10 @@ def _parser() -> argparse.ArgumentParser:
     slug_help = f"the connector: {', '.join(slugs) or '(none installed)'}"
     parser = _Parser(
         prog="lmsconnect",
-        description="One unified view of learning-management systems: inspect connectors, check "
-        "credentials, sync into a state store, read the change feed, run offline simulators.",
+        description=textwrap.fill(
+            "One unified view of learning-management systems: inspect connectors, check credentials, "
+            "sync into a state store, read the change feed, run offline simulators.", 80
+        ),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -541,7 +543,7 @@ def _parser() -> argparse.ArgumentParser:
                                 parser_class=_Parser)
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=summary, description=description, epilog=EXIT_CODES,
+        p = sub.add_parser(name, help=summary, description=textwrap.fill(description, 80), epilog=EXIT_CODES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_global_options(p, top=False)
         return p
