@@ -277,6 +277,8 @@ def _type_name(hint: Any) -> str:
         return "|".join(str(a) for a in args)
     if origin in (typing.Union, types.UnionType):
         names = [_type_name(a) for a in args if a is not type(None)]
+        # "list of text or text": one item is a list of one, say the list only.
+        names = [n for n in names if f"list of {n}" not in names]
         return " or ".join(dict.fromkeys(names)) + (" or none" if type(None) in args else "")
     if _is_collection(origin):
         return f"list of {_type_name(args[0]) if args else 'text'}"
