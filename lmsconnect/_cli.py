@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._capabilities import matrix_markdown, matrix_rows
+from ._connector import Connector
 from ._errors import AuthenticationError, ConfigurationError, LMSConnectError
 from ._models import BASE_FIELDS, MODELS
 from ._registry import registry
@@ -180,9 +181,8 @@ def _capabilities_text(caps: Any) -> str:
 async def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from ._api import connect
 
-    config = _config(args)
-    await _probe(args.slug, config, None)
-    async with connect(args.slug, **config) as lms:
+    async with connect(args.slug, **_config(args)) as lms:
+        await _probe(lms, None)
         report = await lms.check()
     if args.json:
         out.write(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -417,22 +417,19 @@ def _cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-async def _probe(slug: str, config: dict[str, Any], models: list[str] | None) -> None:
+async def _probe(lms: Connector[Any], models: list[str] | None) -> None:
     """One read first, so that a wrong key or host is said once (exit 2), not once per model."""
-    from ._api import connect
-
-    async with connect(slug, **config) as lms:
-        supported = [k for k, m in lms.capabilities.models.items() if m.supported]
-        first = (models or supported or [None])[0]
-        if first is None or first not in supported:
-            return  # nothing to read, or a model the sync itself will refuse with NotSupported
-        try:
-            async for _ in lms.list(first):
-                break
-        except (AuthenticationError, ConfigurationError):
-            raise
-        except LMSConnectError:
-            return  # anything else is this model's failure: the sync reports it per model
+    supported = [k for k, m in lms.capabilities.models.items() if m.supported]
+    first = (models or supported or [None])[0]
+    if first is None or first not in supported:
+        return  # nothing to read, or a model the sync itself will refuse with NotSupported
+    try:
+        async for _ in lms.list(first):
+            break
+    except (AuthenticationError, ConfigurationError):
+        raise
+    except LMSConnectError:
+        return  # anything else is this model's failure: the sync reports it per model
 
 
 async def _cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
@@ -448,7 +445,10 @@ async def _cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
                 + (f"; did you mean {close[0]!r}?" if close else "")
                 + f" (models: {', '.join(MODELS)})"
             )
-    await _probe(args.slug, config, models)
+    from ._api import connect
+
+    async with connect(args.slug, **config) as lms:
+        await _probe(lms, models)
     return await cli_sync(
         args.slug,
         config,
