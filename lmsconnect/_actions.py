@@ -22,6 +22,9 @@ from ._models import CourseType
 
 __all__ = [
     "ACTIONS",
+    "MAX_DURATION_MINUTES",
+    "MAX_ID_LENGTH",
+    "MAX_REMOTE_ID_LENGTH",
     "ActionName",
     "ActionResult",
     "CompleteCourse",
@@ -37,6 +40,21 @@ __all__ = [
 ]
 
 ActionName = Literal["upsert_courses", "deactivate_course", "enroll_user", "complete_course"]
+
+# Bounds every action input is held to before any remote call (docs/guide.md, "Input limits").
+# An id: ours (base32 of connector + vendor id) or "remote:<vendor id>"; no vendor's ids come near it.
+MAX_ID_LENGTH: Final = 512
+# A vendor id inside an id (after "remote:", or decoded from ours).
+MAX_REMOTE_ID_LENGTH: Final = 256
+# A course duration, in minutes: ten years. Connectors declare tighter bounds of their own
+# (`Connector.max_duration_minutes`).
+MAX_DURATION_MINUTES: Final = 10 * 365 * 24 * 60
+# completed_at: vendors store Unix timestamps; a date before 1970 or from 2100 on is a mistake.
+EARLIEST_DATE: Final = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+LATEST_DATE: Final = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
+# NUL (truncates strings in C-based stacks, refused by PostgreSQL) and lone surrogates (cannot be
+# encoded as UTF-8, so cannot be sent at all).
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 _v = attrs.validators
@@ -168,6 +186,9 @@ _converter = make_converter()
 
 
 def _format(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, OverflowError):
+        # A date whose UTC form datetime cannot hold (year 1 at +05:00, year 9999 at -05:00).
+        return f"is out of range ({exc}); dates must fall within 1970-01-01 .. 2099-12-31 (UTC)"
     # attrs validators raise ValueError/TypeError whose text already says what is wrong.
     if isinstance(exc, (ValueError, TypeError)) and str(exc) and not isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else str(exc)
@@ -204,21 +225,78 @@ def structure_action(cls: type[A], value: A | Mapping[str, Any]) -> A:
     """The action input as `cls`, from an instance or a plain dict; `InvalidInput` names the bad field."""
     if isinstance(value, cls):
         # Construction runs the validators, but not every field has one (``description=123``,
-        # ``score=True``); checking the instance in its dict form holds it to the same rules.
+        # ``score=True``); checking the instance in its dict form holds it to the same rules. Its
+        # values are checked first: a date out of range would not even convert to UTC.
+        reason, path = _unsendable(value, "")
+        if reason:
+            raise InvalidInput(f"invalid {cls.__name__} input: {path}: {reason}", field=path)
         value = _converter.unstructure(value)
     if not isinstance(value, Mapping):
         raise InvalidInput(
             f"{cls.__name__} input must be a {cls.__name__} or a dict of the same shape, "
             f"got {type(value).__name__}"
         )
+    problem: InvalidInput | None = None
     try:
         structured: A = _converter.structure(dict(value), cls)
-        return structured
     except (ClassValidationError, ForbiddenExtraKeysError) as exc:
         path, reason = _path_message(exc)
-        raise InvalidInput(f"invalid {cls.__name__} input: {path}: {reason}", field=path) from None
+        problem = InvalidInput(f"invalid {cls.__name__} input: {path}: {reason}", field=path)
     except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"invalid {cls.__name__} input: {exc}") from None
+        problem = InvalidInput(f"invalid {cls.__name__} input: {exc}")
+    if problem is not None:
+        # Raised outside the except blocks: the converter's exceptions (which quote the input) are
+        # not kept as __context__.
+        raise problem
+    reason, path = _unsendable(structured, "")
+    if reason:
+        raise InvalidInput(f"invalid {cls.__name__} input: {path}: {reason}", field=path)
+    return structured
+
+
+def _unsendable(value: Any, path: str) -> tuple[str, str]:
+    """(what is wrong, field path) for the first value no LMS can take; ("", "") when all are fine.
+
+    Strings with NUL or lone surrogates, ids longer than `MAX_ID_LENGTH`, durations over
+    `MAX_DURATION_MINUTES`, completion dates outside 1970-2099.
+    """
+    if attrs.has(type(value)):
+        for attribute in attrs.fields(type(value)):
+            inner = getattr(value, attribute.name)
+            where = f"{path}.{attribute.name}" if path else attribute.name
+            reason, at = _unsendable(inner, where)
+            if reason:
+                return reason, at
+            name = attribute.name
+            if isinstance(inner, str) and (name.endswith("_id") or name == "origin_id") and (
+                len(inner) > MAX_ID_LENGTH
+            ):
+                return f"is {len(inner):,} characters long; an id has at most {MAX_ID_LENGTH}", where
+            if name == "duration" and isinstance(inner, int) and inner > MAX_DURATION_MINUTES:
+                return (
+                    f"{inner} minutes is more than ten years ({MAX_DURATION_MINUTES:,} minutes); "
+                    "give the duration in minutes",
+                    where,
+                )
+            if isinstance(inner, dt.datetime) and not EARLIEST_DATE <= inner < LATEST_DATE:
+                return f"{inner.isoformat()} is outside 1970-01-01 .. 2099-12-31 (UTC)", where
+    elif isinstance(value, tuple):
+        for index, item in enumerate(value):
+            reason, at = _unsendable(item, f"{path}[{index}]")
+            if reason:
+                return reason, at
+    elif isinstance(value, str):
+        bad = _UNSENDABLE.search(value)
+        if bad is not None:
+            char = bad.group()
+            kind = "a NUL character" if char == "\x00" else f"a lone surrogate (U+{ord(char):04X})"
+            return (
+                f"contains {kind} at position {bad.start()}, which no LMS can store; "
+                "remove it (lone surrogates come from text decoded with errors='surrogateescape' or "
+                "split emoji)",
+                path,
+            )
+    return "", ""
 
 
 class ItemStatus(str, enum.Enum):

@@ -157,16 +157,19 @@ def build_config(cls: type[C], slug: str, values: Mapping[str, Any]) -> C:
     ]
     kwargs = {}
     for name, value in values.items():
+        problem: str | None = None
         try:
             kwargs[name] = _coerce(name, hints[name], value)
         except ConfigurationError as exc:
-            message = (
+            problem = (
                 f"{name} must be a string (value not shown: secret)" if fields[name].secret else exc.message
             )
-            raise ConfigurationError(scrub(message, given_secrets), connector=slug) from None
+        if problem is not None:
+            # Raised outside the except block: the error caught (which may quote a secret given in the
+            # wrong field) must not survive as __context__ of the scrubbed one.
+            raise ConfigurationError(scrub(problem, given_secrets), connector=slug)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(
-            scrub(f"invalid config for {slug!r}: {exc}", given_secrets), connector=slug
-        ) from None
+        problem = scrub(f"invalid config for {slug!r}: {exc}", given_secrets)
+    raise ConfigurationError(problem, connector=slug)

@@ -19,6 +19,9 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 import attrs
 
 from ._actions import (
+    MAX_DURATION_MINUTES,
+    MAX_ID_LENGTH,
+    MAX_REMOTE_ID_LENGTH,
     ActionName,
     ActionResult,
     CompleteCourse,
@@ -152,6 +155,9 @@ class Connector(abc.ABC, Generic[C]):
 
     spec: ClassVar[ConnectorSpec]
     capabilities: ClassVar[Capabilities]
+    # The longest course duration (minutes) this vendor takes; upsert input over it is InvalidInput
+    # before any call. Connectors set their own (tighter) bound; the core's is ten years.
+    max_duration_minutes: ClassVar[int] = MAX_DURATION_MINUTES
 
     def __init__(
         self,
@@ -284,25 +290,39 @@ class Connector(abc.ABC, Generic[C]):
         Raises `InvalidInput` naming `field` when the id is not one of ours, belongs to another connector,
         or is of another model (a user id where a course id belongs).
         """
+        if len(value) > MAX_ID_LENGTH:
+            raise InvalidInput(
+                f"{field}: an id of {len(value):,} characters; ids have at most {MAX_ID_LENGTH}", field=field
+            )
         if value.startswith("remote:"):
             remote = value[len("remote:") :]
-            if remote:
-                return remote
-            raise InvalidInput(f"{field}: 'remote:' must be followed by the vendor's id", field=field)
-        try:
-            got_model, connector, remote = parse_id(value)
-        except ValueError:
+            if not remote:
+                raise InvalidInput(f"{field}: 'remote:' must be followed by the vendor's id", field=field)
+        else:
+            parsed: tuple[ModelName, str, str] | None
+            try:
+                parsed = parse_id(value)
+            except ValueError:
+                parsed = None
+            if parsed is None:
+                raise InvalidInput(
+                    f"{field}: {value!r} is neither an lmsconnect id nor 'remote:<vendor id>'", field=field
+                )
+            got_model, connector, remote = parsed
+            if connector != self.slug:
+                raise InvalidInput(
+                    f"{field}: {value!r} is an id from the {connector!r} connector, not {self.slug!r}",
+                    field=field,
+                )
+            if got_model != model:
+                raise InvalidInput(
+                    f"{field}: {value!r} is an id of {got_model}, expected one of {model}", field=field
+                )
+        if len(remote) > MAX_REMOTE_ID_LENGTH or not remote.isprintable():
             raise InvalidInput(
-                f"{field}: {value!r} is neither an lmsconnect id nor 'remote:<vendor id>'", field=field
-            ) from None
-        if connector != self.slug:
-            raise InvalidInput(
-                f"{field}: {value!r} is an id from the {connector!r} connector, not {self.slug!r}",
+                f"{field}: the vendor id must be at most {MAX_REMOTE_ID_LENGTH} printable characters "
+                f"(got {len(remote):,} characters)",
                 field=field,
-            )
-        if got_model != model:
-            raise InvalidInput(
-                f"{field}: {value!r} is an id of {got_model}, expected one of {model}", field=field
             )
         return remote
 
@@ -350,6 +370,17 @@ class Connector(abc.ABC, Generic[C]):
             action = _drop_unsupported(self.capabilities, name, action)  # same type, fields reset
         for path in action_fields(name):
             self.capabilities.require_action_field(name, path, given=_given(action, path))
+        if isinstance(action, UpsertCourses):
+            for index, item in enumerate(action.items):
+                duration = item.course.duration
+                if duration is not None and duration > self.max_duration_minutes:
+                    where = f"items[{index}].course.duration"
+                    raise InvalidInput(
+                        f"invalid UpsertCourses input: {where}: {duration:,} minutes is more than "
+                        f"{self.spec.name} takes ({self.max_duration_minutes:,} minutes)",
+                        field=where,
+                        connector=self.slug,
+                    )
         if self.capabilities.actions[name].destructive and not self.allow_destructive:
             note = self.capabilities.actions[name].note
             raise DestructiveActionRefused(
@@ -421,10 +452,29 @@ class Connector(abc.ABC, Generic[C]):
     async def passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
         """A raw vendor call with this connection's auth and budgets.
 
+        ``path`` is relative to the connection's base URL; an absolute URL is accepted only on the same
+        origin (scheme, host and port), since the call carries the connection's credentials.
+
         >>> response = await lms.passthrough("GET", "/v1/users")
         >>> response.json()
         """
         self.capabilities.require_feature("passthrough")
+        if not isinstance(method, str) or not method.isalpha():
+            raise InvalidInput(f"passthrough: {method!r} is not an HTTP method", field="method")
+        if not isinstance(path, str):
+            raise InvalidInput(f"passthrough: the path must be a string, got {type(path).__name__}",
+                               field="path")
+        reason = _path_problem(path)
+        if reason is None and "://" in path and not self.http.same_origin(path):
+            reason = f"is not on this connection's origin {self.http.origin}"
+        if reason is not None:
+            raise InvalidInput(
+                f"passthrough: {self.http.scrub(path.split('?')[0])[:200]!r} {reason}; give a path such as "
+                "'/v1/users' (the call carries this connection's credentials, so it goes to its base URL "
+                "only)",
+                field="path",
+                connector=self.slug,
+            )
         return await self.handle_passthrough(method, path, **kwargs)
 
     async def check(self, *, models: bool = True) -> CheckReport:
@@ -474,11 +524,39 @@ class Connector(abc.ABC, Generic[C]):
         except LMSConnectError as exc:
             return CheckItem(kind="model", name=key, status=CheckStatus.ERROR, detail=str(exc))
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            failed = await _closed(stream)
+        if failed is not None:
+            # Closing the read early (a prefetched page, a cleanup call) failed remotely: still a report.
+            return CheckItem(kind="model", name=key, status=CheckStatus.ERROR, detail=str(failed))
         return CheckItem(kind="model", name=key, status=CheckStatus.OK, detail=detail)
 
 
 _Self = TypeVar("_Self", bound=Connector[Any])
+
+
+async def _closed(stream: Any) -> LMSConnectError | None:
+    """Close a record stream; a remote failure while closing is returned, not raised."""
+    try:
+        await stream.aclose()
+    except LMSConnectError as exc:
+        return exc
+    return None
+
+
+def _path_problem(path: str) -> str | None:
+    """Why `path` cannot be a passthrough path (None when it can): it must be a path, or an absolute
+    http(s) URL (whose origin the caller checks)."""
+    if path.startswith(("http://", "https://")):
+        return None
+    if path.startswith("//") or "://" in path:
+        return "is a URL of another origin or scheme"
+    if "\\" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "contains a control character or a backslash"
+    if ":" in path.split("/", 1)[0] and not path.startswith("/"):
+        return "looks like a URL with a scheme, not a path"
+    return None
+
+
 _SEVERITY = [CheckStatus.OK, CheckStatus.NOT_SUPPORTED, CheckStatus.MISSING_PERMISSION, CheckStatus.ERROR]
 
 

@@ -8,17 +8,26 @@
    jitter, honouring ``Retry-After`` and ``X-RateLimit-Reset``; a 429 pauses the whole budget, so
    concurrent requests do not pile onto a limit the vendor already reported,
 4. never retries a non-idempotent request (a POST that may have been applied) — except once after a
-   401 when the connector's ``on_unauthorized`` hook renewed the credentials (nothing was applied), and
+   401 when the connector's ``on_unauthorized`` hook renewed the credentials (nothing was applied),
 5. maps failures through the connector's `error_mapper` into the `LMSConnectError` tree, scrubbing every
-   registered secret from messages and logs.
+   registered secret from messages and logs, and
+6. treats every answer as untrusted: requests go only to the origin (scheme, host, port) of the base URL
+   — a link or redirect elsewhere is refused before anything is sent, since the request would carry the
+   connection's credentials —, bodies are read in chunks up to ``HttpOptions.max_response_bytes``, JSON
+   nesting is bounded by ``HttpOptions.max_json_depth``, and the pagination helpers stop on a page or
+   link that repeats (`PageGuard`).
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import datetime as dt
 import email.utils
+import hashlib
+import inspect
+import itertools
 import json
 import logging
 import math
@@ -45,9 +54,11 @@ from ._errors import (
 from ._secrets import scrub
 
 __all__ = [
+    "BudgetWait",
     "HttpClient",
     "HttpOptions",
     "HttpStats",
+    "PageGuard",
     "RateBudget",
     "RateWindow",
     "Response",
@@ -62,6 +73,11 @@ log = logging.getLogger("lmsconnect.http")
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS: Final = 10
+_MiB: Final = 1024 * 1024
+_JSON_DEPTH: Final = 64
+_CHUNK: Final = 64 * 1024
 # NonHttpUrlClientError (an ftp:// or scheme-less URL) exists from aiohttp 3.10 on.
 _BAD_URL: Final[tuple[type[Exception], ...]] = tuple(
     getattr(aiohttp, name) for name in ("InvalidURL", "NonHttpUrlClientError") if hasattr(aiohttp, name)
@@ -78,18 +94,19 @@ _NO_SUCH_NAME: Final = frozenset(
 )
 
 
-def _raise_if_unresolvable(exc: BaseException, slug: str) -> None:
+def _unresolvable_host(exc: BaseException, slug: str) -> ConfigurationError | None:
     """A host name that does not resolve is a configuration mistake, not a vendor outage: fail at once."""
     if (
         isinstance(exc, aiohttp.ClientConnectorError)
         and isinstance(exc.os_error, socket.gaierror)
         and exc.os_error.errno in _NO_SUCH_NAME
     ):
-        raise ConfigurationError(
+        return ConfigurationError(
             f"the host name {exc.host!r} does not resolve (DNS: {exc.os_error.strerror}): check the "
             f"domain or base URL",
             connector=slug,
-        ) from None
+        )
+    return None
 
 
 class RateWindow:
@@ -137,19 +154,39 @@ class RateBudget:
 
     def __init__(self, *windows: RateWindow, name: str = "") -> None:
         self.windows = windows
-        self.name = name or ", ".join(w.name for w in windows) or "unlimited"
+        self._name = name
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
         self.waited_s = 0.0
+
+    @property
+    def name(self) -> str:
+        # Computed, not frozen at construction: a window re-sized later (TalentLMS calibrates its hourly
+        # window from /v1/ratelimit) shows its real limit in messages.
+        return self._name or ", ".join(w.name for w in self.windows) or "unlimited"
 
     def pause_until(self, when: float) -> None:
         """Hold every call until the monotonic time `when` (after the vendor reported a limit)."""
         self._paused_until = max(self._paused_until, when)
 
-    async def acquire(self) -> None:
+    async def acquire(
+        self,
+        *,
+        max_wait_s: float | None = None,
+        report_wait_s: float = math.inf,
+        on_wait: Callable[[float], Awaitable[None]] | None = None,
+        where: str = "",
+        connector: str | None = None,
+    ) -> None:
+        """Wait until every window admits one more call, and count it.
+
+        A wait that would end more than `max_wait_s` after the call began waiting raises `RateLimited`
+        (its ``retry_after`` says when the budget admits the call) instead of blocking silently for up
+        to an hour; a wait of at least `report_wait_s` is handed to `on_wait` (seconds) first.
+        """
+        start = time.monotonic()
         # One waiter at a time keeps admission in FIFO order and the log consistent.
         async with self._lock:
-            start = time.monotonic()
             while True:
                 now = time.monotonic()
                 wait = max([self._paused_until - now] + [w.delay(now) for w in self.windows])
@@ -158,6 +195,16 @@ class RateBudget:
                         window.record(now)
                     self.waited_s += now - start
                     return
+                if max_wait_s is not None and now + wait - start > max_wait_s:
+                    raise RateLimited(
+                        f"{where or 'a call'}: the rate budget {self.name} admits it only in {wait:,.0f} s, "
+                        f"more than the longest wait this connection accepts ({max_wait_s:g} s, "
+                        "HttpOptions.max_wait_s)",
+                        retry_after=wait,
+                        connector=connector,
+                    )
+                if wait >= report_wait_s and on_wait is not None:
+                    await on_wait(wait)
                 await asyncio.sleep(wait)
 
     def floor_seconds(self, calls: int) -> float:
@@ -178,6 +225,24 @@ class HttpOptions:
     # A vendor hint longer than this (an hourly limit saying "come back in 3600 s") is not slept
     # through inside one call: the caller gets RateLimited with `retry_after` and decides.
     max_retry_wait_s: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    # The longest wait for the connection's own rate budget (an hourly plan budget spent, a vendor's
+    # "remaining: 0" with a far reset) that one read or action call accepts; beyond it the call raises
+    # RateLimited with `retry_after`. Five minutes covers every per-second/minute window and the tail
+    # of an hourly one, without a call hanging silently for an hour.
+    max_wait_s: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
+    # Budget waits at least this long are logged (once, with the time they end) and handed to the
+    # client's wait listeners (the sync progress callback, the CLI display).
+    report_wait_s: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    # The largest answer read, in bytes (decompressed). Moodle answers a user listing in one body of
+    # about 750 bytes per user, so 256 MiB leaves room for ~350,000 users; an answer announcing more
+    # (Content-Length) is refused before its body is read, and a body that grows past it is abandoned
+    # mid-read, so a hostile or broken server cannot take the process's memory.
+    max_response_bytes: int = attrs.field(default=256 * _MiB, validator=attrs.validators.ge(1))
+    # The deepest JSON nesting accepted. The vendors' real answers nest under 10 levels; a deeper one
+    # is refused by a linear scan before it reaches json.loads (which would recurse).
+    max_json_depth: int = attrs.field(
+        default=_JSON_DEPTH, validator=[attrs.validators.ge(1), attrs.validators.le(512)]
+    )
 
 
 @attrs.define
@@ -202,21 +267,91 @@ class Response:
     body: bytes
     # The client's secrets, so that quoting the body in an error cannot leak one (vendors echo tokens).
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False, eq=False)
+    max_json_depth: int = attrs.field(default=_JSON_DEPTH, repr=False, eq=False)
+    connector: str | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
 
+    def excerpt(self, limit: int = 80) -> str:
+        """The start of the body, scrubbed of the client's secrets, for an error message."""
+        # Scrub before cutting, so no part of a secret survives at the cut; scrub only a window long
+        # enough for any secret (percent-encoded) to fall wholly inside it.
+        window = limit + 3 * max((len(v) for v in self.secrets), default=0)
+        head = self.body[: 4 * window].decode("utf-8", errors="replace")[:window]
+        return scrub(head, self.secrets)[:limit]
+
     def json(self) -> Any:
+        """The body as JSON; `InvalidRemoteResponse` naming the endpoint when it is not strict JSON
+        (invalid, truncated, not UTF-8, an HTML page, NaN/Infinity, nested deeper than
+        ``HttpOptions.max_json_depth``)."""
+        problem = ""
         try:
-            return json.loads(self.body)
-        except ValueError:
-            # Scrub before cutting, so no part of a secret survives at the cut.
-            shown = scrub(self.text, self.secrets)[:80]
-            raise InvalidRemoteResponse(
-                f"expected JSON from {self.method} {self.url}, got {shown!r}",
-                status=self.status,
-            ) from None
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = f"a body that is not UTF-8 (byte {exc.start})"
+        else:
+            if json_depth_exceeds(self.body, self.max_json_depth):
+                problem = f"JSON nested deeper than {self.max_json_depth} levels (HttpOptions.max_json_depth)"
+            else:
+                try:
+                    return json.loads(text.removeprefix("\ufeff"), parse_constant=_no_constant)
+                except (ValueError, RecursionError):
+                    problem = ""
+        # Raised outside the except blocks: the decoder's own exception (which quotes the body) is not
+        # kept as the error's __context__.
+        shown = problem or repr(self.excerpt())
+        raise InvalidRemoteResponse(
+            f"expected JSON from {self.method} {self.url}, got {shown}",
+            status=self.status,
+            connector=self.connector,
+        )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_BRACKET_STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_QUOTE_OR_BRACKET: Final = bytes(b for b in range(256) if b not in b'"[]{}')
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether the JSON in `body` nests deeper than `limit`, found without recursion.
+
+    Escaped backslashes and quotes are dropped, then everything but quotes and brackets; a bracket after
+    an odd number of quotes is inside a string and dropped too; the remaining brackets become +1/-1
+    steps, and the deepest running sum is the nesting depth. Each pass runs at C speed, linear in the
+    body whatever it holds (no regex that could backtrack from one quote to the next), over slices of
+    the body so that the scan's own memory stays small even for a body of nothing but quotes.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = deepest = 0
+    inside = False  # whether the slice starts inside a string
+    start = 0
+    while start < len(body):
+        end = min(start + _SCAN_SLICE, len(body))
+        # Never cut a run of backslashes: the run and the character after it (which the run's last
+        # backslash may escape) stay in one slice.
+        while end < len(body) and body[end - 1] == 0x5C:
+            end += 1
+        part = body[start:end].replace(b"\\\\", b"").replace(b'\\"', b"")
+        pieces = part.translate(None, _NOT_QUOTE_OR_BRACKET).split(b'"')
+        outside = b"".join(pieces[1::2] if inside else pieces[::2])
+        if len(pieces) % 2 == 0:  # an odd number of quotes: the next slice starts on the other side
+            inside = not inside
+        steps = array.array("b", outside.translate(_BRACKET_STEPS))
+        deepest = max(deepest, max(itertools.accumulate(steps, initial=depth)))
+        if deepest > limit:
+            return True
+        depth += sum(steps)
+        start = end
+    return False
+
+
+_SCAN_SLICE: Final = 1024 * 1024
 
 
 ErrorMapper = Callable[[Response], "LMSConnectError | None"]
@@ -227,7 +362,8 @@ def default_error(response: Response, *, slug: str) -> LMSConnectError:
     """The error for a failed response when the vendor's body says nothing more specific."""
     where = f"{response.method} {response.url}"
     status = response.status
-    vendor = response.text[:300] if response.body else None
+    # Scrubbed before the message is cut to size, so no part of a secret survives at the cut.
+    vendor = response.excerpt(300) if response.body else None
     if status == 401:
         return AuthenticationError(f"{where} was rejected as unauthenticated", status=status,
                                    connector=slug, vendor_message=vendor)
@@ -283,6 +419,39 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return None
 
 
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url`, the default port filled in; ports and hosts compared as parsed, so
+    ``http://base@evil/`` is evil's origin, not base's."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ("", url, None)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        # "bücher.example" and "xn--bcher-kva.example" are one host.
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    return (scheme, host, port or _DEFAULT_PORTS.get(scheme))
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+@attrs.frozen(kw_only=True)
+class BudgetWait:
+    """A call waits for its rate budget: `seconds` long, until `until` (UTC)."""
+
+    budget: str
+    seconds: float
+    until: dt.datetime
+
+
+WaitListener = Callable[[BudgetWait], "Awaitable[None] | None"]
+
+
 class HttpClient:
     """The HTTP session of one connector. Created by the connector's lifecycle; closed with it."""
 
@@ -314,6 +483,9 @@ class HttpClient:
         self._headers = dict(headers or {})
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
+        self._origin = origin_of(self.base_url)
+        self._wait_listeners: list[WaitListener] = []
+        self._reported_until: dict[int, float] = {}
 
     def add_secret(self, value: str) -> None:
         """Register one more value (e.g. an OAuth access token) to scrub from messages."""
@@ -347,6 +519,58 @@ class HttpClient:
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    @property
+    def origin(self) -> str:
+        """Scheme, host and port of the base URL: the only place this client sends requests to."""
+        scheme, host, port = self._origin
+        return f"{scheme}://{host}:{port}" if port is not None else f"{scheme}://{host}"
+
+    def same_origin(self, url: str) -> bool:
+        """Whether `url` (absolute, or relative to the base URL) is on the base URL's origin."""
+        return origin_of(self.url(url)) == self._origin
+
+    def add_wait_listener(self, listener: WaitListener) -> Callable[[], None]:
+        """Call `listener` with a `BudgetWait` whenever a call starts a rate-budget wait of at least
+        ``HttpOptions.report_wait_s``; returns the function that removes it again.
+
+        >>> remove = lms.http.add_wait_listener(lambda w: print(f"waiting until {w.until:%H:%M:%S}"))
+        """
+        self._wait_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._wait_listeners:
+                self._wait_listeners.remove(listener)
+
+        return remove
+
+    async def _report_wait(self, budget: RateBudget, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        event = BudgetWait(
+            budget=budget.name,
+            seconds=seconds,
+            until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds),
+        )
+        # Logged once per wait, however many calls queue behind it.
+        if until > self._reported_until.get(id(budget), 0.0) + 1.0:
+            self._reported_until[id(budget)] = until
+            log.warning(
+                "%s: waiting %.1f s for the rate budget %s, until %s",
+                self.slug, seconds, budget.name, event.until.astimezone().isoformat(timespec="seconds"),
+            )
+        for listener in list(self._wait_listeners):
+            result = listener(event)
+            if inspect.isawaitable(result):
+                await result
+
+    def _foreign(self, method: str, url: str) -> InvalidRemoteResponse:
+        shown = self.scrub(url.split("?")[0])
+        return InvalidRemoteResponse(
+            f"refused to send {method} {shown}: it is not on the connection's origin {self.origin}, and "
+            "the request would carry the connection's credentials (a link or redirect from the vendor "
+            "pointed elsewhere; if the site moved, give its new address as the base URL)",
+            connector=self.slug,
+        )
+
     async def request(
         self,
         method: str,
@@ -377,14 +601,17 @@ class HttpClient:
             idempotent = method in IDEMPOTENT_METHODS
         budget = self.write_budget if write else self.read_budget
         url = self.url(path)
+        if origin_of(url) != self._origin:
+            raise self._foreign(method, url)
         shown = self.scrub(f"{method} {url.split('?')[0]}")
         attempts = self.options.max_attempts if idempotent else 1
         reauthenticated = False
         attempt = 0
+        failure: LMSConnectError | None = None
         while attempt < attempts:
             attempt += 1
             before = time.monotonic()
-            await budget.acquire()
+            await self._acquire(budget, shown)
             self.stats.wait_s += time.monotonic() - before
             send_headers = dict(self._headers)
             send_headers.update(headers or {})
@@ -392,36 +619,33 @@ class HttpClient:
                 await self._auth(send_headers)
             self.stats.calls += 1
             try:
-                async with self.session.request(
-                    method, url, params=params, data=data, json=json_body, headers=send_headers
-                ) as raw:
-                    body = await raw.read()
-                    response = Response(
-                        method=method,
-                        url=shown.split(" ", 1)[1],
-                        status=raw.status,
-                        headers=raw.headers,
-                        body=body,
-                        secrets=self._secrets,
-                    )
+                response = await self._send(
+                    method, url, params=params, data=data, json_body=json_body, headers=send_headers,
+                    budget=budget, shown=shown,
+                )
             except _BAD_URL_OR_HOST as exc:
                 # A malformed base URL is the caller's configuration, not a vendor outage: no retries.
-                raise ConfigurationError(
+                failure = ConfigurationError(
                     f"{shown} is not a valid http(s) URL ({type(exc).__name__}); check the base URL "
                     f"given to connect()",
                     connector=self.slug,
-                ) from None
+                )
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                _raise_if_unresolvable(exc, self.slug)
-                reason = self.scrub(f"{type(exc).__name__}: {exc}")
-                if attempt < attempts:
-                    await self._backoff(attempt, None, shown, reason)
-                    continue
-                raise RemoteError(
-                    f"{shown} failed after {attempt} attempt(s): {reason}"
-                    + ("" if idempotent else " (not retried: the request may have been applied)"),
-                    connector=self.slug,
-                ) from None
+                failure = _unresolvable_host(exc, self.slug)
+                if failure is None:
+                    reason = self.scrub(f"{type(exc).__name__}: {exc}")
+                    if attempt < attempts:
+                        await self._backoff(attempt, None, shown, reason)
+                        continue
+                    failure = RemoteError(
+                        f"{shown} failed after {attempt} attempt(s): {reason}"
+                        + ("" if idempotent else " (not retried: the request may have been applied)"),
+                        connector=self.slug,
+                    )
+            if failure is not None:
+                # Raised outside the except block, so aiohttp's exception (which may quote a URL with
+                # credentials in its query) does not ride along as __context__.
+                raise failure
             self.stats.by_status[response.status] += 1
             log.debug("%s -> %s", shown, response.status)
             if (
@@ -462,6 +686,88 @@ class HttpClient:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _acquire(self, budget: RateBudget, shown: str) -> None:
+        async def report(seconds: float) -> None:
+            await self._report_wait(budget, seconds)
+
+        await budget.acquire(
+            max_wait_s=self.options.max_wait_s,
+            report_wait_s=self.options.report_wait_s,
+            on_wait=report,
+            where=shown,
+            connector=self.slug,
+        )
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any,
+        data: Any,
+        json_body: Any,
+        headers: Mapping[str, str],
+        budget: RateBudget,
+        shown: str,
+    ) -> Response:
+        """One exchange, following redirects only within the origin (aiohttp would follow them anywhere,
+        resending a form body with a token in it on a 307), and reading at most max_response_bytes."""
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop:
+                await self._acquire(budget, shown)
+                self.stats.calls += 1
+            async with self.session.request(
+                method, url, params=params, data=data, json=json_body, headers=headers,
+                allow_redirects=False,
+            ) as raw:
+                location = raw.headers.get("Location")
+                if raw.status in REDIRECT_STATUSES and location:
+                    target = urllib.parse.urljoin(str(raw.url), location)
+                    if origin_of(target) != self._origin:
+                        raise self._foreign(method, target)
+                    url, params = target, None
+                    if raw.status == 303 or (raw.status in (301, 302) and method not in ("GET", "HEAD")):
+                        method, data, json_body = "GET", None, None
+                    continue
+                body = await self._read(raw, shown)
+                return Response(
+                    method=method,
+                    url=self.scrub(str(raw.url).split("?")[0]),
+                    status=raw.status,
+                    headers=raw.headers,
+                    body=body,
+                    secrets=self._secrets,
+                    max_json_depth=self.options.max_json_depth,
+                    connector=self.slug,
+                )
+        raise InvalidRemoteResponse(
+            f"{shown} was redirected more than {MAX_REDIRECTS} times", connector=self.slug
+        )
+
+    async def _read(self, raw: aiohttp.ClientResponse, shown: str) -> bytes:
+        """The body, in chunks, abandoned (connection closed) as soon as it passes the size cap."""
+        cap = self.options.max_response_bytes
+
+        def too_large(size: str) -> InvalidRemoteResponse:
+            return InvalidRemoteResponse(
+                f"{shown} answered {size}, more than the {cap:,} bytes this connection reads "
+                "(HttpOptions.max_response_bytes)",
+                status=raw.status,
+                connector=self.slug,
+            )
+
+        if raw.content_length is not None and raw.content_length > cap:
+            raise too_large(f"{raw.content_length:,} bytes (Content-Length)")
+        if raw.content_length is not None and "Content-Encoding" not in raw.headers:
+            # The length is known and within the cap (the common case): one read, no chunk loop.
+            return await raw.read()
+        buffer = bytearray()
+        async for chunk in raw.content.iter_chunked(_CHUNK):
+            buffer += chunk
+            if len(buffer) > cap:
+                raise too_large("a longer body")
+        return bytes(buffer)
+
     def _error(self, response: Response) -> LMSConnectError:
         mapped = self._error_mapper(response) if self._error_mapper else None
         return self.raise_mapped(mapped or default_error(response, slug=self.slug))
@@ -492,13 +798,73 @@ class HttpClient:
 # -- pagination ---------------------------------------------------------------------------------------
 
 
+class PageGuard:
+    """Stops a pagination loop that does not advance, with `InvalidRemoteResponse` naming the endpoint.
+
+    A vendor (or something between us and it) that answers every page number with the same page, or a
+    cursor or ``next`` link that leads back to one already followed, would otherwise make a read run
+    forever. Call `cursor` with each cursor or link before following it, and `page` with each page
+    (its raw body, or its items); only digests are kept, never the pages.
+
+    >>> guard = PageGuard("GET /v1/users", connector="talentlms")
+    >>> while ...:
+    ...     guard.page(response.body)   # raises when identical to the previous page
+    ...     guard.cursor(next_cursor)   # raises when this cursor was followed before
+    """
+
+    def __init__(self, where: str, *, connector: str | None = None) -> None:
+        self.where = where
+        self.connector = connector
+        self.pages = 0
+        self._previous: bytes | None = None
+        self._cursors: set[bytes] = set()
+
+    @staticmethod
+    def _digest(value: object) -> bytes:
+        data = value if isinstance(value, bytes) else repr(value).encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, digest_size=16).digest()
+
+    def page(self, content: object) -> None:
+        """Record one page (bytes, or any value with a faithful ``repr``, such as a list of dicts)."""
+        digest = self._digest(content)
+        self.pages += 1
+        if digest == self._previous:
+            raise InvalidRemoteResponse(
+                f"{self.where}: page {self.pages} is identical to page {self.pages - 1}; the pagination "
+                "does not advance, so the read stops here instead of looping forever",
+                connector=self.connector,
+            )
+        self._previous = digest
+
+    def cursor(self, value: object) -> None:
+        """Record a cursor, page token or next link about to be followed."""
+        digest = self._digest(value)
+        if digest in self._cursors:
+            raise InvalidRemoteResponse(
+                f"{self.where}: the next-page cursor or link repeats one already followed (after page "
+                f"{self.pages}); the pagination loops, so the read stops here",
+                connector=self.connector,
+            )
+        self._cursors.add(digest)
+
+
 async def paginate_pages(
-    fetch: Callable[[int], Awaitable[Sequence[T]]], *, page_size: int, first: int = 1
+    fetch: Callable[[int], Awaitable[Sequence[T]]],
+    *,
+    page_size: int,
+    first: int = 1,
+    where: str = "page-numbered listing",
+    connector: str | None = None,
 ) -> AsyncIterator[T]:
-    """Page-number pagination: yield items of page `first`, `first`+1, ... until a short page."""
+    """Page-number pagination: yield items of page `first`, `first`+1, ... until a short page.
+
+    A full page identical to the one before stops with `InvalidRemoteResponse` (see `PageGuard`).
+    """
+    guard = PageGuard(where, connector=connector)
     page = first
     while True:
         items = await fetch(page)
+        guard.page(items)
         for item in items:
             yield item
         if len(items) < page_size:
@@ -507,12 +873,19 @@ async def paginate_pages(
 
 
 async def paginate_offset(
-    fetch: Callable[[int, int], Awaitable[Sequence[T]]], *, limit: int, start: int = 0
+    fetch: Callable[[int, int], Awaitable[Sequence[T]]],
+    *,
+    limit: int,
+    start: int = 0,
+    where: str = "offset listing",
+    connector: str | None = None,
 ) -> AsyncIterator[T]:
-    """Offset pagination: fetch(offset, limit) until a short page."""
+    """Offset pagination: fetch(offset, limit) until a short page; a repeated page stops it (`PageGuard`)."""
+    guard = PageGuard(where, connector=connector)
     offset = start
     while True:
         items = await fetch(offset, limit)
+        guard.page(items)
         for item in items:
             yield item
         if len(items) < limit:
@@ -547,18 +920,25 @@ def _header_values(headers: Mapping[str, str], name: str) -> list[str]:
 async def paginate_link(
     http: HttpClient, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> AsyncIterator[Response]:
-    """Cursor pagination through ``Link: <...>; rel="next"``: yields each page's response."""
+    """Cursor pagination through ``Link: <...>; rel="next"``: yields each page's response.
+
+    A link to another origin is refused before it is followed (`HttpClient.request`); a link followed
+    before, or a page whose body repeats the previous one, stops with `InvalidRemoteResponse`.
+    """
     url: str | None = path
     first = True
+    guard = PageGuard(f"GET {path}", connector=http.slug)
     while url is not None:
         response = await http.request("GET", url, params=params if first else None, **kwargs)
         first = False
+        guard.page(response.body)
         yield response
         url = next_link(response.headers)
-        if url is not None and not url.startswith(("http://", "https://")):
+        if url is not None:
             # A Link target is a URI reference: "/api/v2/x" starts at the host's root, not below
             # base_url (which may carry that same path prefix).
             url = urllib.parse.urljoin(http.base_url + "/", url)
+            guard.cursor(url)
 
 
 async def stream_map(

@@ -22,6 +22,7 @@ writes nothing, so a run killed at any moment and resumed records each change ex
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import inspect
@@ -75,6 +76,8 @@ class SyncProgress:
     unchanged: int = 0
     deleted: int = 0
     error: str | None = None
+    # Set while the read waits for the connection's rate budget (a spent hourly plan budget): until when.
+    waiting_until: dt.datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -217,8 +220,10 @@ class _Run:
         self.reports: dict[str, ModelReport] = {}
         self.writes = 0
         self.store_s = 0.0
+        self.last: dict[str, SyncProgress] = {}
 
     async def tell(self, event: SyncProgress) -> None:
+        self.last[event.model] = event
         if self.progress is not None:
             result = self.progress(event)
             if inspect.isawaitable(result):
@@ -247,6 +252,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             )
         )
 
+    _READING.set(key)  # this task's model, for the rate-budget wait listener
     await state.store.begin_model(run, key, owner=state.owner)
     stream: AsyncGenerator[Record, None] = connector.list(key)  # type: ignore[assignment]
     try:
@@ -283,6 +289,21 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             error=error,
         )
     )
+
+
+_READING: contextvars.ContextVar[ModelName | None] = contextvars.ContextVar("_READING", default=None)
+
+
+def _wait_reporter(state: _Run) -> Callable[[Any], Awaitable[None]]:
+    """The transport's wait listener for one sync: the waiting model's progress, with `waiting_until`."""
+
+    async def report(wait: Any) -> None:
+        key = _READING.get()
+        if key is not None:
+            last = state.last.get(key) or SyncProgress(model=key, status="reading")
+            await state.tell(attrs.evolve(last, waiting_until=wait.until))
+
+    return report
 
 
 def _single(exc: BaseException) -> BaseException:
@@ -364,6 +385,7 @@ async def sync(
                     if not await store.renew_lock(key, owner, lease_s=lease_s):
                         raise StoreError(f"the sync lock of {key!r} was lost while the run went on")
 
+            remove_listener = connector.http.add_wait_listener(_wait_reporter(state))
             try:
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(heartbeat)
@@ -378,6 +400,8 @@ async def sync(
                 if leaf is exc:
                     raise
                 raise leaf from None
+            finally:
+                remove_listener()
             status = "complete" if all(r.status != "failed" for r in state.reports.values()) else "partial"
             await store.finish_run(run, status=status, owner=owner)
             counts = await store.run_counts(run.run_id)
@@ -430,10 +454,10 @@ class _ProgressDisplay:
         self.lines[event.model] = event
         if self.live:
             now = time.monotonic()
-            if event.status != "reading" or now - self.last_draw > 0.1:
+            if event.status != "reading" or event.waiting_until is not None or now - self.last_draw > 0.1:
                 self.last_draw = now
                 self.draw()
-        elif event.status != "reading":
+        elif event.status != "reading" or event.waiting_until is not None:
             self.out.write(self.text(event) + "\n")
             self.out.flush()
 
@@ -444,6 +468,8 @@ class _ProgressDisplay:
         )
         if p.error:
             text += f"  ({p.error})"
+        if p.waiting_until is not None and p.status == "reading":
+            text += f"  waiting for rate budget until {p.waiting_until.astimezone():%H:%M:%S}"
         return text
 
     def draw(self) -> None:

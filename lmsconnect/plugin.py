@@ -21,9 +21,11 @@ from ._connector import CheckItem, CheckReport, CheckStatus, Connector, Connecto
 from ._converters import configure_converter, make_converter, parse_datetime, structure_wire, wire_excerpt
 from ._errors import trim
 from ._http import (
+    BudgetWait,
     HttpClient,
     HttpOptions,
     HttpStats,
+    PageGuard,
     RateBudget,
     RateWindow,
     Response,
@@ -41,6 +43,7 @@ from ._secrets import Secret, scrub
 __all__ = [
     "ActionCapability",
     "ActionFlag",
+    "BudgetWait",
     "Capabilities",
     "CheckItem",
     "CheckReport",
@@ -54,6 +57,7 @@ __all__ = [
     "HttpOptions",
     "HttpStats",
     "ModelCapability",
+    "PageGuard",
     "RateBudget",
     "RateWindow",
     "Response",

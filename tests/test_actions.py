@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 import pytest
-from aiohttp import web
 
 import lmsconnect
 from lmsconnect import (
@@ -30,6 +29,7 @@ from lmsconnect import (
     UpsertCourses,
     User,
 )
+from lmsconnect._actions import MAX_DURATION_MINUTES, structure_action
 from lmsconnect.plugin import (
     Capabilities,
     Connector,
@@ -122,24 +122,11 @@ class Probe:
 
 
 @pytest.fixture
-async def probe() -> AsyncIterator[Probe]:
+async def probe(recorder: Any) -> AsyncIterator[Probe]:
     """The probe connector, open, against a loopback server that counts requests."""
-    hits: list[str] = []
-
-    async def record(request: web.Request) -> web.StreamResponse:
-        hits.append(request.path)
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    lms = ActionProbe(ProbeConfig(base_url=f"http://{host}:{port}", token=Secret("probe-token-1234")))
+    lms = ActionProbe(ProbeConfig(base_url=recorder.url, token=Secret("probe-token-1234")))
     async with lms:
-        yield Probe(lms=lms, hits=hits)
-    await runner.cleanup()
+        yield Probe(lms=lms, hits=recorder.paths)
 
 
 def ours(model: str, remote: str | int) -> str:
@@ -199,6 +186,24 @@ INVALID_DICTS: list[tuple[str, dict[str, Any], str]] = [
     ("complete_course", {"course_progression_id": "remote:1", "score": "80"}, "score"),
     ("complete_course", {"course_progression_id": "remote:1", "completed_at": "yesterday"}, "completed_at"),
     ("complete_course", {"course_progression_id": ours("users", 1)}, "course_progression_id"),
+    # Values no LMS can take (NUL, lone surrogates, huge ids and durations, out-of-range dates).
+    ("upsert_courses", course(title="Intro \udc80"), "items[0].course.title"),
+    ("upsert_courses", course(title="Intro\x00DROP"), "items[0].course.title"),
+    ("upsert_courses", course(description="half an emoji \ud83d"), "items[0].course.description"),
+    ("upsert_courses", {"items": [{"origin_id": "c\x00-1", "course": {"title": "x"}}]}, "items[0].origin_id"),
+    ("upsert_courses", course(duration=10**30), "items[0].course.duration"),
+    ("upsert_courses", {"items": [{"origin_id": "c" * 600, "course": {"title": "x"}}]}, "items[0].origin_id"),
+    ("deactivate_course", {"course_id": "remote:" + "9" * 100_000}, "course_id"),
+    ("deactivate_course", {"course_id": "remote:12\x00"}, "course_id"),
+    ("enroll_user", {"user_id": "remote:\udcff", "course_revision_id": "remote:1"}, "user_id"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "1969-12-31T23:59:59Z"},
+     "completed_at"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "0001-01-01T00:00:00+05:00"},
+     "completed_at"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "9999-12-31T23:00:00-05:00"},
+     "completed_at"),
+    ("complete_course", {"course_progression_id": "remote:1", "completed_at": "2100-01-01T00:00:00Z"},
+     "completed_at"),
 ]
 
 
@@ -242,6 +247,19 @@ INVALID_DICT_IDS = [
     "score-string",
     "completed-at-garbage",
     "user-id-for-progression",
+    "title-lone-surrogate",
+    "title-nul",
+    "description-half-emoji",
+    "origin-id-nul",
+    "duration-1e30",
+    "origin-id-600-chars",
+    "remote-id-100k-digits",
+    "remote-id-nul",
+    "user-id-lone-surrogate",
+    "completed-before-1970",
+    "completed-year-1-overflow",
+    "completed-year-9999-overflow",
+    "completed-2100",
 ]
 
 
@@ -258,6 +276,7 @@ class TestInvalidDictInput:
         assert caught.value.field == field
         assert field in str(caught.value)
         assert caught.value.code == "INPUT.INVALID"
+        assert len(str(caught.value)) < 1000  # a 100,000-digit id is not quoted back
         assert probe.hits == []
         assert probe.lms.stats.calls == 0
 
@@ -490,3 +509,42 @@ class TestActionResultOne:
         assert not failed.ok
         assert failed.item("k").error == error
         assert failed.ids == ()
+
+
+class TestUnsendableInput:
+    async def test_out_of_range_date_in_an_attrs_input(self, probe: Probe) -> None:
+        """A datetime that overflows in UTC (year 1 at +05:00) is InvalidInput, not OverflowError."""
+        early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+        with pytest.raises(InvalidInput) as caught:
+            await probe.lms.complete_course(
+                CompleteCourse(course_progression_id="remote:1", completed_at=early)
+            )
+        assert caught.value.field == "completed_at"
+        assert probe.hits == []
+
+    @pytest.mark.parametrize(
+        "value",
+        [course(title="Café ☕ 𝄞"), course(duration=MAX_DURATION_MINUTES)],
+        ids=["astral-characters", "duration-at-the-bound"],
+    )
+    async def test_valid_edge_values_pass(self, probe: Probe, value: dict[str, Any]) -> None:
+        """Whole astral characters and a duration at the core bound are accepted."""
+        assert (await probe.lms.upsert_courses(value)).ok
+
+    async def test_a_connector_declares_a_tighter_duration_bound(self, probe: Probe) -> None:
+        """A connector's max_duration_minutes refuses a longer duration before any call, naming the item."""
+        probe.lms.max_duration_minutes = 1_440  # type: ignore[misc]
+        with pytest.raises(InvalidInput) as caught:
+            await probe.lms.upsert_courses(
+                {"items": [{"origin_id": "a", "course": {"title": "A", "duration": 60}},
+                           {"origin_id": "b", "course": {"title": "B", "duration": 1_441}}]}
+            )
+        assert caught.value.field == "items[1].course.duration"
+        assert "1,440 minutes" in str(caught.value)
+        assert probe.hits == []
+
+    def test_validation_errors_keep_no_context(self) -> None:
+        """The converter's own exception (which quotes the input) is not chained to InvalidInput."""
+        with pytest.raises(InvalidInput) as caught:
+            structure_action(CompleteCourse, {"course_progression_id": "remote:1", "score": "s3cret-ish"})
+        assert caught.value.__context__ is None and caught.value.__cause__ is None

@@ -164,11 +164,27 @@ class TestConnectConfiguration:
         for text in (str(caught.value), repr(caught.value), str(caught.value.context())):
             assert SECRET not in text
             assert "123456789012" not in text
+        # Nor does any exception chained to it, which tracebacks print ("During handling of ...").
+        for chained in chain(caught.value):
+            for text in (str(chained), repr(chained), repr(chained.args)):
+                assert SECRET not in text and "123456789012" not in text
 
     def test_unknown_connector(self) -> None:
         """An unknown slug names what is installed and how to install a plugin."""
         with pytest.raises(ConfigurationError, match=r"no connector 'nolms' is installed.*toylms"):
             lmsconnect.connect("nolms")
+
+
+def chain(exc: BaseException) -> list[BaseException]:
+    """Every exception reachable through __context__ and __cause__ (suppressed or not)."""
+    seen: list[BaseException] = []
+    todo = [exc.__context__, exc.__cause__]
+    while todo:
+        current = todo.pop()
+        if current is not None and current not in seen:
+            seen.append(current)
+            todo += [current.__context__, current.__cause__]
+    return seen
 
 
 class TestSecret:
@@ -239,3 +255,25 @@ class TestScrub:
     def test_longest_first(self) -> None:
         """A secret containing another is removed whole."""
         assert scrub("token=abcd-efgh", ["abcd", "abcd-efgh"]) == "token=***"
+
+
+class TestScrubAtScale:
+    KEY = "k3y/+ " + "0123456789abcdef" * 16_384  # a 256 KiB API key
+
+    @pytest.mark.parametrize("encode", [str, lambda v: quote(v, safe=""), lambda v: quote_plus(v, safe="")],
+                             ids=["raw", "percent", "form"])
+    def test_a_huge_key_is_found_in_any_encoding(self, encode: Any) -> None:
+        """A 256 KiB key is scrubbed raw, percent- and form-encoded, and nothing around it is touched."""
+        text = f"before {encode(self.KEY)} middle {encode(self.KEY)} after"
+        assert scrub(text, [self.KEY]) == "before *** middle *** after"
+
+    def test_a_near_miss_is_left_alone(self) -> None:
+        """Text holding all but the last character of a huge key is not scrubbed (and costs one pass)."""
+        text = "x" + self.KEY[:-1] + "!"
+        assert scrub(text, [self.KEY]) == text
+
+    def test_multibyte_characters_percent_encoded(self) -> None:
+        """A key with non-ASCII characters is found when its UTF-8 bytes are percent-encoded in any case."""
+        key = "tøkén-" + "ü" * 1000
+        text = "a=" + quote(key, safe="").lower() + "&b=" + quote(key, safe="") + "&c=%C3"
+        assert scrub(text, [key]) == "a=***&b=***&c=%C3"

@@ -35,6 +35,7 @@ from lmsconnect import (
 )
 from lmsconnect.plugin import (
     Capabilities,
+    CheckItem,
     Connector,
     ConnectorSpec,
     HttpClient,
@@ -95,7 +96,7 @@ class QueryTokenConnector(Connector[QueryConfig]):
 class Vendor:
     url: str
     hits: list[str]
-    mode: list[str]  # what /webservice does next: ok, echo-404, echo-500, drop, 401, html, slow
+    mode: list[str]  # what /webservice does next: ok, echo-404, echo-500, drop, 401, html, slow, deep, huge
 
 
 @pytest.fixture
@@ -114,6 +115,10 @@ async def vendor() -> AsyncIterator[Vendor]:
             await asyncio.sleep(1.0)
         if mode == "html":
             return web.Response(text=f"<p>{request.raw_path}</p>")
+        if mode == "deep":
+            return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+        if mode == "huge":
+            return web.Response(body=b"[" + b"1," * 100_000 + b"1]", content_type="application/json")
         if mode == "401":
             return web.json_response({"error": f"invalid token {request.query.get('wstoken')}"}, status=401)
         if mode.startswith("echo-"):
@@ -488,3 +493,107 @@ class TestCheck:
         assert report.get("credentials", "credentials").status is CheckStatus.ERROR
         assert report.get("model", "users").detail == "not tested: authentication failed"
         assert "not-the-token" not in json.dumps(report.to_dict())
+
+
+class TestPassthroughStaysOnTheOrigin:
+    @pytest.mark.parametrize(
+        "target",
+        ["{other}/api/users", "//{other_host}/api/users", "ftp://{other_host}/x", "javascript:alert(1)",
+         "/api/users\r\nHost: evil", "\\\\{other_host}\\api"],
+        ids=["other-origin", "scheme-relative", "other-scheme", "scheme-only", "header-injection",
+             "backslashes"],
+    )
+    async def test_refused_before_any_call(
+        self, toy: tuple[Any, Connector[Any]], recorder: Any, target: str
+    ) -> None:
+        """passthrough to anything but a path or a same-origin URL is InvalidInput; no server is called."""
+        sim, lms = toy
+        other = recorder.url  # another server, on another port: it must receive nothing
+        with pytest.raises(InvalidInput) as caught:
+            await lms.passthrough("GET", target.format(other=other, other_host=other.split("//")[1]))
+        assert caught.value.field == "path"
+        assert recorder.paths == []
+        assert sim.calls == 0 and lms.stats.calls == 0
+
+    async def test_same_origin_url_is_accepted(self, toy: tuple[Any, Connector[Any]]) -> None:
+        """An absolute URL on the connection's own origin is a path by another name."""
+        sim, lms = toy
+        response = await lms.passthrough("GET", f"{sim.connect_config['base_url']}/api/users?page=1")
+        assert response.status == 200 and sim.calls == 1
+
+
+class TestCheckNeverRaisesForRemoteFailures:
+    @pytest.mark.parametrize("mode", ["html", "deep", "huge"])
+    async def test_broken_answers_are_reported_per_model(self, vendor: Vendor, mode: str) -> None:
+        """An HTML page, JSON nested 100,000 deep or an oversized body: check() reports an error item."""
+        vendor.mode[0] = mode
+        class Checked(QueryTokenConnector):
+            capabilities = attrs.evolve(
+                QueryTokenConnector.capabilities,
+                features=Capabilities.build(
+                    slug="querytoken", name="Query Token LMS", models={}, actions={},
+                    features={"passthrough": "", "per_model_tests": "", "scope_testing": ""},
+                ).features,
+            )
+
+            async def check_access(self) -> list[CheckItem]:
+                await self.http.get_json("/webservice")  # the scope test meets the same broken answer
+                return []
+
+        options = HttpOptions(max_attempts=1, max_response_bytes=64 * 1024)
+        lms = Checked(QueryConfig(base_url=vendor.url, wstoken=Secret(SECRET)), http=options)
+        async with lms:
+            report = await lms.check()
+        for item in (report.get("model", "users"), report.get("credentials", "scope_testing")):
+            assert item.status is CheckStatus.ERROR
+            assert "expected JSON" in item.detail or "max_response_bytes" in item.detail
+        assert_no_secret(json.dumps(report.to_dict()))
+
+
+    async def test_failure_while_closing_the_read_is_reported(self, vendor: Vendor) -> None:
+        """A read whose cleanup call meets a broken answer (closing after one record) is an error item."""
+
+        class CleansUp(QueryTokenConnector):
+            capabilities = attrs.evolve(
+                QueryTokenConnector.capabilities,
+                features=Capabilities.build(
+                    slug="querytoken", name="Query Token LMS", models={}, actions={},
+                    features={"per_model_tests": ""},
+                ).features,
+            )
+
+            async def read_users(self) -> AsyncIterator[User]:
+                try:
+                    yield User(id=self.make_id("users", 1), remote_id="1", first_name="Ada")
+                finally:
+                    vendor.mode[0] = "deep"
+                    await self.http.get_json("/webservice")  # e.g. releasing a server-side cursor
+
+        async with CleansUp(QueryConfig(base_url=vendor.url, wstoken=Secret(SECRET))) as lms:
+            report = await lms.check()
+        item = report.get("model", "users")
+        assert item.status is CheckStatus.ERROR and "expected JSON" in item.detail
+
+
+class TestOversizedIds:
+    CONNECTOR = QueryTokenConnector(QueryConfig(base_url="http://127.0.0.1:9", wstoken=Secret("x" * 8)))
+
+    @pytest.mark.parametrize(
+        "value",
+        ["remote:" + "7" * 100_000, "remote:" + "7" * 257, make_id("querytoken", "courses", "9" * 300),
+         "remote:12\n34"],
+        ids=["100k-digits", "257-chars", "ours-wrapping-300", "control-char"],
+    )
+    def test_invalid_input_not_value_error(self, value: str) -> None:
+        """A 100,000-digit or otherwise oversized vendor id is InvalidInput naming the field, not quoted."""
+        with pytest.raises(InvalidInput) as caught:
+            self.CONNECTOR.remote_id("courses", value, field="course_id")
+        assert caught.value.field == "course_id"
+        assert len(str(caught.value)) < 500
+
+    def test_longest_vendor_id_passes(self) -> None:
+        """A 256-character vendor id is still accepted, raw or inside our id."""
+        remote = "v" * 256
+        assert self.CONNECTOR.remote_id("courses", f"remote:{remote}", field="course_id") == remote
+        ours = self.CONNECTOR.make_id("courses", remote)
+        assert self.CONNECTOR.remote_id("courses", ours, field="course_id") == remote

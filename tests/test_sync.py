@@ -18,7 +18,7 @@ from lmsconnect_toylms.testing import ToySimulator
 import lmsconnect
 from lmsconnect import Course, CourseProgression, CourseRevision, NotSupported, RemoteError, User
 from lmsconnect._store import ChangeKind, SQLiteStore, StateStore, SyncInProgress, open_store
-from lmsconnect._sync import SyncProgress, cli_changes, cli_sync, connection_key, sync
+from lmsconnect._sync import SyncProgress, _ProgressDisplay, cli_changes, cli_sync, connection_key, sync
 
 
 @pytest.fixture
@@ -97,7 +97,8 @@ class TestIncremental:
         report = await sync(toy(sim), store)
         assert report.totals == {"created": 0, "updated": 0, "deleted": 0}
         assert report.models["users"].unchanged == 130
-        assert await changes(store, since=cursor) == []
+        assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
+        assert len(await by_remote(store, User)) == 130
         for model, records in first.items():
             again = await by_remote(store, model)
             assert {k: r.changed_at for k, r in again.items()} == {
@@ -122,7 +123,8 @@ class TestIncremental:
         # And a third sync does not report it again.
         cursor = await store.last_cursor()
         await sync(toy(sim), store)
-        assert await changes(store, since=cursor) == []
+        assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
+        assert len(await by_remote(store, User)) == 130
 
     async def test_raw_only_change_is_stored_without_an_update(
         self, sim: ToySimulator, store: SQLiteStore
@@ -134,7 +136,8 @@ class TestIncremental:
         sim.users[9]["last_login"] = "yesterday"
         await sync(toy(sim), store)
         after = await by_remote(store, User)
-        assert await changes(store, since=cursor) == []
+        assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
+        assert len(await by_remote(store, User)) == 130
         assert after["9"].changed_at == before["9"].changed_at
         assert after["9"].remote_data == {"/api/users": sim.users[9]}
 
@@ -155,7 +158,8 @@ class TestIncremental:
         assert "11" not in live and len(live) == 129
         cursor = await store.last_cursor()
         await sync(toy(sim), store)
-        assert await changes(store, since=cursor) == []
+        assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
+        assert len(await by_remote(store, User)) == 130
 
     async def test_reappearing_record_is_created_again(self, sim: ToySimulator, store: SQLiteStore) -> None:
         """A deleted record that comes back loses remote_deleted_at and is announced as `created`."""
@@ -462,3 +466,39 @@ class TestCli:
 def test_change_kind_values() -> None:
     """Change kinds are the three words consumers branch on."""
     assert [k.value for k in ChangeKind] == ["created", "updated", "deleted"]
+
+
+class TestRateBudgetWaits:
+    async def test_a_long_wait_shows_in_progress_and_the_cli_display(self, store: SQLiteStore) -> None:
+        """A budget wait over report_wait_s reaches the progress callback and the CLI display."""
+        async with ToySimulator(users=130, courses=2, enrollments=2) as small:
+            lms = lmsconnect.connect("toylms", **small.connect_config, calls_per_second=2,
+                                     http=lmsconnect.HttpOptions(report_wait_s=0.3))
+            events: list[SyncProgress] = []
+            report = await sync(lms, store, models=["users"], progress=events.append)
+        assert report.ok and report.models["users"].created == 130
+        waiting = [e for e in events if e.waiting_until is not None]
+        assert waiting and all(e.model == "users" and e.status == "reading" for e in waiting)
+        out = io.StringIO()
+        display = _ProgressDisplay(out, ["users"], live=False)
+        for event in events:
+            display(event)
+        until = waiting[0].waiting_until
+        assert until is not None
+        assert f"waiting for rate budget until {until.astimezone():%H:%M:%S}" in out.getvalue()
+        assert events[-1].waiting_until is None and events[-1].status == "complete"
+
+    async def test_a_wait_over_max_wait_fails_the_model_and_deletes_nothing(
+        self, sim: ToySimulator, store: SQLiteStore
+    ) -> None:
+        """Past max_wait_s the read raises RateLimited: that model fails, and no record is marked deleted."""
+        await sync(toy(sim), store, connection="toy")
+        capped = lmsconnect.connect("toylms", **sim.connect_config, calls_per_second=1,
+                                    http=lmsconnect.HttpOptions(max_wait_s=0.2))
+        cursor = max([c.cursor async for c in store.changes(since=0)])
+        report = await sync(capped, store, models=["users"], connection="toy")
+        assert report.models["users"].status == "failed"
+        assert "RateLimited" in (report.models["users"].error or "")
+        assert "max_wait_s" in (report.models["users"].error or "")
+        assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
+        assert len(await by_remote(store, User)) == 130

@@ -10,7 +10,16 @@ from typing import Final
 
 from lmsconnect.plugin import Capabilities, action_support, model_support
 
-__all__ = ["ALL_FUNCTIONS", "CAPABILITIES", "DELETED_USERS_FUNCTION", "REQUIRED_FUNCTIONS", "SITE_INFO"]
+from ._report import REPORT_FUNCTIONS
+
+__all__ = [
+    "ALL_FUNCTIONS",
+    "CAPABILITIES",
+    "DELETED_USERS_FUNCTION",
+    "REPORT_FUNCTIONS",
+    "REQUIRED_FUNCTIONS",
+    "SITE_INFO",
+]
 
 SITE_INFO: Final = "core_webservice_get_site_info"
 
@@ -48,7 +57,9 @@ DELETED_USERS_FUNCTION: Final = "core_user_get_users_by_field"
 ALL_FUNCTIONS: Final = frozenset(f for fs in REQUIRED_FUNCTIONS.values() for f in fs) | {
     SITE_INFO,
     DELETED_USERS_FUNCTION,
+    *REPORT_FUNCTIONS,
 }
+"""``REPORT_FUNCTIONS`` replace the functions of course_progressions with ``progressions_via_report``."""
 
 CAPABILITIES: Final = Capabilities.build(
     slug="moodle",
@@ -106,20 +117,36 @@ CAPABILITIES: Final = Capabilities.build(
             "course_revision_id",
             "status",
             "completed_at",
-            note="One per enrolled user and course. Calls: one per course (core_enrol_get_enrolled_users), "
-            "one per enrolled user (core_enrol_get_users_courses gives Moodle's completed flag and progress "
-            "for all of the user's courses), and one per progression Moodle reports complete or leaves out "
-            "of "
-            "that list (core_completion_get_course_completion_status), all concurrent.",
+            note="One per enrolled user and course, read in one of two ways. By default: one call per "
+            "course (core_enrol_get_enrolled_users, two for a hidden course), one per user with an active "
+            "enrolment (core_enrol_get_users_courses gives Moodle's completed flag and progress for all of "
+            "the user's courses), and one per progression Moodle reports complete "
+            "(core_completion_get_course_completion_status, for completed_at) or that is active in a hidden "
+            "course the user cannot see. With progressions_via_report: one call per report_page_size "
+            "enrolments (core_reportbuilder_retrieve_report) of a custom report an administrator sets up "
+            "once (docs/moodle-setup.md), plus core_reportbuilder_list_reports to find it; the report's "
+            "shape is checked and a report that does not fit is refused, never read approximately. Memory "
+            "stays flat whatever the site size on both.",
             notes={
                 "status": "Moodle distinguishes between 'complete pass' and 'complete fail' (activity "
                 "completed but grade below passing threshold) – both are currently unified to `COMPLETED`. "
                 "ENROLLED until an activity counts as complete, then IN_PROGRESS; DROPPED when Moodle no "
-                "longer counts the enrolment as active (suspended, or outside its dates). Courses without "
-                "completion tracking give ENROLLED. The status is what Moodle reports: after complete_course "
-                "it may lag until Moodle's completion cron task has aggregated the course.",
-                "completed_at": "The time Moodle completed the last completion criterion (any criterion "
-                "for courses completed by 'any').",
+                "longer counts the enrolment as active (suspended, its method disabled, or outside its "
+                "dates). Courses without completion tracking give ENROLLED. The status is what Moodle "
+                "reports: after complete_course it may lag until Moodle's completion cron task has "
+                "aggregated the course. With progressions_via_report it comes from Moodle's progress, which "
+                "leaves failed activities out: an active learner of a hidden course whose completed "
+                "activities all failed is ENROLLED there, IN_PROGRESS by default (where the default read "
+                "has only the completion criteria).",
+                "completed_at": "By default the time Moodle completed the last completion criterion (any "
+                "criterion for courses completed by 'any'). With progressions_via_report the course "
+                "completion time Moodle's aggregation recorded, to the minute only (the report formats "
+                "dates as text without seconds, in the time zone of the token's user, given as "
+                "report_timezone).",
+            },
+            partial={
+                "enrolled_at": "Only with progressions_via_report: when the enrolment starts (its start "
+                "date, else its creation), to the minute; no stock web service gives it.",
             },
         ),
         "revision_skills": model_support(

@@ -22,6 +22,7 @@ from lmsconnect import (
     ActionFailed,
     ActionResult,
     CompleteCourse,
+    ConfigurationError,
     Course,
     CourseProgression,
     CourseRevision,
@@ -53,9 +54,17 @@ from lmsconnect.plugin import (
     stream_map,
 )
 
-from ._capabilities import ALL_FUNCTIONS, CAPABILITIES, DELETED_USERS_FUNCTION, REQUIRED_FUNCTIONS, SITE_INFO
+from ._capabilities import (
+    ALL_FUNCTIONS,
+    CAPABILITIES,
+    DELETED_USERS_FUNCTION,
+    REPORT_FUNCTIONS,
+    REQUIRED_FUNCTIONS,
+    SITE_INFO,
+)
 from ._errors import errorcode_of, is_exception, is_transient, map_exception
 from ._params import ParamValue, encode_params
+from ._report import ReportReader
 
 __all__ = [
     "COMPLETION_NOT_TRACKED",
@@ -79,6 +88,8 @@ _READS: Final = re.compile(r"_(get|list|read|count|search|view|data_for)_|_get$|
 _DELETED_BATCH: Final = 100
 _COMPETENCY_PAGE: Final = 500
 _ENROLLED_PAGE: Final = 1000
+_REPORT_PAGES_IN_FLIGHT: Final = 4
+_ENTRIES_PER_CALL: Final = 8
 
 
 @attrs.frozen(kw_only=True)
@@ -103,6 +114,19 @@ class MoodleConfig:
     completion_dates: bool = config_field(
         default=True,
         help="Read completed_at for completed progressions (one extra call per completed progression)",
+    )
+    progressions_via_report: str = config_field(
+        default="",
+        help="Read progressions from this Report builder custom report (its id or exact name) instead of "
+        "per-user calls: a few calls for the whole site, enrolled_at included, times to the minute "
+        "(set it up as docs/moodle-setup.md says); empty: off",
+    )
+    report_timezone: str = config_field(
+        default="UTC",
+        help="Time zone of the token's user (IANA name): the report's dates are formatted in it",
+    )
+    report_page_size: int = config_field(
+        default=1000, help="Report rows per core_reportbuilder_retrieve_report call"
     )
 
 
@@ -149,6 +173,8 @@ class MoodleConnector(Connector[MoodleConfig]):
         super().__init__(config, **kwargs)
         # Moodle has no rate limit; this gate is the load a connection puts on the site's PHP workers.
         self._gate = asyncio.Semaphore(max(1, config.concurrency))
+        if config.progressions_via_report:
+            self.report_reader()  # a bad report_timezone or report_page_size fails here, at connect()
 
     def create_http(self) -> HttpClient:
         # Moodle has no rate limit of its own; `concurrency` bounds the load a read puts on the site.
@@ -392,62 +418,166 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     # -- progressions ----------------------------------------------------------------------------------
 
-    async def _enrolled(self, courseid: int) -> list[dict[str, Any]]:
-        users: list[dict[str, Any]] = []
-        while True:
-            page = await self.call(
-                "core_enrol_get_enrolled_users",
-                {
-                    "courseid": courseid,
-                    "options": [
-                        {"name": "userfields", "value": "id,roles"},
-                        {"name": "limitfrom", "value": len(users)},
-                        {"name": "limitnumber", "value": _ENROLLED_PAGE},
-                    ],
-                },
-            )
-            users.extend(page)
-            if len(page) < _ENROLLED_PAGE:
-                return users
+    def report_reader(self) -> ReportReader:
+        """The reader of the custom report named by ``progressions_via_report``."""
+        return ReportReader(
+            call=self.call,
+            make_id=self.make_id,
+            wanted=self.config.progressions_via_report,
+            zone=self.config.report_timezone,
+            page_size=self.config.report_page_size,
+            concurrency=min(self.config.concurrency, _REPORT_PAGES_IN_FLIGHT),
+            connector=self.slug,
+        )
+
+    async def _enrolled_page(self, courseid: int, only: str | None, start: int) -> list[dict[str, Any]]:
+        options: list[dict[str, ParamValue]] = [
+            {"name": "userfields", "value": "id,roles,enrolledcourses"},
+            {"name": "limitfrom", "value": start},
+            {"name": "limitnumber", "value": _ENROLLED_PAGE},
+        ]
+        if only is not None:
+            options.append({"name": only, "value": 1})
+        page: list[dict[str, Any]] = await self.call(
+            "core_enrol_get_enrolled_users", {"courseid": courseid, "options": options}
+        )
+        return page
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
-        courses = {int(c["id"]): c for c in await self._courses()}
+        if self.config.progressions_via_report:
+            async for progression in self.report_reader().progressions():
+                yield progression
+            return
+        # Streamed with bounded state: no map of who is enrolled where is kept. Each enrolled user comes
+        # with `enrolledcourses`, the courses where Moodle counts their enrolment as active (the very list
+        # core_enrol_get_users_courses answers), so one course can say alone whether an enrolment is
+        # active, and whether it is the user's first such course: there, and only there, the user's
+        # completion flags for all those courses are read in one call.
+        courses = {
+            int(c["id"]): {
+                "id": int(c["id"]),
+                "enablecompletion": c.get("enablecompletion"),
+                "visible": c.get("visible", 1),
+            }
+            for c in await self._courses()
+        }
         concurrency = self.config.concurrency
+        # A hidden course leaves its students out of their active lists, so there the listing itself says
+        # which enrolments are active (two listings) where a visible course needs one.
+        listings = [
+            (course, only)
+            for course in courses.values()
+            for only in ((None,) if int(course["visible"] or 0) else ("onlyactive", "onlysuspended"))
+        ]
 
-        async def enrolled(courseid: int) -> tuple[int, list[dict[str, Any]]]:
-            return courseid, await self._enrolled(courseid)
+        async def first_page(
+            listing: tuple[dict[str, Any], str | None],
+        ) -> tuple[dict[str, Any], str | None, list[dict[str, Any]]]:
+            course, only = listing
+            return course, only, await self._enrolled_page(course["id"], only, 0)
 
-        # Phase 1: who is enrolled where (one call per course). Kept as ids and roles only.
-        by_user: dict[int, dict[int, dict[str, Any]]] = {}
-        async for courseid, users in stream_map(list(courses), enrolled, concurrency=concurrency):
-            for raw in users:
-                by_user.setdefault(int(raw["id"]), {})[courseid] = raw
+        async def entries() -> AsyncIterator[tuple[dict[str, Any], str | None, dict[str, Any]]]:
+            async for course, only, page in stream_map(listings, first_page, concurrency=concurrency):
+                start = 0
+                while True:
+                    for raw in page:
+                        yield course, only, raw
+                    if len(page) < _ENROLLED_PAGE:
+                        break
+                    start += len(page)
+                    page = await self._enrolled_page(course["id"], only, start)
 
-        async def user_progressions(userid: int) -> list[CourseProgression]:
-            listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
-            by_course = {int(c["id"]): c for c in listed}
-            enrolments = sorted(by_user.pop(userid).items())
-            return list(
-                await asyncio.gather(
-                    *(
-                        self._progression(courses[cid], userid, raw, by_course.get(cid))
-                        for cid, raw in enrolments
-                    )
-                )
-            )
+        async def progressions_of(
+            entry: tuple[dict[str, Any], str | None, dict[str, Any]],
+        ) -> list[CourseProgression]:
+            course, only, raw = entry
+            return await self._enrolment_progressions(courses, course, only, raw)
 
-        # Phase 2, per user: Moodle's completed flag and progress for all their active courses in one call,
-        # then the completion detail where it is needed. The gate in `call` bounds the calls in flight.
-        async for batch in stream_map(sorted(by_user), user_progressions, concurrency=concurrency):
+        # Most enrolments need no call (read with their user's first course, or DROPPED), so more of them
+        # are in flight than calls: the gate in `call` keeps the calls to `concurrency`.
+        async for batch in stream_map(
+            entries(), progressions_of, concurrency=concurrency * _ENTRIES_PER_CALL
+        ):
             for progression in batch:
                 yield progression
 
+    async def _enrolment_progressions(
+        self,
+        courses: Mapping[int, Mapping[str, Any]],
+        course: Mapping[str, Any],
+        only: str | None,
+        raw: Mapping[str, Any],
+    ) -> list[CourseProgression]:
+        courseid, userid = int(course["id"]), int(raw["id"])
+        enrolment = {k: v for k, v in raw.items() if k != "enrolledcourses"}
+        active = [int(c["id"]) for c in raw.get("enrolledcourses") or []]
+        if courseid in active:
+            if min((c for c in active if c in courses), default=courseid) != courseid:
+                return []  # read with the user's first active course
+            return await self._user_progressions(courses, userid, active)
+        if only == "onlyactive":
+            # Active, in a hidden course the user may not see: Moodle's per-user list leaves it out.
+            return [await self._progression(course, userid, enrolment, None, active=True)]
+        if only is None and "enrolledcourses" not in raw:
+            # No active course at all, or a site that hides users' course lists from the token's user
+            # (hiddenuserfields "mycourses"): the per-user list tells which.
+            listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
+            if any(int(c["id"]) == courseid for c in listed):
+                raise ConfigurationError(
+                    "core_enrol_get_enrolled_users does not show the token's user which courses users are "
+                    "enrolled in (enrolledcourses): give it moodle/user:viewhiddendetails, or take "
+                    "'mycourses' out of Site administration > Users > Permissions > User policies > Hide "
+                    "user fields (hiddenuserfields)",
+                    connector=self.slug,
+                )
+        # Not active (suspended, disabled method, or outside its dates): Moodle no longer counts it.
+        return [self._dropped(courseid, userid, enrolment)]
+
+    async def _user_progressions(
+        self, courses: Mapping[int, Mapping[str, Any]], userid: int, active: list[int]
+    ) -> list[CourseProgression]:
+        """All of a user's active enrolments: Moodle's completed flag and progress in one call, then the
+        completion detail where it is needed."""
+        listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
+        # Only the courses the listing said were active: any other is read with its own course's row. One
+        # that stopped being active between the two calls is read on its own.
+        by_course = {int(c["id"]): c for c in listed if int(c["id"]) in courses and int(c["id"]) in active}
+        unlisted = sorted(c for c in set(active) - set(by_course) if c in courses)
+        return list(
+            await asyncio.gather(
+                *(
+                    self._progression(courses[cid], userid, None, entry)
+                    for cid, entry in sorted(by_course.items())
+                ),
+                *(self._progression(courses[cid], userid, None, None) for cid in unlisted),
+            )
+        )
+
+    def _dropped(self, courseid: int, userid: int, enrolment: Mapping[str, Any]) -> CourseProgression:
+        remote = f"{courseid}:{userid}"
+        return CourseProgression(
+            id=self.make_id("course_progressions", remote),
+            remote_id=remote,
+            user_id=self.make_id("users", userid),
+            course_revision_id=self.make_id("course_revisions", courseid),
+            status=ProgressionStatus.DROPPED,
+            remote_data={"core_enrol_get_enrolled_users": dict(enrolment)},
+        )
+
     async def _progression(
-        self, course: Mapping[str, Any], userid: int, enrolment: dict[str, Any], listed: dict[str, Any] | None
+        self,
+        course: Mapping[str, Any],
+        userid: int,
+        enrolment: Mapping[str, Any] | None,
+        listed: dict[str, Any] | None,
+        *,
+        active: bool = False,
     ) -> CourseProgression:
         courseid = int(course["id"])
         remote = f"{courseid}:{userid}"
-        data: dict[str, Any] = {"core_enrol_get_enrolled_users": enrolment}
+        data: dict[str, Any] = {}
+        if enrolment is not None:
+            data["core_enrol_get_enrolled_users"] = dict(enrolment)
         status = ProgressionStatus.ENROLLED
         completed_at: dt.datetime | None = None
         tracked = bool(course.get("enablecompletion"))
@@ -469,7 +599,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                 )
             except LMSConnectError as exc:
                 code = errorcode_of(exc)
-                if code == "usernotenroled" and listed is None:
+                if code == "usernotenroled" and listed is None and not active:
                     # Enrolled, but Moodle does not count the enrolment as active (suspended or dated).
                     status = ProgressionStatus.DROPPED
                 elif code not in ("usernotenroled", "nocriteriaset", "cannotviewreport"):
@@ -876,6 +1006,8 @@ class MoodleConnector(Connector[MoodleConfig]):
         for name, functions in REQUIRED_FUNCTIONS.items():
             if name == "users" and self.config.include_deleted_users:
                 functions = (*functions, DELETED_USERS_FUNCTION)
+            if name == "course_progressions" and self.config.progressions_via_report:
+                functions = REPORT_FUNCTIONS
             missing = tuple(f for f in functions if f not in allowed)
             kind = "action" if name in self.capabilities.actions else "model"
             items.append(

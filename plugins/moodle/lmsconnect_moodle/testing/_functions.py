@@ -6,10 +6,12 @@ Each function renders its answer with the keys, order, types and nesting recorde
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
 import json
 import re
+import zoneinfo
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -22,6 +24,7 @@ from ._site import (
     Competency,
     Course,
     CourseCompetency,
+    CustomReport,
     Enrolment,
     Evidence,
     Framework,
@@ -1929,4 +1932,199 @@ def user_competency_summary(ctx: Context, params: dict[str, Any]) -> Any:
         ],
         "plans": [],
         "pluginbaseurl": f"{ctx.siteurl}/admin/tool/lp",
+    }
+
+
+# -- core_reportbuilder: custom reports (an administrator sets them up; see MoodleSimulator.add_report) --
+
+PARTICIPANTS: Final = "core_course\\reportbuilder\\datasource\\participants"
+_SOURCE_NAMES: Final = {
+    PARTICIPANTS: "Course participants",
+    "core_user\\reportbuilder\\datasource\\users": "Users",
+    "core_course\\reportbuilder\\datasource\\courses": "Courses",
+}
+_ENROL_INSTANCES: Final = ("Manual enrolments", "Guest access", "Self enrolment (Student)")
+"""The enrolment methods a new course gets; the simulator's enrolments are all manual."""
+
+# One participants row: the course, the enrolment method, and the user enrolment with its user (or None).
+_ReportRow = tuple[Course, str, "Enrolment | None", "User | None"]
+
+
+def _userdate(ctx: Context, value: int | None) -> str:
+    """``userdate()`` with ``strftimedaydatetime`` in English, in the token's user's time zone."""
+    if not value:
+        return ""
+    when = dt.datetime.fromtimestamp(value, zoneinfo.ZoneInfo(ctx.site.timezone))
+    hour = when.hour % 12 or 12
+    return f"{when:%A}, {when.day} {when:%B} {when.year}, {hour}:{when:%M} {'AM' if when.hour < 12 else 'PM'}"
+
+
+def _enrolment_status(ctx: Context, enrolment: Enrolment) -> str:
+    if enrolment.status != 0:
+        return "Suspended"
+    return "Active" if enrolment.active(ctx.site.now()) else "Not current"
+
+
+def _progress_percent(ctx: Context, course: Course, user: User) -> str:
+    """``completion_progress``: Moodle's course progress, "0.0%" where Moodle has none."""
+    site = ctx.site
+    value = 0.0
+    if course.enablecompletion and site.is_tracked(user.id, course.id):
+        cc = site.course_completions.get((user.id, course.id))
+        value = 100.0 if cc is not None and cc.timecompleted else float(site.progress(user.id, course.id))
+    return f"{value:.1f}%"
+
+
+def _cell(ctx: Context, column: str, row: _ReportRow) -> str | None:
+    course, method, enrolment, user = row
+    link = f'<a href="{ctx.siteurl}/course/view.php?id={course.id}">{{}}</a>'
+    if column == "course:courseshortnamewithlink":
+        return link.format(html.escape(course.shortname))
+    if column == "course:coursefullnamewithlink":
+        return link.format(html.escape(course.fullname))
+    if column == "course:shortname":
+        return html.escape(course.shortname)
+    if column == "enrol:name":
+        return method
+    if user is None or enrolment is None:
+        return None if column == "enrolment:status" else ""
+    cc = ctx.site.course_completions.get((user.id, course.id))
+    if column == "user:fullnamewithlink":
+        return f'<a href="{ctx.siteurl}/user/profile.php?id={user.id}">{html.escape(user.fullname)}</a>'
+    if column == "user:username":
+        return user.username
+    if column == "enrolment:status":
+        return _enrolment_status(ctx, enrolment)
+    if column == "enrolment:timestarted":
+        return _userdate(ctx, enrolment.timestart or enrolment.timecreated)
+    if column == "enrolment:timecreated":
+        return _userdate(ctx, enrolment.timecreated)
+    if column == "completion:timecompleted":
+        return _userdate(ctx, cc.timecompleted if cc else None)
+    if column == "completion:completed":
+        return "" if cc is None else "Yes" if cc.timecompleted else "No"
+    if column == "completion:progresspercent":
+        return _progress_percent(ctx, course, user)
+    raise AssertionError(f"the simulator does not render the report column {column}")
+
+
+_HEADERS: Final = {
+    "course:courseshortnamewithlink": "Course short name with link",
+    "course:coursefullnamewithlink": "Course full name with link",
+    "course:shortname": "Course short name",
+    "enrol:name": "Enrolment method",
+    "user:fullnamewithlink": "Full name with link",
+    "user:username": "Username",
+    "enrolment:status": "Status",
+    "enrolment:timestarted": "Time started",
+    "enrolment:timecreated": "Time created",
+    "completion:timecompleted": "Time completed",
+    "completion:completed": "Completed",
+    "completion:progresspercent": "Student progress",
+}
+REPORT_COLUMNS: Final = frozenset(_HEADERS)
+"""The report columns the simulator can render."""
+
+
+def _report_page(ctx: Context, report: CustomReport, start: int, count: int) -> tuple[list[_ReportRow], int]:
+    """One page of the participants source's rows (course x enrolment method x user enrolment) in the
+    report's sort order, and the number of rows in all. A course's rows come together (courses by the
+    report's course sort column, else by id); within it the methods without enrolments first (no user, as
+    Moodle's), then the enrolments by the user sort column, else by user id. Only the courses the page
+    covers are built, so a page of a big site costs what the page holds."""
+    site = ctx.site
+    course_sort = next((c for c in report.sort if c.startswith("course:")), None)
+    user_sort = next((c for c in report.sort if c.startswith("user:")), None)
+    courses = [c for c in site.iter_courses() if not c.is_site]
+    if course_sort is not None:
+        courses.sort(key=lambda c: c.shortname if "shortname" in course_sort else c.fullname)
+    rows: list[_ReportRow] = []
+    total = 0
+    for course in courses:
+        enrolled = sum(1 for e in site.enrolments.group(1, course.id) if not site.users[e.userid].deleted)
+        size = len(_ENROL_INSTANCES) - 1 + max(1, enrolled)
+        if total + size > start and total < start + count:
+            course_rows: list[_ReportRow] = [(course, m, None, None) for m in _ENROL_INSTANCES[1:]]
+            enrolments = site.course_enrolments(course.id)
+            if user_sort is not None:
+                enrolments.sort(
+                    key=lambda e: (
+                        site.users[e.userid].username
+                        if user_sort == "user:username"
+                        else site.users[e.userid].fullname
+                    )
+                )
+            if not enrolments:
+                course_rows.append((course, _ENROL_INSTANCES[0], None, None))
+            course_rows.extend((course, _ENROL_INSTANCES[0], e, site.users[e.userid]) for e in enrolments)
+            rows.extend(course_rows[max(0, start - total) : start + count - total])
+        total += size
+    return rows, total
+
+
+def _render_report_details(ctx: Context, report: CustomReport) -> dict[str, Any]:
+    admin = ctx.site.users[2]
+    return {
+        "name": report.name,
+        "source": report.source,
+        "type": 0,
+        "uniquerows": False,
+        "conditiondata": report.conditiondata,
+        "settingsdata": None,
+        "contextid": 1,
+        "component": "",
+        "area": "",
+        "itemid": 0,
+        "usercreated": 2,
+        "id": report.id,
+        "timecreated": report.timecreated,
+        "timemodified": report.timecreated,
+        "usermodified": 2,
+        "sourcename": _SOURCE_NAMES.get(report.source),
+        "tags": [],
+        "customfields": {"data": []},
+        "modifiedby": {
+            "id": admin.id,
+            "email": admin.email,
+            "idnumber": admin.idnumber,
+            "phone1": "",
+            "phone2": "",
+            "department": admin.department,
+            "institution": admin.institution,
+            "fullname": admin.fullname,
+            "identity": admin.email,
+            "profileurl": f"{ctx.siteurl}/user/profile.php?id={admin.id}",
+            "profileimageurl": _img(ctx, "f1"),
+            "profileimageurlsmall": _img(ctx, "f2"),
+        },
+    }
+
+
+@_function("core_reportbuilder_list_reports", page=Int(0), perpage=Int(10))
+def list_reports(ctx: Context, params: dict[str, Any]) -> Any:
+    reports = sorted(ctx.site.reports.values(), key=lambda r: (r.name, r.id))
+    start = params["page"] * params["perpage"]
+    return {
+        "reports": [_render_report_details(ctx, r) for r in reports[start : start + params["perpage"]]],
+        "warnings": [],
+    }
+
+
+@_function("core_reportbuilder_retrieve_report", reportid=Int(), page=Int(0), perpage=Int(10))
+def retrieve_report(ctx: Context, params: dict[str, Any]) -> Any:
+    report = ctx.site.reports.get(params["reportid"])
+    if report is None:
+        raise missing_record("reportbuilder_report", "id = ?", [params["reportid"]])
+    start = params["page"] * params["perpage"]
+    rows, total = (
+        _report_page(ctx, report, start, params["perpage"]) if report.source == PARTICIPANTS else ([], 0)
+    )
+    return {
+        "details": _render_report_details(ctx, report),
+        "data": {
+            "headers": [_HEADERS[c] for c in report.columns],
+            "rows": [{"columns": [_cell(ctx, c, row) for c in report.columns]} for row in rows],
+            "totalrowcount": total,
+        },
+        "warnings": [],
     }

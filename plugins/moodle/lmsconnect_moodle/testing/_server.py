@@ -19,17 +19,25 @@ from aiohttp import web
 from lmsconnect.testing import SimulatorServer
 
 from .._params import decode_params
-from ._functions import FUNCTIONS, Context
-from ._site import Enrolment, Module, Site, User, fixture_site, generate_site
+from .._report import LAYOUT
+from ._functions import FUNCTIONS, PARTICIPANTS, REPORT_COLUMNS, Context
+from ._site import CustomReport, Enrolment, Module, Site, User, fixture_site, generate_site
 from ._ws import ACCESS_DEBUG, WSError, missing_record, validate
 
 __all__ = ["DEFAULT_SERVICE_FUNCTIONS", "MoodleSimulator"]
 
 REST_PATH = "/webservice/rest/server.php"
 
-DEFAULT_SERVICE_FUNCTIONS: tuple[str, ...] = tuple(f for f in FUNCTIONS if f != "core_user_create_users")
-"""What the default token's service holds: every simulated function except ``core_user_create_users``,
-like the service of the recordings."""
+REPORT_FUNCTIONS: tuple[str, ...] = ("core_reportbuilder_list_reports", "core_reportbuilder_retrieve_report")
+
+DEFAULT_SERVICE_FUNCTIONS: tuple[str, ...] = tuple(
+    f for f in FUNCTIONS if f != "core_user_create_users" and f not in REPORT_FUNCTIONS
+)
+"""What the default token's service holds: every simulated function except ``core_user_create_users``
+and the report builder's (`MoodleSimulator.add_report` adds those), like the service of the recordings."""
+
+LAYOUT_COLUMNS: tuple[str, ...] = tuple(column.key for column in LAYOUT)
+"""The columns of the report lmsconnect reads (docs/moodle-setup.md), `add_report`'s default."""
 
 FaultKind = Literal["http_500", "http_503", "drop", "slow", "dml"]
 
@@ -188,6 +196,34 @@ class MoodleSimulator(SimulatorServer):
 
     def modules(self, courseid: int) -> list[Module]:
         return self.site.course_modules(courseid)
+
+    def add_report(
+        self,
+        name: str = "lmsconnect progressions",
+        *,
+        columns: Iterable[str] = LAYOUT_COLUMNS,
+        sort: Iterable[str] = (LAYOUT[0].key, LAYOUT[2].key),
+        source: str = PARTICIPANTS,
+        conditiondata: str | None = None,
+    ) -> CustomReport:
+        """What an administrator does once for ``progressions_via_report`` (docs/moodle-setup.md): a custom
+        report (by default the one lmsconnect reads) and the report builder's functions in the main
+        token's service. ``conditiondata`` is the conditions' values as Moodle stores them (JSON)."""
+        unknown = [c for c in columns if c not in REPORT_COLUMNS]
+        if unknown:
+            raise ValueError(f"the simulator cannot render the columns {unknown}")
+        report = CustomReport(
+            id=self.site.new_id("reportbuilder_report"),
+            name=name,
+            source=source,
+            columns=list(columns),
+            sort=list(sort),
+            conditiondata=conditiondata,
+            timecreated=self.site.now(),
+        )
+        self.site.reports[report.id] = report
+        self.services[self.tokens[self.token].service].update(REPORT_FUNCTIONS)
+        return report
 
     def run_completion_cron(self) -> int:
         """Run Moodle's completion aggregation now, for everyone flagged; returns how many were aggregated."""

@@ -26,6 +26,7 @@ __all__ = [
     "Course",
     "CourseCompetency",
     "CourseCompletion",
+    "CustomReport",
     "Enrolment",
     "Evidence",
     "Framework",
@@ -301,6 +302,20 @@ class Evidence:
     timecreated: int
 
 
+@attrs.define
+class CustomReport:
+    """A Report builder custom report: its source and column identifiers (e.g. ``user:username``); the
+    columns in ``sort`` are sorted ascending, in that order; ``conditiondata`` the conditions' values."""
+
+    id: int
+    name: str
+    source: str
+    columns: list[str]
+    sort: list[str] = attrs.field(factory=list)
+    conditiondata: str | None = None
+    timecreated: int = SEED_TIME
+
+
 def _enrolment_table() -> IndexedTable[tuple[int, int], Enrolment]:
     return IndexedTable(lambda key, _: key[0], lambda key, _: key[1])
 
@@ -333,6 +348,9 @@ class Site:
     module_competencies: dict[int, list[int]] = attrs.field(factory=dict)
     user_competencies: dict[int, UserCompetencyCourse] = attrs.field(factory=dict)
     evidence: dict[int, Evidence] = attrs.field(factory=dict)
+    reports: dict[int, CustomReport] = attrs.field(factory=dict)
+    timezone: str = "UTC"
+    """The time zone of the token's user (and the site's): custom reports format dates in it."""
     languages: tuple[str, ...] = ("en",)
     completion_delay: float = 0.0
     clock: Callable[[], float] = time.time
@@ -894,6 +912,7 @@ def fixture_site() -> Site:
         sitename="Connector Reference Moodle",
         site_shortname="connref",
         site_summary="Local Moodle for recording web service fixtures",
+        timezone="Europe/London",
     )
     site.next_ids["context"] = 19
     _add_base_users(site)
