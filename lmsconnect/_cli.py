@@ -109,6 +109,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         value = value["config"]  # the line `lmsconnect simulate` prints
     return value
 
+
 def _cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
     infos = registry.infos()
     if args.json:
