@@ -102,7 +102,8 @@ def command_name() -> str:
 
 async def _one(cls: type[Connector[Any]], store: Any, say: _Out) -> None:
     caps = cls.capabilities
-    sim = load_simulator(cls.spec.slug)(**SIM_SIZE)
+    simulator = load_simulator(cls.spec.slug)
+    sim = simulator(**{**SIM_SIZE, **getattr(simulator, "demo_options", {})})
     await sim.start("127.0.0.1", 0)
     try:
         say.head(f"{caps.name} ({caps.slug}) — simulator at {sim.url}")

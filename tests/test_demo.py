@@ -60,3 +60,12 @@ def test_asynchronous_enrollment_is_accepted_then_visible(output: str) -> None:
     section = output.split("(360learning) — simulator")[1].split("\n== ")[0]
     assert "-> accepted" in section
     assert "waited for the vendor -> created" in section
+
+
+def test_moodle_graded_completion_is_accepted_then_visible(output: str) -> None:
+    """Moodle's completion cron aggregates a graded completion: `accepted`, then complete after the wait."""
+    if not installed("moodle"):
+        pytest.skip("moodle not installed")
+    section = output.split("(moodle) — simulator")[1].split("\n== ")[0]
+    assert "score 85 -> accepted" in section
+    assert "-> updated — Moodle now reports the course complete" in section

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
@@ -24,6 +24,9 @@ class SimulatorServer(abc.ABC):
 
     #: Appended to ``http://host:port`` in :attr:`url`, e.g. ``"/api"``.
     url_path: ClassVar[str] = ""
+    #: Options ``lmsconnect demo`` adds to the sizes it picks, e.g. a vendor's background job sped up so
+    #: that asynchronous behaviour shows within seconds.
+    demo_options: ClassVar[Mapping[str, Any]] = {}
 
     #: What each keyword argument of ``__init__`` means, one line each; ``lmsconnect simulate SLUG
     #: --help-options`` shows it beside the type and default read from the signature. A subclass lists its

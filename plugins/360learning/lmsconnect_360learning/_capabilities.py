@@ -126,7 +126,8 @@ CAPABILITIES = Capabilities.build(
                 "items.course.title": "`name`.",
                 "items.course.course_url": "`launchUrl`; required by 360Learning.",
                 "items.course.thumbnail_url": "`imageUrl`.",
-                "items.course.duration": "Minutes (1–100000); 0 or none leaves it unset.",
+                "items.course.duration": "Minutes (1–100000; more is InvalidInput before any call); 0 "
+                "or none leaves it unset.",
                 "items.course.languages": "The first is `defaultLang`, the others become translations "
                 "(title and description repeated); none means `default_language`.",
             },

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import attrs
@@ -45,6 +45,7 @@ from lmsconnect.plugin import (
     Connector,
     ConnectorSpec,
     HttpClient,
+    PageGuard,
     RateBudget,
     RateWindow,
     Response,
@@ -53,11 +54,23 @@ from lmsconnect.plugin import (
     default_error,
     next_link,
     stream_map,
+    structure_wire,
 )
 
 from ._auth import TokenCache
 from ._capabilities import CAPABILITIES, COMPLETION_NOTE, ENROLLMENT_NOTE
-from ._wire import BulkOperationDTO, CourseDTO, CourseStatDTO, IntegrationDTO, UserDTO, structure
+from ._wire import (
+    AccessTokenDTO,
+    BulkOperationDTO,
+    BulkResultDTO,
+    CourseDTO,
+    CourseStatDTO,
+    ExternalCourseDTO,
+    IntegrationDTO,
+    UserDTO,
+    is_remote_id,
+    make_wire_converter,
+)
 
 __all__ = ["REGIONS", "Learning360Config", "Learning360Connector"]
 
@@ -75,6 +88,8 @@ OPERATIONS = "/api/v2/bulk/operations"
 
 # Input caps of the bulk endpoints, from the OpenAPI files.
 MAX_IMPORT_COURSES = 10_000
+#: An external course's duration, in minutes: 360Learning takes 1 to 100,000 (the bulk import's schema).
+MAX_DURATION_MINUTES: Final = 100_000
 # Polling a bulk operation backs off to this interval at most.
 MAX_POLL_INTERVAL_S = 5.0
 # Submitting a bulk operation when three are running gets 429 bulkOperationsConcurrencyLimitReached;
@@ -86,6 +101,8 @@ REFERENCE_CACHE_SIZE = 50_000
 MAX_PENDING = 10_000
 # Records handed out between two returns to the event loop while a page is consumed.
 YIELD_EVERY = 50
+
+_T = TypeVar("_T")
 
 COURSE_NOT_IN_INTEGRATION = "LMS.COURSE_NOT_IN_INTEGRATION"
 BULK_OPERATION_FAILED = "REMOTE.BULK_OPERATION_FAILED"
@@ -251,6 +268,8 @@ class Learning360Connector(Connector[Learning360Config]):
         docs_url="https://360learning.readme.io/docs",
     )
     capabilities = CAPABILITIES
+    # Longer upsert durations are InvalidInput before any call (the core checks it).
+    max_duration_minutes = MAX_DURATION_MINUTES
 
     def __init__(self, config: Learning360Config, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -258,6 +277,7 @@ class Learning360Connector(Connector[Learning360Config]):
         self._pending: dict[ItemResult, _Pending] = {}
         self._integration_names: dict[str, str] = {}
         self._reference_ids: dict[tuple[str, str], str] = {}
+        self._converter = make_wire_converter()
 
     # -- transport ----------------------------------------------------------------------------------
 
@@ -333,16 +353,15 @@ class Learning360Connector(Connector[Learning360Config]):
         if response.status >= 400:
             raise self.http.raise_mapped(default_error(response, slug=SLUG))
         body = response.json()
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise InvalidRemoteResponse(f"{TOKEN_PATH} returned no access_token", connector=SLUG)
-        self.http.add_secret(token)
-        # The reference types expires_in as a number, its example shows a string: accept both.
-        try:
-            lifetime = float(body.get("expires_in", 3600))
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        return token, max(lifetime, 1.0)
+        if isinstance(body, dict) and isinstance(body.get("access_token"), str):
+            # Scrubbed from every message before anything can quote it, even an answer that does not fit.
+            self.http.add_secret(body["access_token"])
+        answer = self._wire(body, AccessTokenDTO, f"POST {TOKEN_PATH}")
+        return answer.access_token, answer.expires_in
+
+    def _wire(self, raw: Any, cls: type[_T], where: str) -> _T:
+        """`raw` as the wire record `cls`, or InvalidRemoteResponse naming `where` and the field."""
+        return structure_wire(self._converter, raw, cls, where=where, connector=SLUG, scrub=self.http.scrub)
 
     def _map_error(self, response: Response) -> LMSConnectError | None:
         code, message = _vendor_error(response)
@@ -410,14 +429,16 @@ class Learning360Connector(Connector[Learning360Config]):
         pending: asyncio.Future[Response] | None = asyncio.ensure_future(
             self._request("GET", path, params=params)
         )
+        guard = PageGuard(f"GET {path}", connector=SLUG)
         try:
             while pending is not None:
                 response = await pending
                 pending = None
+                # The same page again under a new cursor would never end either.
+                guard.page(response.body)
                 link = next_link(response.headers)
                 if link is not None:
-                    # The Link target may be relative; it already carries the filters, in its cursor.
-                    target = urljoin(self.http.url(response.url), link)
+                    target = self._next_page(response, link, guard)
                     pending = asyncio.ensure_future(self._request("GET", target))
                     # Let the request go out now: a consumer that never awaits would otherwise hold it
                     # back until the whole page has been processed.
@@ -432,6 +453,22 @@ class Learning360Connector(Connector[Learning360Config]):
             if pending is not None:
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
+
+    def _next_page(self, response: Response, link: str, guard: PageGuard) -> str:
+        """The URL of the next page from a ``Link`` target, unless it leads back to a page already read.
+
+        The target may be relative; it already carries the filters, in its cursor. A target on another
+        origin is refused by the core before anything is sent (`HttpClient.request`): the request would
+        carry the Bearer token.
+        """
+        try:
+            target = urljoin(self.http.url(response.url), link)
+        except ValueError:
+            raise InvalidRemoteResponse(
+                f"{guard.where} answered a Link header whose next URL cannot be read", connector=SLUG
+            ) from None
+        guard.cursor(target)
+        return target
 
     async def _records(
         self, path: str, params: Mapping[str, str] | None = None
@@ -468,7 +505,7 @@ class Learning360Connector(Connector[Learning360Config]):
 
     async def read_users(self) -> AsyncIterator[User]:
         async for raw in self._records(USERS):
-            user = structure(raw, UserDTO, f"GET {USERS}")
+            user = self._wire(raw, UserDTO, f"GET {USERS}")
             yield User(
                 id=self.make_id("users", user.id),
                 remote_id=user.id,
@@ -484,7 +521,7 @@ class Learning360Connector(Connector[Learning360Config]):
 
     async def _integrations(self) -> AsyncIterator[tuple[IntegrationDTO, dict[str, Any]]]:
         async for raw in self._records(INTEGRATIONS):
-            integration = structure(raw, IntegrationDTO, f"GET {INTEGRATIONS}")
+            integration = self._wire(raw, IntegrationDTO, f"GET {INTEGRATIONS}")
             self._integration_names[integration.id] = integration.external_platform
             yield integration, raw
 
@@ -504,8 +541,8 @@ class Learning360Connector(Connector[Learning360Config]):
             )
         # Built-in content platforms are not integrations; they exist only as a name on courses.
         async for raw in self._records(COURSES, {"type[eq]": "external"}):
-            platform = raw.get("externalPlatform")
-            if isinstance(platform, str) and platform and platform not in seen:
+            platform = self._wire(raw, CourseDTO, f"GET {COURSES}").external_platform
+            if platform and platform not in seen:
                 seen.add(platform)
                 remote = f"externalPlatform:{platform}"
                 yield CourseProvider(
@@ -516,9 +553,9 @@ class Learning360Connector(Connector[Learning360Config]):
                 )
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        integrations = {i.external_platform: i.id async for i, _ in self._integrations()}
+        integrations: dict[str, str] = {i.external_platform: i.id async for i, _ in self._integrations()}
         async for raw in self._records(COURSES):
-            course = structure(raw, CourseDTO, f"GET {COURSES}")
+            course = self._wire(raw, CourseDTO, f"GET {COURSES}")
             yield Course(
                 id=self.make_id("courses", course.id),
                 remote_id=course.id,
@@ -545,7 +582,7 @@ class Learning360Connector(Connector[Learning360Config]):
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
         async for raw in self._records(COURSES):
-            yield self._revision(structure(raw, CourseDTO, f"GET {COURSES}"), raw)
+            yield self._revision(self._wire(raw, CourseDTO, f"GET {COURSES}"), raw)
 
     def _progression(self, stat: CourseStatDTO, raw: dict[str, Any]) -> CourseProgression:
         if stat.completed_at is not None:
@@ -568,11 +605,11 @@ class Learning360Connector(Connector[Learning360Config]):
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
         async for raw in self._records(STATS):
-            yield self._progression(structure(raw, CourseStatDTO, f"GET {STATS}"), raw)
+            yield self._progression(self._wire(raw, CourseStatDTO, f"GET {STATS}"), raw)
 
     async def _attempts(self, user_id: str, course_id: str) -> list[CourseStatDTO]:
         return [
-            structure(raw, CourseStatDTO, f"GET {STATS}")
+            self._wire(raw, CourseStatDTO, f"GET {STATS}")
             async for raw in self._records(STATS, {"userId[eq]": user_id, "courseId[eq]": course_id})
         ]
 
@@ -591,7 +628,7 @@ class Learning360Connector(Connector[Learning360Config]):
         name = self._integration_names.get(integration_id)
         if name is None:
             raw = await self._get(f"{INTEGRATIONS}/{quote(integration_id, safe='')}")
-            name = structure(raw, IntegrationDTO, f"GET {INTEGRATIONS}/{{id}}").external_platform
+            name = self._wire(raw, IntegrationDTO, f"GET {INTEGRATIONS}/{{id}}").external_platform
             self._integration_names[integration_id] = name
         return name
 
@@ -608,8 +645,12 @@ class Learning360Connector(Connector[Learning360Config]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         location = response.headers.get("Location", "")
-        operation_id = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
-        if response.status != 202 or not operation_id:
+        try:
+            operation_id = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
+        except ValueError:
+            operation_id = ""
+        # Only the id is taken: the operation is polled on the configured API, wherever Location points.
+        if response.status != 202 or not is_remote_id(operation_id):
             raise InvalidRemoteResponse(
                 f"{method} {path} answered {response.status} without a bulk operation Location",
                 connector=SLUG,
@@ -618,7 +659,7 @@ class Learning360Connector(Connector[Learning360Config]):
 
     async def _operation(self, operation_id: str) -> BulkOperationDTO:
         path = f"{OPERATIONS}/{quote(operation_id, safe='')}"
-        return structure(await self._get(path), BulkOperationDTO, f"GET {OPERATIONS}/{{id}}")
+        return self._wire(await self._get(path), BulkOperationDTO, f"GET {OPERATIONS}/{{id}}")
 
     async def _wait_operation(self, operation_id: str, deadline: float) -> tuple[BulkOperationDTO, bool]:
         """Poll until the operation ends or the loop time passes `deadline`; (last state, ended?)."""
@@ -634,11 +675,12 @@ class Learning360Connector(Connector[Learning360Config]):
             await asyncio.sleep(min(interval, remaining))
             interval = min(interval * 2, MAX_POLL_INTERVAL_S)
 
-    async def _results(self, operation_id: str) -> list[dict[str, Any]]:
+    async def _results(self, operation_id: str) -> list[BulkResultDTO]:
+        where = f"GET {OPERATIONS}/{{id}}/results"
         body = await self._get(f"{OPERATIONS}/{quote(operation_id, safe='')}/results")
         if not isinstance(body, list):
-            raise InvalidRemoteResponse("bulk operation results are not a list", connector=SLUG)
-        return [entry for entry in body if isinstance(entry, dict)]
+            raise InvalidRemoteResponse(f"{where} returned {type(body).__name__}, not a list", connector=SLUG)
+        return [self._wire(entry, BulkResultDTO, f"{where} [{index}]") for index, entry in enumerate(body)]
 
     # -- upsert_courses -------------------------------------------------------------------------------
 
@@ -669,13 +711,16 @@ class Learning360Connector(Connector[Learning360Config]):
             ]
         return payload
 
-    async def _find_external(self, integration: str, external_id: str) -> dict[str, Any] | None:
+    async def _find_external(
+        self, integration: str, external_id: str
+    ) -> tuple[ExternalCourseDTO, dict[str, Any]] | None:
         path = f"{INTEGRATIONS}/{quote(integration, safe='')}/courses/{quote(external_id, safe='')}"
         try:
             found = await self._get(path)
         except NotFound:
             return None
-        return found if isinstance(found, dict) else None
+        where = f"GET {INTEGRATIONS}/{{id}}/courses/{{externalId}}"
+        return self._wire(found, ExternalCourseDTO, where), found
 
     async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
         integration = self._integration()
@@ -687,28 +732,24 @@ class Learning360Connector(Connector[Learning360Config]):
                 outcome[key] = _failed(
                     key, "INPUT.INVALID", "course_url is required: it is the course's launchUrl"
                 )
-            elif item.course.duration is not None and item.course.duration > 100_000:
-                outcome[key] = _failed(
-                    key, "INPUT.INVALID", "duration: 360Learning takes at most 100000 minutes"
-                )
             else:
                 payloads[key] = self._external_course(item)
 
-        async def lookup(key: str) -> tuple[str, dict[str, Any] | None]:
+        async def lookup(key: str) -> tuple[str, tuple[ExternalCourseDTO, dict[str, Any]] | None]:
             return key, await self._find_external(integration, key)
 
         existing: dict[str, dict[str, Any]] = {}
         async for key, found in stream_map(list(payloads), lookup, concurrency=8):
             if found is None:
                 continue
-            existing[key] = found
-            if all(found.get(field) == value for field, value in payloads[key].items()):
-                course_id = str(found.get("courseId", ""))
+            course, raw = found
+            existing[key] = raw
+            if all(raw.get(field) == value for field, value in payloads[key].items()):
                 outcome[key] = ItemResult(
                     key=key,
                     status=ItemStatus.UNCHANGED,
-                    id=self.make_id("courses", course_id) if course_id else None,
-                    remote_id=course_id or None,
+                    id=self.make_id("courses", course.course_id) if course.course_id else None,
+                    remote_id=course.course_id,
                 )
         to_send = [payloads[key] for key in payloads if key not in outcome]
         path = f"/api/v2/bulk/integrations/{quote(integration, safe='')}/courses"
@@ -748,44 +789,41 @@ class Learning360Connector(Connector[Learning360Config]):
         if operation.status == "error":
             message = f"bulk operation {operation_id} failed: {operation.error_message or 'no reason given'}"
             return [_failed(key, BULK_OPERATION_FAILED, message) for key in keys]
-        by_key: dict[str, dict[str, Any]] = {}
+        by_key: dict[str, BulkResultDTO] = {}
         for entry in await self._results(operation_id):
-            source = entry.get("input")
-            if isinstance(source, dict) and "externalId" in source:
-                by_key[str(source["externalId"])] = entry
+            if entry.external_id is not None:
+                by_key[entry.external_id] = entry
         return [self._upsert_result(key, by_key.get(key), key in existing, operation_id) for key in keys]
 
     def _upsert_result(
-        self, key: str, entry: Mapping[str, Any] | None, existed: bool, operation_id: str
+        self, key: str, entry: BulkResultDTO | None, existed: bool, operation_id: str
     ) -> ItemResult:
         if entry is None:
             return _failed(
                 key, BULK_ITEM_FAILED, f"bulk operation {operation_id} reported nothing for this item"
             )
-        if entry.get("status") != "success":
-            return _failed(
-                key, BULK_ITEM_FAILED, str(entry.get("errorMessage") or "360Learning refused the item")
-            )
-        course_id = str(entry.get("resourceId") or "")
+        if entry.status != "success":
+            return _failed(key, BULK_ITEM_FAILED, entry.error_message or "360Learning refused the item")
+        course_id = entry.resource_id
         return ItemResult(
             key=key,
             status=ItemStatus.UPDATED if existed else ItemStatus.CREATED,
             id=self.make_id("courses", course_id) if course_id else None,
-            remote_id=course_id or None,
+            remote_id=course_id,
         )
 
     # -- deactivate_course ----------------------------------------------------------------------------
 
     async def _course(self, course_id: str) -> tuple[CourseDTO, dict[str, Any]]:
         raw = await self._get(f"{COURSES}/{quote(course_id, safe='')}")
-        return structure(raw, CourseDTO, f"GET {COURSES}/{{id}}"), raw
+        return self._wire(raw, CourseDTO, f"GET {COURSES}/{{id}}"), raw
 
     async def _set_archived(self, course_id: str, archived: bool) -> tuple[CourseDTO, dict[str, Any]]:
         response = await self._request(
             "PUT", f"{COURSES}/{quote(course_id, safe='')}/archive", json_body={"archived": archived}
         )
         raw = response.json()
-        return structure(raw, CourseDTO, f"PUT {COURSES}/{{id}}/archive"), raw
+        return self._wire(raw, CourseDTO, f"PUT {COURSES}/{{id}}/archive"), raw
 
     async def handle_deactivate_course(self, action: DeactivateCourse) -> ActionResult:
         course_id = self.remote_id("courses", action.course_id, field="course_id")
@@ -1024,14 +1062,7 @@ class Learning360Connector(Connector[Learning360Config]):
             )
         if pending.kind == "upsert":
             entries = await self._results(pending.operation_id)
-            entry = next(
-                (
-                    e
-                    for e in entries
-                    if isinstance(e.get("input"), dict) and e["input"].get("externalId") == item.key
-                ),
-                None,
-            )
+            entry = next((e for e in entries if e.external_id == item.key), None)
             if operation.status == "error":
                 return _failed(
                     item.key, BULK_OPERATION_FAILED, operation.error_message or "bulk operation failed"
@@ -1042,8 +1073,8 @@ class Learning360Connector(Connector[Learning360Config]):
             message = f"bulk operation {pending.operation_id} failed: {reason}"
             return _failed(item.key, BULK_OPERATION_FAILED, message, id=item.id, remote_id=item.remote_id)
         entries = await self._results(pending.operation_id)
-        if entries and entries[0].get("status") != "success":
-            reason = str(entries[0].get("errorMessage") or "360Learning refused the statistics import")
+        if entries and entries[0].status != "success":
+            reason = entries[0].error_message or "360Learning refused the statistics import"
             return _failed(item.key, BULK_ITEM_FAILED, reason, id=item.id, remote_id=item.remote_id)
         interval = self.config.poll_interval_s
         while True:
@@ -1089,14 +1120,29 @@ class Learning360Connector(Connector[Learning360Config]):
             "bulkOperations:read": OPERATIONS,
         }
         missing: set[str] = set()
+        # A probe that failed for another reason (an outage, an answer that does not fit) says nothing
+        # about the scope: the items that need it report the failure instead of the whole check failing.
+        failed: dict[str, str] = {}
         for scope, path in probes.items():
             try:
                 await self._request("GET", path)
             except PermissionDenied:
                 missing.add(scope)
-        items = [
-            CheckItem(kind="credentials", name="credentials", status=CheckStatus.OK, detail="token issued")
-        ]
+            except AuthenticationError:
+                raise
+            except LMSConnectError as exc:
+                failed[scope] = f"GET {path} failed: {exc}"
+        if len(failed) == len(probes):
+            # Nothing answered: the token request itself may be what failed.
+            first = next(iter(failed.values()))
+            credentials = CheckItem(
+                kind="credentials", name="credentials", status=CheckStatus.ERROR, detail=first
+            )
+        else:
+            credentials = CheckItem(
+                kind="credentials", name="credentials", status=CheckStatus.OK, detail="token issued"
+            )
+        items = [credentials]
         model_needs = {
             "users": ("users:read",),
             "course_providers": ("integrations:read", "courses:read"),
@@ -1106,13 +1152,18 @@ class Learning360Connector(Connector[Learning360Config]):
         }
         for model, needs in model_needs.items():
             lacking = tuple(s for s in needs if s in missing)
+            errors = [failed[s] for s in needs if s in failed]
+            if lacking:
+                status = CheckStatus.MISSING_PERMISSION
+            else:
+                status = CheckStatus.ERROR if errors else CheckStatus.OK
             items.append(
                 CheckItem(
                     kind="model",
                     name=model,
-                    status=CheckStatus.MISSING_PERMISSION if lacking else CheckStatus.OK,
+                    status=status,
                     permissions=lacking,
-                    detail=f"needs {', '.join(needs)}",
+                    detail="; ".join([f"needs {', '.join(needs)}", *errors]),
                 )
             )
         integration_problem = await self._integration_problem()
@@ -1133,8 +1184,11 @@ class Learning360Connector(Connector[Learning360Config]):
         for action, (needs, write_scope, via_integration) in action_needs.items():
             lacking = tuple(s for s in needs if s in missing)
             untested = f"{write_scope} cannot be tested without writing"
+            errors = [failed[s] for s in needs if s in failed]
             if lacking:
                 status, detail = CheckStatus.MISSING_PERMISSION, untested
+            elif errors:
+                status, detail = CheckStatus.ERROR, "; ".join(errors)
             elif via_integration and integration_problem:
                 status, detail = CheckStatus.ERROR, integration_problem
             else:
@@ -1153,4 +1207,8 @@ class Learning360Connector(Connector[Learning360Config]):
             return f"integration {self.config.integration_id} does not exist on this platform"
         except PermissionDenied:
             return ""  # reported as the missing integrations:read scope
+        except AuthenticationError:
+            raise
+        except LMSConnectError as exc:
+            return f"integration {self.config.integration_id} could not be read: {exc}"
         return ""

@@ -2,37 +2,101 @@
 
 Only the fields the connector uses are declared; the raw payload is kept in ``remote_data``. Field names
 are those of 360Learning's OpenAPI files (``UserDTO``, ``CourseDTO``, ``IntegrationDTO``,
-``CourseStatDTO``, the bulk operation), in snake case here and renamed on the wire by `make_wire_converter`.
+``CourseStatDTO``, the bulk operation and its results, the OAuth token), in snake case here and renamed
+on the wire by `make_wire_converter`. The connector structures every answer it reads with
+`lmsconnect.plugin.structure_wire`, so an answer that does not fit is an `InvalidRemoteResponse` naming the
+endpoint and the field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar
+import math
+import re
+from typing import Any, Final, NewType
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from lmsconnect import InvalidRemoteResponse
 from lmsconnect.plugin import configure_converter, parse_datetime
 
 __all__ = [
+    "MAX_TOKEN_LIFETIME_S",
+    "AccessTokenDTO",
     "BulkOperationDTO",
+    "BulkResultDTO",
     "CourseDTO",
     "CourseStatDTO",
+    "ExternalCourseDTO",
     "IntegrationDTO",
     "UserDTO",
+    "is_remote_id",
     "make_wire_converter",
-    "structure",
 ]
 
-T = TypeVar("T")
+#: A token lifetime longer than a day is not believed (360Learning's last an hour); a 401 renews it anyway.
+MAX_TOKEN_LIFETIME_S: Final = 86_400.0
+# 360Learning ids are 24-hex ObjectIds; integration-made ids are the caller's. No blanks, no controls.
+_ID: Final = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}")
+# RFC 6750 b64token: what a Bearer header may carry.
+_TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]{1,4096}=*")
+
+RemoteId = NewType("RemoteId", str)
+PlatformName = NewType("PlatformName", str)
+AccessToken = NewType("AccessToken", str)
+Lifetime = NewType("Lifetime", float)
+
+
+def is_remote_id(value: Any) -> bool:
+    """Whether `value` can be a 360Learning id (a non-empty string of at most 256 visible characters)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _remote_id(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an id string, got {type(value).__name__}")
+    if not is_remote_id(value):
+        raise ValueError("expected a non-empty id of at most 256 characters without blanks")
+    return value
+
+
+def _platform_name(value: Any, _: Any) -> str:
+    # A provider is known by this name (and courses point at it by name): a 5 MB one is a broken answer.
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    if len(value) > 512:
+        raise ValueError(f"a platform name of {len(value):,} characters, at most 512")
+    return value
+
+
+def _access_token(value: Any, _: Any) -> str:
+    if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
+        raise ValueError("expected an OAuth access token (RFC 6750 characters, at most 4096)")
+    return value
+
+
+def _lifetime(value: Any, _: Any) -> float:
+    # The reference types expires_in as a number, its example shows a string: accept both.
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
+    seconds = float(value) if not isinstance(value, str) or len(value) <= 40 else math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expected a positive number of seconds, got {str(value)[:40]!r}")
+    return min(max(seconds, 1.0), MAX_TOKEN_LIFETIME_S)
+
+
+@attrs.frozen(kw_only=True)
+class AccessTokenDTO:
+    """The answer of ``POST /api/v2/oauth2/token``."""
+
+    access_token: AccessToken
+    expires_in: Lifetime = Lifetime(3600.0)
 
 
 @attrs.frozen(kw_only=True)
 class UserDTO:
-    id: str
+    id: RemoteId
     status: str | None = None
     mail: str | None = None
     first_name: str | None = None
@@ -43,18 +107,18 @@ class UserDTO:
 
 @attrs.frozen(kw_only=True)
 class IntegrationDTO:
-    id: str
-    external_platform: str
+    id: RemoteId
+    external_platform: PlatformName
 
 
 @attrs.frozen(kw_only=True)
 class CourseDTO:
-    id: str
+    id: RemoteId
     name: str | None = None
     description: str | None = None
     status: str | None = None
     type: str | None = None
-    external_platform: str | None = None
+    external_platform: PlatformName | None = None
     created_at: dt.datetime | None = None
     current_version_number: int | None = None
 
@@ -63,9 +127,9 @@ class CourseDTO:
 class CourseStatDTO:
     """One attempt of one user at one course."""
 
-    id: str
-    course_id: str
-    user_id: str
+    id: RemoteId
+    course_id: RemoteId
+    user_id: RemoteId
     progress: int = 0
     time_spent: int = 0
     first_activity_at: dt.datetime | None = None
@@ -76,13 +140,38 @@ class CourseStatDTO:
 
 @attrs.frozen(kw_only=True)
 class BulkOperationDTO:
-    id: str
+    id: RemoteId
     type: str
     status: str
     error_message: str | None = None
 
 
+@attrs.frozen(kw_only=True)
+class BulkResultDTO:
+    """One entry of ``GET /api/v2/bulk/operations/{id}/results``."""
+
+    status: str | None = None
+    error_message: str | None = None
+    resource_id: RemoteId | None = None
+    input: dict[str, Any] | None = None
+
+    @property
+    def external_id(self) -> str | None:
+        """The ``externalId`` of the item this entry reports on, when it is a string."""
+        found = (self.input or {}).get("externalId")
+        return found if isinstance(found, str) else None
+
+
+@attrs.frozen(kw_only=True)
+class ExternalCourseDTO:
+    """``GET /api/v2/integrations/{id}/courses/{externalId}``: the course an integration imported."""
+
+    course_id: RemoteId | None = None
+
+
 def _camel(name: str) -> str:
+    if name in ("access_token", "expires_in"):
+        return name  # OAuth's own names
     if name == "id":
         return "_id"
     head, *rest = name.split("_")
@@ -94,32 +183,33 @@ def make_wire_converter() -> cattrs.Converter:
 
     - renames every snake-case field to the API's camelCase, and ``id`` to ``_id``;
     - ignores fields it does not declare (the API adds fields; ``remote_data`` keeps them);
-    - reads datetimes leniently: ``null`` or an empty string is ``None``.
+    - reads datetimes leniently: ``null`` or an empty string is ``None``;
+    - checks ids (`RemoteId`: a non-empty string of visible characters, at most 256), external platform
+      names (`PlatformName`: at most 512 characters, since providers are known by them), access tokens
+      (`AccessToken`: RFC 6750 characters, so none can break a header) and token lifetimes (`Lifetime`:
+      a positive number or numeric string, at most `MAX_TOKEN_LIFETIME_S`).
     """
-    converter = cattrs.Converter(forbid_extra_keys=False)
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     configure_converter(converter)
+    converter.register_structure_hook(RemoteId, _remote_id)
+    converter.register_structure_hook(AccessToken, _access_token)
+    converter.register_structure_hook(PlatformName, _platform_name)
+    converter.register_structure_hook(Lifetime, _lifetime)
 
     def optional_datetime(value: Any, _: Any) -> dt.datetime | None:
         return parse_datetime(value) if value not in (None, "") else None
 
     converter.register_structure_hook(dt.datetime | None, optional_datetime)
-    for cls in (UserDTO, IntegrationDTO, CourseDTO, CourseStatDTO, BulkOperationDTO):
+    for cls in (
+        AccessTokenDTO,
+        UserDTO,
+        IntegrationDTO,
+        CourseDTO,
+        CourseStatDTO,
+        BulkOperationDTO,
+        BulkResultDTO,
+        ExternalCourseDTO,
+    ):
         renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **renames))  # type: ignore[arg-type]
     return converter
-
-
-_CONVERTER = make_wire_converter()
-
-
-def structure(raw: Any, cls: type[T], where: str) -> T:
-    """`raw` as `cls`; `InvalidRemoteResponse` naming the endpoint when it does not have the shape."""
-    if not isinstance(raw, dict):
-        raise InvalidRemoteResponse(f"{where} returned {type(raw).__name__} where an object was expected")
-    try:
-        return _CONVERTER.structure(raw, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
-        detail = (
-            "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else exc
-        )
-        raise InvalidRemoteResponse(f"{where} returned an unexpected {cls.__name__}: {detail}") from None

@@ -198,7 +198,10 @@ CAPABILITIES: Final = Capabilities.build(
             "Scoring requires the course to have at least one graded activity – courses without grade items "
             "cannot receive a score (LMS.NO_GRADED_ACTIVITY, nothing changed). The result is `updated` when "
             "Moodle already reports the course complete, `accepted` when completion awaits Moodle's "
-            "completion cron task (wait_until_visible polls for it).",
+            "completion cron task: a completion that comes from a grade (any score) needs two runs of it, "
+            "so with cron every minute it shows within about two minutes; wait_until_visible polls for it "
+            "(by default up to 180 s). The grades and overrides go two at a time, and Moodle's transient "
+            "refusals (dmlwriteexception, ex_unabletolock) are repeated and counted in stats.retries.",
             partial={
                 "completed_at": "Not settable through Moodle's web services: Moodle stamps the overrides "
                 "and grades with the time of the call, which is what progressions then show.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -90,6 +91,12 @@ _COMPETENCY_PAGE: Final = 500
 _ENROLLED_PAGE: Final = 1000
 _REPORT_PAGES_IN_FLIGHT: Final = 4
 _ENTRIES_PER_CALL: Final = 8
+_COMPLETION_WRITES: Final = 2
+"""Grade and override writes of one progression in flight at once: all at once, a real Moodle 5.0 now and
+then answers ``dmlwriteexception`` or ``ex_unabletolock`` (they race on the user's completion rows)."""
+_VISIBLE_TIMEOUT_S: Final = 180.0
+"""wait_until_visible's default: Moodle's cron runs every minute and grade-driven completion needs two runs
+of the completion task, so up to ~2 minutes plus the task's own time."""
 
 
 @attrs.frozen(kw_only=True)
@@ -196,12 +203,15 @@ class MoodleConnector(Connector[MoodleConfig]):
     ) -> Any:
         """Call one web-service function; its decoded answer, or the mapped error of its exception body.
 
-        Reads are retried on transport failures and on Moodle's transient database exceptions; writes
-        are retried only when ``idempotent`` says repeating them is harmless.
+        Reads are retried on transport failures and on Moodle's transient database and lock exceptions
+        (HTTP 200 bodies such as ``dmlwriteexception``); writes are retried only when ``idempotent`` says
+        repeating them is harmless. Each such retry counts in ``stats.retries``.
         """
         if idempotent is None:
             idempotent = not write
-        attempts = 3 if idempotent else 1
+        # As many attempts, and the same backoff, as the HTTP layer gives a 5xx.
+        options = self.http.options
+        attempts = options.max_attempts if idempotent else 1
         for attempt in range(1, attempts + 1):
             async with self._gate:
                 response = await self._post(function, params, write=write, idempotent=idempotent)
@@ -221,7 +231,9 @@ class MoodleConnector(Connector[MoodleConfig]):
                 error = map_exception(function, body, known=known)
                 if is_transient(error) and attempt < attempts:
                     log.info("%s: transient Moodle error %s, retrying", function, errorcode_of(error))
-                    await asyncio.sleep(0.2 * attempt)
+                    self.http.stats.retries += 1
+                    ceiling = min(options.backoff_max_s, options.backoff_base_s * 2 ** (attempt - 1))
+                    await asyncio.sleep(random.uniform(0, ceiling))
                     continue
                 raise self.http.raise_mapped(error)
             return body
@@ -943,9 +955,12 @@ class MoodleConnector(Connector[MoodleConfig]):
             )
 
         # Grades first: grade-based completion then marks those activities complete-pass or -fail, which
-        # an override to "complete" leaves as they are.
-        await asyncio.gather(*(grade(i) for i in graded))
-        await asyncio.gather(*(override(m) for m in tracked))
+        # an override to "complete" leaves as they are. A few at a time, not all at once (see
+        # _COMPLETION_WRITES); a transient refusal is retried by `call`.
+        async for _ in stream_map(graded, grade, concurrency=_COMPLETION_WRITES):
+            pass
+        async for _ in stream_map(tracked, override, concurrency=_COMPLETION_WRITES):
+            pass
         after = await self._completion(courseid, userid, key)
         scored = f"; score {action.score} on {len(graded)} graded activities" if graded else ""
         if after["completionstatus"].get("completed"):
@@ -970,8 +985,15 @@ class MoodleConnector(Connector[MoodleConfig]):
             detail=detail,
         )
 
-    async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:
-        """Poll course completion of `accepted` complete_course items until Moodle reports them complete."""
+    async def wait_until_visible(
+        self, result: ActionResult, *, timeout_s: float = _VISIBLE_TIMEOUT_S
+    ) -> ActionResult:
+        """Poll course completion of `accepted` complete_course items until Moodle reports them complete.
+
+        Moodle aggregates such a completion in its completion cron task, which needs two runs: with cron
+        every minute (Moodle's recommendation) that is up to about two minutes, hence the default
+        ``timeout_s`` of 180 s. Polls after 0.5 s, then less and less often (at most every 15 s).
+        """
         if result.action != "complete_course":
             return await super().wait_until_visible(result, timeout_s=timeout_s)
         deadline = time.monotonic() + timeout_s
@@ -990,7 +1012,7 @@ class MoodleConnector(Connector[MoodleConfig]):
             if time.monotonic() >= deadline or not any(i.status is ItemStatus.ACCEPTED for i in items):
                 break
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, 15.0)
         return ActionResult(action=result.action, items=tuple(items))
 
     # -- scope testing -----------------------------------------------------------------------------------

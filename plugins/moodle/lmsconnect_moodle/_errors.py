@@ -70,6 +70,10 @@ _TRANSIENT: Final = frozenset(
         "ddlexecuteerror",
         "dbconnectionfailed",
         "dmltransactionexception",
+        # A lock wait that timed out (cache or task locks); the same call succeeds when repeated. Seen on a
+        # real Moodle 5.0 when completion overrides of one user arrive in parallel.
+        "ex_unabletolock",
+        "locktimeout",
     }
 )
 
@@ -86,7 +90,8 @@ def errorcode_of(error: BaseException) -> str | None:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Database hiccups Moodle reports as exceptions; a read may be retried."""
+    """Database and lock hiccups Moodle reports as HTTP-200 exceptions: the call was rolled back, so
+    repeating it is safe for reads and idempotent writes."""
     return errorcode_of(error) in _TRANSIENT
 
 

@@ -16,6 +16,7 @@ import lmsconnect
 from lmsconnect import (
     ActionFailed,
     AuthenticationError,
+    HttpOptions,
     InvalidInput,
     ItemStatus,
     NotFound,
@@ -161,8 +162,9 @@ class TestModels:
     async def test_complete_fail_is_completed(self, sim: MoodleSimulator, lms: Any) -> None:
         """A course completed with a failing grade ('complete fail') reads as COMPLETED."""
         result = await lms.complete_course(course_progression_id=ids("course_progressions", "2:4"), score=30)
-        assert result.items[0].status is ItemStatus.UPDATED
+        assert result.items[0].status is ItemStatus.ACCEPTED  # grade-driven: the completion task aggregates
         assert sim.activity_state(4, 6) == 3  # complete-fail
+        sim.run_completion_cron()
         progression = next(p for p in await collect(lms, "course_progressions") if p.remote_id == "2:4")
         assert progression.status is ProgressionStatus.COMPLETED
 
@@ -185,6 +187,7 @@ class TestModels:
 class TestUpsertCourses:
     async def test_create_then_unchanged_then_update(self, sim: MoodleSimulator, lms: Any) -> None:
         """origin_id lives in idnumber: created once, unchanged when equal, updated when changed."""
+        sim.site.languages = ("en", "de")
         item: dict[str, Any] = {
             "origin_id": "CLD100-2027A",
             "course": {
@@ -279,7 +282,9 @@ class TestCompleteCourse:
     async def test_complete_with_score(self, sim: MoodleSimulator, lms: Any) -> None:
         """All tracked activities complete, every graded activity scored, the progression COMPLETED."""
         result = await lms.complete_course(course_progression_id=ids("course_progressions", "2:5"), score=80)
-        assert result.items[0].status is ItemStatus.UPDATED
+        assert result.items[0].status is ItemStatus.ACCEPTED
+        sim.run_completion_cron()
+        assert (await lms.wait_until_visible(result, timeout_s=5)).items[0].status is ItemStatus.UPDATED
         for module in sim.modules(2):
             if module.tracking:
                 assert sim.activity_state(5, module.id) in (1, 2), module.name
@@ -320,7 +325,7 @@ class TestCompleteCourse:
     async def test_accepted_while_moodle_aggregates_then_visible(self) -> None:
         """With Moodle's cron pending the result is `accepted`; reads show what Moodle reports."""
         async with (
-            MoodleSimulator(site="fixture", completion_delay=math.inf) as sim,
+            MoodleSimulator(site="fixture", completion_cron=math.inf) as sim,
             lmsconnect.connect("moodle", **sim.connect_config) as lms,
         ):
             key = ids("course_progressions", "2:5")
@@ -335,11 +340,52 @@ class TestCompleteCourse:
             after = next(p for p in await collect(lms, "course_progressions") if p.id == key)
             assert after.status is ProgressionStatus.COMPLETED
 
+    async def test_writes_go_two_at_a_time(self) -> None:
+        """A progression's overrides are not all sent at once (real Moodle refuses some when they are)."""
+        async with (
+            MoodleSimulator(site="fixture", latency=0.05) as sim,
+            lmsconnect.connect("moodle", **sim.connect_config) as lms,
+        ):
+            await lms.complete_course(course_progression_id=ids("course_progressions", "2:5"), score=80)
+        assert sim.calls_by_function["core_completion_override_activity_completion_status"] == 4
+        assert sim.peak_in_flight["core_completion_override_activity_completion_status"] == 2
+        assert sim.peak_in_flight["core_grades_update_grades"] == 2
+
+    async def test_transient_refusals_are_repeated_and_counted(self) -> None:
+        """dmlwriteexception and ex_unabletolock (HTTP 200 bodies) are repeated; stats.retries counts each."""
+        faults = {"fault_rate": 0.3, "fault_seed": 4, "fault_kinds": ("dml_write", "lock")}
+        http = HttpOptions(backoff_base_s=0.001, max_attempts=10)
+        async with (
+            MoodleSimulator(site="fixture", completion_cron=0, **faults) as sim,
+            lmsconnect.connect("moodle", **sim.connect_config, http=http) as lms,
+        ):
+            key = ids("course_progressions", "2:5")
+            result = await lms.complete_course(course_progression_id=key, score=80)
+            progressions = {p.remote_id: p.status async for p in lms.list("course_progressions")}
+            assert result.items[0].status is ItemStatus.UPDATED
+            assert progressions["2:5"] is ProgressionStatus.COMPLETED
+            assert sim.faults["dml_write"] > 0 and sim.faults["lock"] > 0
+            assert lms.stats.retries == sum(sim.faults.values())
+
     async def test_not_tracked_is_refused(self, lms: Any) -> None:
         """A course without completion tracking is refused with a clear reason."""
         with pytest.raises(ActionFailed) as info:
             await lms.complete_course(course_progression_id=ids("course_progressions", "5:3"))
         assert "completion tracking" in str(info.value)
+
+
+async def test_one_sync_rides_out_transient_read_refusals(tmp_path: Any) -> None:
+    """dmlreadexception / dmlwriteexception answers to reads: one sync still reads everything."""
+    faults = {"fault_rate": 0.25, "fault_seed": 7, "fault_kinds": ("dml", "dml_write", "lock")}
+    async with (
+        MoodleSimulator(site="fixture", **faults) as sim,
+        lmsconnect.connect("moodle", **sim.connect_config, http=HttpOptions(backoff_base_s=0.001)) as lms,
+        lmsconnect.open_store(str(tmp_path / "faults.sqlite")) as store,
+    ):
+        report = await lmsconnect.sync(lms, store)
+        assert report.ok, report.failed
+        assert report.totals["created"] == 35
+        assert lms.stats.retries == sum(sim.faults.values()) > 0
 
 
 class TestScopeTesting:

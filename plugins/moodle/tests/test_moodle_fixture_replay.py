@@ -125,7 +125,7 @@ async def test_replay_matches_recorded_shapes() -> None:
     failures: dict[str, list[str]] = {}
     # The recorded site's cron never ran between the writes and the reads after them.
     async with (
-        MoodleSimulator(site="fixture", completion_delay=math.inf) as sim,
+        MoodleSimulator(site="fixture", completion_cron=math.inf) as sim,
         aiohttp.ClientSession() as session,
     ):
         for name in RECORDINGS:

@@ -158,8 +158,8 @@ class TestSeeding:
 
 
 class TestCompletionAggregation:
-    async def test_immediate_by_default(self, session: aiohttp.ClientSession) -> None:
-        """Overriding the last open activities completes the course at once."""
+    async def test_override_completes_at_once(self, session: aiohttp.ClientSession) -> None:
+        """Overriding the last open activities completes the course in the same call, as on real Moodle."""
         async with MoodleSimulator(site="fixture") as sim:
             for cmid in (7, 8):
                 await call(
@@ -172,27 +172,44 @@ class TestCompletionAggregation:
                 )
             assert sim.course_completed(4, 2)
 
-    async def test_delayed_until_the_cron_runs(self, session: aiohttp.ClientSession) -> None:
-        """With a delay, Moodle says 'not complete' until its cron task has aggregated."""
-        async with MoodleSimulator(site="fixture", completion_delay=math.inf) as sim:
-            for cmid in (7, 8):
-                await call(
-                    session,
-                    sim,
-                    "core_completion_override_activity_completion_status",
-                    userid=4,
-                    cmid=cmid,
-                    newstate=1,
+    async def test_grade_driven_completion_needs_two_task_runs(self, session: aiohttp.ClientSession) -> None:
+        """A completion that comes from a grade shows only after the completion task ran twice."""
+        async with MoodleSimulator(site="fixture", completion_cron=math.inf) as sim:
+            answer = await call(
+                session,
+                sim,
+                "core_grades_update_grades",
+                source="test",
+                courseid=2,
+                component="mod_quiz",
+                activityid=7,
+                itemnumber=0,
+                grades=[{"studentid": 4, "grade": 9}],
+            )
+            assert answer == 0
+            override = "core_completion_override_activity_completion_status"
+            await call(session, sim, override, userid=4, cmid=8, newstate=1)
+            completed = []
+            for _ in range(3):
+                status = await call(
+                    session, sim, "core_completion_get_course_completion_status", courseid=2, userid=4
                 )
-            status = await call(
-                session, sim, "core_completion_get_course_completion_status", courseid=2, userid=4
-            )
-            assert status["completionstatus"]["completed"] is False
-            assert sim.run_completion_cron() == 1
-            status = await call(
-                session, sim, "core_completion_get_course_completion_status", courseid=2, userid=4
-            )
-            assert status["completionstatus"]["completed"] is True
+                completed.append(status["completionstatus"]["completed"])
+                async with session.get(sim.url + "/admin/cron.php") as response:  # Moodle's web cron
+                    assert response.status == 200
+        assert completed == [False, False, True]
+
+    async def test_the_task_runs_on_its_schedule(self, session: aiohttp.ClientSession) -> None:
+        """Without anyone running cron, the scheduled task aggregates within two periods."""
+        now = [1_800_000_000.0]
+        async with MoodleSimulator(site="fixture", completion_cron=60, clock=lambda: now[0]) as sim:
+            sim.site.set_grade(4, sim.site.modules[7], 9.0)
+            sim.site.set_activity_state(4, sim.site.modules[8], 1, overrideby=2, via_override=True)
+            assert not sim.course_completed(4, 2)
+            now[0] += 61
+            assert not sim.course_completed(4, 2)  # the first run only reviewed the criteria
+            now[0] += 60
+            assert sim.course_completed(4, 2)
 
     async def test_override_keeps_complete_pass_and_fail(self, session: aiohttp.ClientSession) -> None:
         """Overriding to complete leaves complete-fail (3) as it is, without overrideby (as recorded)."""

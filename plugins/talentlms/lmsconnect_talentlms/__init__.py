@@ -15,6 +15,7 @@ from __future__ import annotations
 from ._connector import (
     COURSE_UPDATE_NOT_SUPPORTED,
     ENROLLED_AS_TRAINER,
+    MAX_DURATION_MINUTES,
     ROLLBACK_FAILED,
     TalentLMSConfig,
     TalentLMSConnector,
@@ -23,6 +24,7 @@ from ._connector import (
 __all__ = [
     "COURSE_UPDATE_NOT_SUPPORTED",
     "ENROLLED_AS_TRAINER",
+    "MAX_DURATION_MINUTES",
     "ROLLBACK_FAILED",
     "TalentLMSConfig",
     "TalentLMSConnector",

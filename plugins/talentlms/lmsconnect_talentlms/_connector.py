@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar, Final
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 import attrs
 
@@ -52,9 +53,24 @@ from lmsconnect.plugin import (
     model_support,
     retry_after,
     stream_map,
+    structure_wire,
 )
 
-from ._wire import build_path, days_from_minutes, error_of, parse_datetime, parse_int, parse_str
+from ._wire import (
+    Code,
+    CourseDetail,
+    CourseRow,
+    CreatedCourse,
+    EnrolledUser,
+    RateLimitRow,
+    RoleRow,
+    UserRow,
+    build_path,
+    days_from_minutes,
+    error_of,
+    is_talent_id,
+    make_wire_converter,
+)
 
 __all__ = ["TalentLMSConfig", "TalentLMSConnector"]
 
@@ -73,6 +89,14 @@ ENROLLED_AS_TRAINER: Final = "LMS.ENROLLED_AS_TRAINER"
 ROLLBACK_FAILED: Final = "LMS.ROLLBACK_FAILED"
 
 _INSTRUCTOR: Final = "instructor"
+
+#: Longest course upsert_courses accepts, in days of `time_limit`. TalentLMS documents no maximum; a time
+#: limit is how long a learner keeps access after enrolling, and ten years is past any training plan
+#: while keeping every enrolment's expiry a real date.
+MAX_DURATION_DAYS: Final = 3650
+MAX_DURATION_MINUTES: Final = MAX_DURATION_DAYS * 24 * 60
+
+_T = TypeVar("_T")
 
 
 @attrs.frozen(kw_only=True)
@@ -117,6 +141,12 @@ class TalentLMSConfig:
             )
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with https:// (got {self.base_url!r})")
+        if ":" in self.api_key.reveal():
+            # Basic auth sends "key:" and the server splits at the first colon: such a key cannot work.
+            raise ValueError(
+                "api_key contains ':', which HTTP Basic auth cannot carry (TalentLMS keys have none); "
+                "copy the key again from Account & Settings → Basic settings"
+            )
         if self.hourly_budget is not None and self.hourly_budget < 1:
             raise ValueError("hourly_budget must be at least 1")
         if self.page_size < 1 or self.concurrency < 1:
@@ -160,7 +190,8 @@ class _PlanWindow(RateWindow):
 _UPSERT_NOTE: Final = (
     "The course's `code` holds `origin_id`, so an upsert first lists the courses (one call) and finds "
     "the course it made before: a repeated or retried upsert never creates a second course. "
-    "`duration` (minutes) is sent as `time_limit` in whole days, rounded up (1 → 1 day, 1441 → 2 days). "
+    "`duration` (minutes) is sent as `time_limit` in whole days, rounded up (1 → 1 day, 1441 → 2 days), "
+    "at most 3,650 days (5,256,000 minutes; longer is InvalidInput before any call). "
     "TalentLMS API v1 has no course-edit call: an existing course whose title, description or "
     "duration differ is reported per item as `failed` with the code LMS.COURSE_UPDATE_NOT_SUPPORTED "
     "(never claimed as updated); one that already matches is `unchanged`. If a create call fails "
@@ -244,7 +275,8 @@ CAPABILITIES: Final = Capabilities.build(
                 "items.origin_id": "stored in the course `code`",
                 "items.course.type": "EXTERNAL only",
                 "items.course.title": "course `name`",
-                "items.course.duration": "minutes → whole days (`time_limit`), rounded up",
+                "items.course.duration": "minutes → whole days (`time_limit`), rounded up; at most 3,650 "
+                "days",
             },
         ),
         "deactivate_course": action_support("course_id", flags={"destructive"}, note=_DEACTIVATE_NOTE),
@@ -284,6 +316,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         docs_url="https://www.talentlms.com/pages/docs/TalentLMS-API-Documentation.pdf",
     )
     capabilities = CAPABILITIES
+    # Longer upsert durations are InvalidInput before any call (the core checks it).
+    max_duration_minutes = MAX_DURATION_MINUTES
 
     #: The hourly limit /v1/ratelimit reported when the connection opened (None if it could not be read).
     plan_limit: int | None = None
@@ -326,6 +360,11 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
     async def on_open(self) -> None:
         self._calibrated = False
         self._calibration_lock = asyncio.Lock()
+        self._converter = make_wire_converter(utc_offset=self._offset)
+
+    def _wire(self, raw: Any, cls: type[_T], where: str) -> _T:
+        """`raw` as the wire record `cls`, or InvalidRemoteResponse naming `where` and the field."""
+        return structure_wire(self._converter, raw, cls, where=where, connector=SLUG, scrub=self.http.scrub)
 
     async def _ensure_calibrated(self) -> None:
         # Lazily, at the first real call: opening a connection costs no request, and a connection
@@ -354,16 +393,20 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             body = response.json()
         except InvalidRemoteResponse:
             return
-        if not isinstance(body, Mapping):
-            return
-        limit = parse_int(body.get("limit"))
-        remaining = parse_int(body.get("remaining"))
-        reset = parse_int(body.get("reset"))
-        if limit is None or limit < 1:
-            return
+        try:
+            row = self._wire(body, RateLimitRow, "GET /v1/ratelimit")
+        except InvalidRemoteResponse:
+            return  # best effort: the default budget stands
+        limit, remaining, reset = row.limit, row.remaining, row.reset
+        if limit is None or limit < 1 or (remaining is not None and remaining < 0):
+            return  # not a budget: a negative remainder would hold every call for the hour
         self.plan_limit = limit
         budget = min(limit, self.config.hourly_budget or limit)
-        reset_in = self.plan_window_s if reset is None else max(0.0, reset - time.time())
+        # The window is an hour: a reset further away than that (and a minute of clock skew and
+        # rounding to whole seconds) is not believed.
+        reset_in = self.plan_window_s
+        if reset is not None:
+            reset_in = min(max(0.0, reset - time.time()), self.plan_window_s + 60.0)
         window = self._plan_window
         window.limit = budget
         window.name = f"{budget}/hour"
@@ -425,123 +468,132 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         seen: set[str] = set()
         page = 1
         while True:
-            rows = await self._get("users", {"page_size": page_size, "page_number": page})
-            if not isinstance(rows, list):
-                raise InvalidRemoteResponse(
-                    f"GET /v1/users returned {type(rows).__name__}, expected a list", connector=SLUG
-                )
-            for row in rows:
-                user = self._user(row)
+            params = {"page_size": page_size, "page_number": page}
+            where = f"GET {build_path('users', params)}"
+            rows = _list_of(await self._get("users", params), where)
+            new = 0
+            for index, raw in enumerate(rows):
+                user = self._user(self._wire(raw, UserRow, f"{where} [{index}]"), raw)
                 # Pages are positional: a user created while we page shifts the rest by one.
-                if user is not None and user.remote_id not in seen:
+                if user.remote_id not in seen:
                     seen.add(user.remote_id)
+                    new += 1
                     yield user
             if len(rows) < page_size:
                 return
+            if not new:
+                # A full page of users we already have: the server repeats itself (page_number
+                # ignored) and asking for the next page would never end.
+                raise InvalidRemoteResponse(
+                    f"{where} answered a full page of users all seen on earlier pages: the pages do not "
+                    "advance, so the list cannot be read to its end",
+                    connector=SLUG,
+                )
             page += 1
 
-    def _user(self, row: Any) -> User | None:
-        if not isinstance(row, Mapping):
-            return None
-        remote_id = parse_str(row.get("id"))
-        if remote_id is None:
-            return None
+    def _user(self, row: UserRow, raw: dict[str, Any]) -> User:
         return User(
-            id=self.make_id("users", remote_id),
-            remote_id=remote_id,
-            first_name=parse_str(row.get("first_name")),
-            last_name=parse_str(row.get("last_name")),
-            work_email=parse_str(row.get("email")),
-            status=_user_status(row.get("status")),
-            remote_created_at=parse_datetime(row, "created_on", utc_offset=self._offset),
-            remote_data={"/v1/users": dict(row)},
+            id=self.make_id("users", row.id),
+            remote_id=row.id,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            work_email=row.email,
+            status=None if row.status is None else UserStatus(row.status.upper()),
+            remote_created_at=row.created_on,
+            remote_data={"/v1/users": raw},
         )
 
-    async def _course_rows(self) -> list[Mapping[str, Any]]:
-        rows = await self._get("courses")
-        if not isinstance(rows, list):
-            raise InvalidRemoteResponse(
-                f"GET /v1/courses returned {type(rows).__name__}, expected a list", connector=SLUG
-            )
-        return [r for r in rows if isinstance(r, Mapping) and parse_str(r.get("id")) is not None]
+    async def _course_rows(self) -> list[tuple[CourseRow, dict[str, Any]]]:
+        """Every course of ``GET /v1/courses`` (once each), with its raw entry."""
+        where = "GET /v1/courses"
+        rows: dict[str, tuple[CourseRow, dict[str, Any]]] = {}
+        for index, raw in enumerate(_list_of(await self._get("courses"), where)):
+            row = self._wire(raw, CourseRow, f"{where} [{index}]")
+            rows.setdefault(row.id, (row, raw))
+        return list(rows.values())
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        for row in await self._course_rows():
-            remote_id = str(parse_str(row.get("id")))
+        for row, raw in await self._course_rows():
             yield Course(
-                id=self.make_id("courses", remote_id),
-                remote_id=remote_id,
-                origin_id=parse_str(row.get("code")),
-                remote_created_at=parse_datetime(row, "creation_date", utc_offset=self._offset),
-                remote_data={"/v1/courses": dict(row)},
+                id=self.make_id("courses", row.id),
+                remote_id=row.id,
+                origin_id=row.code,
+                remote_created_at=row.creation_date,
+                remote_data={"/v1/courses": raw},
             )
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
-        for row in await self._course_rows():
-            remote_id = str(parse_str(row.get("id")))
+        for row, raw in await self._course_rows():
             yield CourseRevision(
-                id=self.make_id("course_revisions", remote_id),
-                remote_id=remote_id,
-                course_id=self.make_id("courses", remote_id),
-                title=parse_str(row.get("name")),
-                description=parse_str(row.get("description")),
-                status=_revision_status(row.get("status")),
-                remote_created_at=parse_datetime(row, "creation_date", utc_offset=self._offset),
-                remote_data={"/v1/courses": dict(row)},
+                id=self.make_id("course_revisions", row.id),
+                remote_id=row.id,
+                course_id=self.make_id("courses", row.id),
+                title=row.name,
+                description=row.description,
+                status=None if row.status is None else RevisionStatus(row.status.upper()),
+                remote_created_at=row.creation_date,
+                remote_data={"/v1/courses": raw},
             )
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
-        course_ids = [str(parse_str(r.get("id"))) for r in await self._course_rows()]
-        details = stream_map(course_ids, self._course_detail, concurrency=self.config.concurrency)
-        async for course_id, detail in details:
-            if detail is None:
-                continue  # deleted between the list and the detail call
-            path = f"/v1/courses/id:{course_id}"
-            for row in detail.get("users") or ():
-                progression = self._progression(course_id, row, path)
-                if progression is not None:
-                    yield progression
+        course_ids = [row.id for row, _ in await self._course_rows()]
+        # stream_map is an async generator, typed as the iterator it promises.
+        details = cast(
+            "AsyncGenerator[tuple[str, dict[str, Any] | None], None]",
+            stream_map(course_ids, self._course_detail, concurrency=self.config.concurrency),
+        )
+        # Closed at once when a detail does not fit, so the calls still in flight are cancelled and
+        # their outcome collected, not left to the garbage collector.
+        async with contextlib.aclosing(details):
+            async for course_id, detail in details:
+                if detail is None:
+                    continue  # deleted between the list and the detail call
+                path = f"/v1/courses/id:{course_id}"
+                rows = self._wire(detail, CourseDetail, f"GET {path}").users
+                seen: set[str] = set()
+                for row, raw in zip(rows, detail["users"], strict=True):
+                    if row.id in seen:
+                        continue
+                    seen.add(row.id)
+                    progression = self._progression(course_id, row, raw, path)
+                    if progression is not None:
+                        yield progression
 
-    async def _course_detail(self, course_id: str) -> tuple[str, Mapping[str, Any] | None]:
+    async def _course_detail(self, course_id: str) -> tuple[str, dict[str, Any] | None]:
         try:
             detail = await self._get("courses", {"id": course_id})
         except NotFound:
             return course_id, None
-        if not isinstance(detail, Mapping):
+        if not isinstance(detail, dict):
             raise InvalidRemoteResponse(
                 f"GET /v1/courses/id:{course_id} returned {type(detail).__name__}, expected an object",
                 connector=SLUG,
             )
         return course_id, detail
 
-    def _progression(self, course_id: str, row: Any, path: str) -> CourseProgression | None:
-        if not isinstance(row, Mapping):
+    def _progression(
+        self, course_id: str, row: EnrolledUser, raw: dict[str, Any], path: str
+    ) -> CourseProgression | None:
+        if (row.role or "").lower() == _INSTRUCTOR:
             return None
-        user_id = parse_str(row.get("id"))
-        role = (parse_str(row.get("role")) or "").lower()
-        if user_id is None or role == _INSTRUCTOR:
-            return None
-        remote_id = f"{user_id}:{course_id}"
-        completed_at = parse_datetime(row, "completed_on", utc_offset=self._offset)
-        expired_at = parse_datetime(row, "expired_on", utc_offset=self._offset)
-        percentage = parse_int(row.get("completion_percentage")) or 0
-        if completed_at is not None:
+        remote_id = f"{row.id}:{course_id}"
+        if row.completed_at is not None:
             status = ProgressionStatus.COMPLETED
-        elif expired_at is not None:
+        elif row.expired_at is not None:
             status = ProgressionStatus.DROPPED
-        elif percentage > 0:
+        elif (row.completion_percentage or 0) > 0:
             status = ProgressionStatus.IN_PROGRESS
         else:
             status = ProgressionStatus.ENROLLED
         return CourseProgression(
             id=self.make_id("course_progressions", remote_id),
             remote_id=remote_id,
-            user_id=self.make_id("users", user_id),
+            user_id=self.make_id("users", row.id),
             course_revision_id=self.make_id("course_revisions", course_id),
             status=status,
-            enrolled_at=parse_datetime(row, "enrolled_on", utc_offset=self._offset),
-            completed_at=completed_at,
-            remote_data={path: dict(row)},
+            enrolled_at=row.enrolled_at,
+            completed_at=row.completed_at,
+            remote_data={path: raw},
         )
 
     # -- actions -----------------------------------------------------------------------------------
@@ -553,18 +605,15 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             results.append(await self._upsert_one(item.origin_id, item.course, by_code))
         return ActionResult(action="upsert_courses", items=tuple(results))
 
-    async def _courses_by_code(self) -> dict[str, Mapping[str, Any]]:
-        by_code: dict[str, Mapping[str, Any]] = {}
-        for row in await self._course_rows():
-            code = parse_str(row.get("code"))
+    async def _courses_by_code(self) -> dict[str, CourseRow]:
+        by_code: dict[str, CourseRow] = {}
+        for row, _ in await self._course_rows():
             # With duplicates (made by hand in TalentLMS), the oldest course is the one we track.
-            if code is not None and code not in by_code:
-                by_code[code] = row
+            if row.code is not None and row.code not in by_code:
+                by_code[row.code] = row
         return by_code
 
-    async def _upsert_one(
-        self, origin_id: str, course: Any, by_code: dict[str, Mapping[str, Any]]
-    ) -> ItemResult:
+    async def _upsert_one(self, origin_id: str, course: Any, by_code: dict[str, CourseRow]) -> ItemResult:
         wanted: dict[str, str] = {"name": course.title, "description": course.description or ""}
         if course.duration is not None:
             wanted["time_limit"] = str(days_from_minutes(course.duration))
@@ -590,28 +639,37 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             return _failed(origin_id, exc.code, f"the course was not created: {exc}")
         except InvalidInput as exc:
             return _failed(origin_id, exc.code, f"TalentLMS refused the course: {exc}")
-        if not isinstance(created, Mapping) or parse_str(created.get("id")) is None:
-            return _failed(origin_id, InvalidRemoteResponse.code, "createcourse answered without a course id")
-        by_code[origin_id] = created
-        return self._item_created(origin_id, created)
+        try:
+            made = self._wire(created, CreatedCourse, "POST /v1/createcourse")
+        except InvalidRemoteResponse as exc:
+            # The course may well exist: say so rather than claim it failed.
+            return _failed(
+                origin_id,
+                exc.code,
+                f"TalentLMS answered the create call with something that is not a course, so whether "
+                f"the course was created is unknown; upsert again to find out ({exc})",
+            )
+        by_code[origin_id] = CourseRow(id=made.id, code=Code(origin_id), time_limit=made.time_limit)
+        return self._item_created(origin_id, made)
 
-    def _item_created(self, origin_id: str, row: Mapping[str, Any], *, detail: str = "") -> ItemResult:
-        remote_id = str(parse_str(row.get("id")))
-        days = parse_int(row.get("time_limit"))
+    def _item_created(
+        self, origin_id: str, row: CourseRow | CreatedCourse, *, detail: str = ""
+    ) -> ItemResult:
+        days = row.time_limit
         return ItemResult(
             key=origin_id,
             status=ItemStatus.CREATED,
-            id=self.make_id("courses", remote_id),
-            remote_id=remote_id,
+            id=self.make_id("courses", row.id),
+            remote_id=row.id,
             detail=detail or (f"time_limit {days} day(s)" if days else ""),
         )
 
-    def _compare(self, origin_id: str, row: Mapping[str, Any], wanted: Mapping[str, str]) -> ItemResult:
-        remote_id = str(parse_str(row.get("id")))
+    def _compare(self, origin_id: str, row: CourseRow, wanted: Mapping[str, str]) -> ItemResult:
+        remote_id = row.id
         current = {
-            "name": parse_str(row.get("name")) or "",
-            "description": parse_str(row.get("description")) or "",
-            "time_limit": str(parse_int(row.get("time_limit")) or 0),
+            "name": row.name or "",
+            "description": row.description or "",
+            "time_limit": str(row.time_limit or 0),
         }
         differs = [k for k, v in wanted.items() if (v.strip() if k != "time_limit" else v) != current[k]]
         if not differs:
@@ -641,7 +699,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
     async def handle_deactivate_course(self, action: DeactivateCourse) -> ActionResult:
         course_id = self.remote_id("courses", action.course_id, field="course_id")
-        if parse_int(course_id) is None:
+        if not is_talent_id(course_id):
             raise InvalidInput(
                 f"course_id: TalentLMS course ids are integers, got {course_id!r}", field="course_id"
             )
@@ -671,7 +729,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         user_id = self.remote_id("users", action.user_id, field="user_id")
         course_id = self.remote_id("course_revisions", action.course_revision_id, field="course_revision_id")
         for name, value in (("user_id", user_id), ("course_revision_id", course_id)):
-            if parse_int(value) is None:
+            if not is_talent_id(value):
                 raise InvalidInput(f"{name}: TalentLMS ids are integers, got {value!r}", field=name)
         key = f"{action.user_id}:{action.course_revision_id}"
         progression_remote = f"{user_id}:{course_id}"
@@ -681,7 +739,11 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             answer = await self._post(
                 "addusertocourse", {"user_id": user_id, "course_id": course_id, "role": "learner"}
             )
-            role = _role_of(answer)
+            try:
+                role = self._role_of(answer)
+            except InvalidRemoteResponse:
+                # The call went through but its answer cannot be read: ask TalentLMS what it did.
+                role = await self._role_in_course(user_id, course_id)
         except InvalidInput as exc:
             if "already enrolled" not in (exc.vendor_message or str(exc)).lower():
                 raise
@@ -728,7 +790,16 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             status = await self._get("getuserstatusincourse", {"course_id": course_id, "user_id": user_id})
         except (InvalidInput, NotFound):
             return None
-        return (parse_str(status.get("role")) or "").lower() if isinstance(status, Mapping) else None
+        where = "GET /v1/getuserstatusincourse"
+        return (self._wire(status, RoleRow, where).role or "").lower()
+
+    def _role_of(self, answer: Any) -> str | None:
+        where = "POST /v1/addusertocourse"
+        for index, row in enumerate(answer if isinstance(answer, list) else [answer]):
+            role = self._wire(row, RoleRow, f"{where} [{index}]").role
+            if role:
+                return role.lower()
+        return None
 
     async def _roll_back_trainer(self, user_id: str, course_id: str, key: str) -> None:
         why = (
@@ -859,21 +930,9 @@ def _one_failed(action: Any, key: str, code: str, message: str) -> ActionResult:
     )
 
 
-def _role_of(answer: Any) -> str | None:
-    rows = answer if isinstance(answer, list) else [answer]
-    for row in rows:
-        if isinstance(row, Mapping):
-            role = parse_str(row.get("role"))
-            if role:
-                return role.lower()
-    return None
-
-
-def _user_status(value: Any) -> UserStatus | None:
-    text = parse_str(value)
-    return None if text is None else UserStatus(text.upper())
-
-
-def _revision_status(value: Any) -> RevisionStatus | None:
-    text = parse_str(value)
-    return None if text is None else RevisionStatus(text.upper())
+def _list_of(body: Any, where: str) -> list[Any]:
+    if not isinstance(body, list):
+        raise InvalidRemoteResponse(
+            f"{where} returned {type(body).__name__}, expected a list", connector=SLUG
+        )
+    return body

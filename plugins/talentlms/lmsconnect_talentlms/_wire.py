@@ -1,9 +1,13 @@
-"""TalentLMS v1 wire format: path-style URLs, lenient value parsing, error bodies.
+"""TalentLMS v1 wire format: path-style URLs, the typed records of its answers, error bodies.
 
 TalentLMS v1 is loose about types (see the research note): ids and numbers arrive as strings or ints,
 empty values as ``""`` or ``null``, dates as ``dd/mm/yyyy, HH:MM:SS`` next to an epoch ``*_timestamp``
-sibling that is sometimes a string, sometimes an int, sometimes ``""``. Everything here accepts all of
-those and returns ``None`` for "missing" rather than raising, because one odd record must not stop a read.
+sibling that is sometimes a string, sometimes an int, sometimes ``""``. The value readers here accept
+every one of those, and "empty" means None. They do not accept garbage: a list where a name belongs, a
+word where a number belongs, an id that is not an integer, a date in the year 30,000. `make_wire_converter`
+turns each answer into its typed record (`UserRow`, `CourseRow`, `CourseDetail`, ...) through those
+readers, and `lmsconnect.plugin.structure_wire` makes any misfit an `InvalidRemoteResponse` naming the
+endpoint and the field: a record that cannot be read fails the read instead of vanishing from it.
 """
 
 from __future__ import annotations
@@ -11,22 +15,63 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NewType
 from urllib.parse import quote
 
+import attrs
+import cattrs
+from cattrs.errors import IterableValidationError, IterableValidationNote
+from cattrs.gen import make_dict_structure_fn
+
+from lmsconnect.plugin import configure_converter
+
 __all__ = [
+    "MAX_NUMBER",
+    "Code",
+    "CourseDetail",
+    "CourseRow",
+    "CreatedCourse",
+    "EnrolledUser",
+    "RateLimitRow",
+    "RoleRow",
+    "Text",
+    "UserRow",
     "build_path",
+    "date_text",
     "days_from_minutes",
     "error_of",
-    "parse_datetime",
-    "parse_int",
+    "is_talent_id",
+    "make_wire_converter",
+    "number",
     "parse_str",
+    "percentage",
+    "stamp",
+    "talent_id",
+    "text",
 ]
 
 _MINUTES_PER_DAY: Final = 24 * 60
 # Characters TalentLMS's path parser treats as separators must be escaped inside values; "@" stays
 # readable (emails), as every client library sends it.
 _SAFE: Final = "@._-~"
+#: Largest number accepted in an answer (ids aside): far above any count, epoch or day count TalentLMS has.
+MAX_NUMBER: Final = 10**12
+_MAX_NUMBER_CHARS: Final = 40
+# TalentLMS ids are MySQL integers (at most 20 digits unsigned); 18 keeps them exact everywhere.
+_MAX_ID_DIGITS: Final = 18
+# A course code holds an origin_id: as long as an id may be (the core's bound on ids a caller gives).
+_MAX_CODE_CHARS: Final = 512
+# 9999-12-31T23:59:59Z: the last second a datetime can hold.
+_MAX_EPOCH: Final = 253_402_300_799
+
+# Field types of the wire records; each has its reader registered in `make_wire_converter`.
+TalentId = NewType("TalentId", str)
+Text = NewType("Text", str)
+Code = NewType("Code", str)
+Number = NewType("Number", int)
+Percentage = NewType("Percentage", int)
+Stamp = NewType("Stamp", dt.datetime)
+DateText = NewType("DateText", dt.datetime)
 
 
 def build_path(action: str, params: Mapping[str, Any] | None = None) -> str:
@@ -44,80 +89,134 @@ def build_path(action: str, params: Mapping[str, Any] | None = None) -> str:
     return path
 
 
-def parse_str(value: Any) -> str | None:
-    """A non-empty string, or None for ``""``/``null``/whitespace."""
+def _number(value: Any) -> int | None:
+    """An integer from ``12``, ``"12"``, ``"12.0"``, ``" 7 "``; None for ``""``/``null``; else ValueError."""
     if value is None:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    return text or None
-
-
-def parse_int(value: Any) -> int | None:
-    """An int from ``"12"``, ``12``, ``"12.0"``; None for empty or garbage."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected a number or a numeric string, got {type(value).__name__}")
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
+        if len(text) > _MAX_NUMBER_CHARS:
+            raise ValueError(f"a number of {len(text)} characters")
         try:
-            return int(text)
+            return _bounded(int(text))
         except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                return None
-            return int(number) if math.isfinite(number) else None
-    return None
+            value = float(text)  # ValueError for garbage, which is what we want
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number")
+        value = int(value) if abs(value) <= MAX_NUMBER else MAX_NUMBER + 1
+    return _bounded(value)
 
 
-def _from_timestamp(value: Any) -> dt.datetime | None:
-    seconds = parse_int(value)
-    # 0 is TalentLMS's "never" (e.g. expiration_date_timestamp), not 1970.
-    if seconds is None or seconds <= 0:
-        return None
+def _bounded(number: int) -> int:
+    if abs(number) > MAX_NUMBER:
+        raise ValueError(f"{str(number)[:20]}... is out of range (at most {MAX_NUMBER})")
+    return number
+
+
+def number(value: Any) -> int | None:
+    """A TalentLMS number (int or numeric string, ``""``/``null`` for none), bounded; ValueError otherwise.
+
+    >>> number("12"), number(12), number("12.0"), number("")
+    (12, 12, 12, None)
+    """
+    return _number(value)
+
+
+def percentage(value: Any) -> int | None:
+    """A completion percentage: a `number` from 0 to 100."""
+    result = _number(value)
+    if result is not None and not 0 <= result <= 100:
+        raise ValueError(f"a percentage of {result}, expected 0 to 100")
+    return result
+
+
+def talent_id(value: Any) -> str:
+    """A TalentLMS id: a non-negative integer, sent as an int or a string of digits; ValueError otherwise.
+
+    Unlike other values, an id is never "missing": a record whose id cannot be read cannot be told apart
+    from another, so it must not be guessed at or dropped.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"expected an integer id, got {type(value).__name__}")
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_ID_DIGITS:
+        raise ValueError(f"expected an integer id of at most {_MAX_ID_DIGITS} digits")
+    return text
+
+
+def is_talent_id(value: str) -> bool:
+    """Whether `value` (an id the caller gave) can be a TalentLMS id."""
     try:
-        return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
-    except (OverflowError, OSError, ValueError):
+        talent_id(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def text(value: Any) -> str | None:
+    """A string value, stripped; None for ``""``/``null``/whitespace; numbers become their text."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value).strip() or None
+
+
+def code(value: Any) -> str | None:
+    """A course code (where upsert_courses keeps origin_id): `text` of at most 512 characters.
+
+    The code identifies a course to upsert_courses; a 5 MB one is not a code but a broken answer.
+    """
+    result = text(value)
+    if result is not None and len(result) > _MAX_CODE_CHARS:
+        raise ValueError(f"a code of {len(result):,} characters, at most {_MAX_CODE_CHARS}")
+    return result
+
+
+def parse_str(value: Any) -> str | None:
+    """Like `text`, but None instead of an error (for error bodies, read only to quote them)."""
+    try:
+        return text(value)
+    except (TypeError, ValueError):
         return None
 
 
-def _from_text(value: Any, utc_offset: dt.timedelta) -> dt.datetime | None:
-    text = parse_str(value)
-    if text is None:
+def stamp(value: Any) -> dt.datetime | None:
+    """The aware UTC datetime of an epoch ``*_timestamp`` value; None for ``""``/``null``/``0`` ("never")."""
+    seconds = _number(value)
+    # 0 is TalentLMS's "never" (e.g. expiration_date_timestamp), not 1970.
+    if seconds is None or seconds == 0:
         return None
+    if not 0 < seconds <= _MAX_EPOCH:
+        raise ValueError(f"epoch seconds {seconds} are out of range")
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def date_text(value: Any, utc_offset: dt.timedelta = dt.timedelta(0)) -> dt.datetime | None:
+    """The aware UTC datetime of a formatted date (``dd/mm/yyyy, HH:MM:SS`` in the domain's time zone).
+
+    None for ``""``/``null`` and for words without a digit (TalentLMS writes ``Never``); a bare epoch is
+    read as one (``start_datetime``); anything else with digits that is not a date is a ValueError.
+    """
+    shown = text(value)
+    if shown is None or not any(c.isdigit() for c in shown):
+        return None
+    if shown.isdigit():
+        return stamp(shown)
     for fmt in ("%d/%m/%Y, %H:%M:%S", "%d/%m/%Y, %H:%M", "%d/%m/%Y"):
         try:
-            naive = dt.datetime.strptime(text, fmt)
+            naive = dt.datetime.strptime(shown, fmt)
         except ValueError:
             continue
-        return (naive - utc_offset).replace(tzinfo=dt.timezone.utc)
-    if text.isdigit():
-        # Some fields (start_datetime) carry a bare epoch instead of a formatted date.
-        return _from_timestamp(text)
-    return None
-
-
-def parse_datetime(
-    payload: Mapping[str, Any], field: str, *, utc_offset: dt.timedelta = dt.timedelta(0)
-) -> dt.datetime | None:
-    """The aware UTC datetime of ``payload[field]``, preferring ``payload[field + "_timestamp"]``.
-
-    The formatted date is in the domain's time zone, which the API does not state; `utc_offset` is that
-    zone's offset (UTC by default). The epoch sibling has no such ambiguity, hence the preference.
-    """
-    stamp = _from_timestamp(payload.get(f"{field}_timestamp"))
-    if stamp is not None:
-        return stamp
-    return _from_text(payload.get(field), utc_offset)
+        return (naive - utc_offset).replace(tzinfo=dt.timezone.utc)  # OverflowError at year 1 or 9999
+    raise ValueError(f"{shown[:40]!r} is not a dd/mm/yyyy date")
 
 
 def days_from_minutes(minutes: int) -> int:
@@ -141,3 +240,137 @@ def error_of(body: Any) -> tuple[str | None, str | None]:
     if "message" in body and body.get("type") in ("invalid_request_error", "api_error"):
         return parse_str(body.get("type")), parse_str(body.get("message"))
     return None, None
+
+
+# -- the typed records of TalentLMS answers --------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class UserRow:
+    """An entry of ``GET /v1/users``."""
+
+    id: TalentId
+    first_name: Text | None = None
+    last_name: Text | None = None
+    email: Text | None = None
+    status: Text | None = None
+    created_on: DateText | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CourseRow:
+    """An entry of ``GET /v1/courses`` (and the head of a course detail, or a created course)."""
+
+    id: TalentId
+    code: Code | None = None
+    name: Text | None = None
+    description: Text | None = None
+    status: Text | None = None
+    creation_date: DateText | None = None
+    time_limit: Number | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EnrolledUser:
+    """An entry of a course detail's ``users``: one enrolled user's role and completion."""
+
+    id: TalentId
+    role: Text | None = None
+    completion_percentage: Percentage | None = None
+    enrolled_on: DateText | None = None
+    enrolled_on_timestamp: Stamp | None = None
+    completed_on: DateText | None = None
+    completed_on_timestamp: Stamp | None = None
+    expired_on: DateText | None = None
+    expired_on_timestamp: Stamp | None = None
+
+    # The epoch sibling has no time-zone ambiguity, hence the preference.
+    @property
+    def enrolled_at(self) -> dt.datetime | None:
+        return self.enrolled_on_timestamp or self.enrolled_on
+
+    @property
+    def completed_at(self) -> dt.datetime | None:
+        return self.completed_on_timestamp or self.completed_on
+
+    @property
+    def expired_at(self) -> dt.datetime | None:
+        return self.expired_on_timestamp or self.expired_on
+
+
+@attrs.frozen(kw_only=True)
+class CourseDetail:
+    """``GET /v1/courses/id:N``: the users enrolled in the course (the rest is not read).
+
+    ``users`` is required: TalentLMS sends ``[]`` for a course nobody is enrolled in, so an answer without
+    the list is broken, and reading it as "no enrolments" would look like every progression was deleted.
+    """
+
+    users: list[EnrolledUser]
+
+
+@attrs.frozen(kw_only=True)
+class CreatedCourse:
+    """The answer of ``POST /v1/createcourse``."""
+
+    id: TalentId
+    time_limit: Number | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RoleRow:
+    """An answer carrying a user's role in a course (``addusertocourse``, ``getuserstatusincourse``)."""
+
+    role: Text | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RateLimitRow:
+    """``GET /v1/ratelimit``."""
+
+    limit: Number | None = None
+    remaining: Number | None = None
+    reset: Number | None = None
+
+
+def _users(value: Any, converter: cattrs.Converter) -> list[EnrolledUser]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise TypeError("expected a list of objects")
+    rows, errors = [], []
+    for index, item in enumerate(value):
+        try:
+            rows.append(converter.structure(item, EnrolledUser))
+        except (cattrs.BaseValidationError, ValueError, TypeError, OverflowError) as exc:
+            # The note cattrs' own list hook adds, so the message names users[index].
+            note = IterableValidationNote(f"Structuring users @ index {index}", index, EnrolledUser)
+            setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010 - 3.10 typing
+            errors.append(exc)
+    if errors:
+        raise IterableValidationError("While structuring users", errors, list)
+    return rows
+
+
+def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs.Converter:
+    """The converter for TalentLMS answers. On top of the core's hooks (`configure_converter`) it:
+
+    - reads `TalentId` with `talent_id`, `Text` with `text`, `Code` with `code`, `Number` with
+      `number`, `Percentage` with `percentage`, `Stamp` with `stamp` and `DateText` with `date_text` in
+      `utc_offset` (the domain's time zone, which the API does not state);
+    - ignores fields a record does not declare (``remote_data`` keeps the raw answer);
+    - reads ``list[EnrolledUser]`` from a list of objects and nothing else (not ``null``, not an object).
+    """
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    configure_converter(converter)
+    converter.register_structure_hook(TalentId, lambda v, _: talent_id(v))
+    converter.register_structure_hook(Text, lambda v, _: text(v))
+    converter.register_structure_hook(Code, lambda v, _: code(v))
+    converter.register_structure_hook(Number, lambda v, _: number(v))
+    converter.register_structure_hook(Percentage, lambda v, _: percentage(v))
+    converter.register_structure_hook(Stamp, lambda v, _: stamp(v))
+    converter.register_structure_hook(DateText, lambda v, _: date_text(v, utc_offset))
+    converter.register_structure_hook_func(
+        lambda t: t == list[EnrolledUser], lambda v, _: _users(v, converter)
+    )
+    for cls in (UserRow, CourseRow, EnrolledUser, CourseDetail, CreatedCourse, RoleRow, RateLimitRow):
+        converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter))
+    return converter

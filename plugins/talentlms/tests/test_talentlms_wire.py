@@ -1,4 +1,4 @@
-"""Lenient parsing of TalentLMS v1 values and the path-style URLs."""
+"""TalentLMS v1 values: every documented looseness accepted, garbage refused; the path-style URLs."""
 
 from __future__ import annotations
 
@@ -7,15 +7,32 @@ from typing import Any
 
 import pytest
 from lmsconnect_talentlms._wire import (
+    CourseDetail,
+    CourseRow,
+    EnrolledUser,
+    UserRow,
     build_path,
+    date_text,
     days_from_minutes,
     error_of,
-    parse_datetime,
-    parse_int,
-    parse_str,
+    make_wire_converter,
+    number,
+    stamp,
+    talent_id,
+    text,
 )
 
+from lmsconnect import InvalidRemoteResponse
+from lmsconnect.plugin import structure_wire
+
 UTC = dt.timezone.utc
+
+
+def enrolled(row: dict[str, Any], *, offset: dt.timedelta = dt.timedelta(0)) -> EnrolledUser:
+    detail = structure_wire(
+        make_wire_converter(utc_offset=offset), {"users": [{"id": "1", **row}]}, CourseDetail, where="GET x"
+    )
+    return detail.users[0]
 
 
 class TestBuildPath:
@@ -35,53 +52,131 @@ class TestBuildPath:
 class TestScalars:
     @pytest.mark.parametrize(
         ("value", "expected"),
-        [("12", 12), (12, 12), ("12.0", 12), (" 7 ", 7), ("", None), (None, None), ("x", None), (True, None)],
-        ids=["str", "int", "float-str", "padded", "empty", "null", "garbage", "bool"],
+        [("12", 12), (12, 12), ("12.0", 12), (" 7 ", 7), ("", None), (None, None), (12.0, 12)],
+        ids=["str", "int", "float-str", "padded", "empty", "null", "float"],
     )
-    def test_parse_int(self, value: Any, expected: int | None) -> None:
-        assert parse_int(value) == expected
+    def test_number_accepts_every_documented_form(self, value: Any, expected: int | None) -> None:
+        """Numbers come as ints or strings, "" for none."""
+        assert number(value) == expected
+
+    @pytest.mark.parametrize(
+        "value",
+        ["x", True, [1], {"a": 1}, "1e400", float("nan"), 10**30, "9" * 5000],
+        ids=["garbage", "bool", "list", "object", "infinite", "nan", "huge", "5000-digits"],
+    )
+    def test_number_refuses_garbage(self, value: Any) -> None:
+        """Garbage where a number belongs is an error, never "missing"."""
+        with pytest.raises((TypeError, ValueError)):
+            number(value)
 
     @pytest.mark.parametrize(
         ("value", "expected"),
         [("a", "a"), ("  a ", "a"), ("", None), ("   ", None), (None, None), (40457, "40457")],
         ids=["plain", "padded", "empty", "blank", "null", "int-id"],
     )
-    def test_parse_str(self, value: Any, expected: str | None) -> None:
-        assert parse_str(value) == expected
+    def test_text(self, value: Any, expected: str | None) -> None:
+        """Strings are stripped, "" and blanks are none, numbers become their text."""
+        assert text(value) == expected
+
+    @pytest.mark.parametrize("value", [[1], {"a": 1}, True], ids=["list", "object", "bool"])
+    def test_text_refuses_structures(self, value: Any) -> None:
+        """A list or an object where a string belongs is an error."""
+        with pytest.raises(TypeError):
+            text(value)
+
+    @pytest.mark.parametrize(("value", "expected"), [("12", "12"), (12, "12"), (" 3 ", "3")])
+    def test_ids_as_int_or_string(self, value: Any, expected: str) -> None:
+        """Ids come as ints or digit strings."""
+        assert talent_id(value) == expected
+
+    @pytest.mark.parametrize(
+        "value", ["", None, "x1", "1.5", -3, 1.0, "1" * 40, True], ids=str
+    )
+    def test_an_id_is_never_missing_or_garbage(self, value: Any) -> None:
+        """An id that is empty, negative, fractional or huge cannot identify a record: error."""
+        with pytest.raises((TypeError, ValueError)):
+            talent_id(value)
 
 
 class TestDates:
     def test_timestamp_sibling_is_preferred(self) -> None:
-        row = {"completed_on": "01/01/2000, 00:00:00", "completed_on_timestamp": "1413962775"}
-        assert parse_datetime(row, "completed_on") == dt.datetime(2014, 10, 22, 7, 26, 15, tzinfo=UTC)
+        """The epoch sibling wins over the formatted date."""
+        row = enrolled({"completed_on": "01/01/2000, 00:00:00", "completed_on_timestamp": "1413962775"})
+        assert row.completed_at == dt.datetime(2014, 10, 22, 7, 26, 15, tzinfo=UTC)
 
     def test_int_timestamp(self) -> None:
-        row = {"issued_on_timestamp": 1415191463}
-        assert parse_datetime(row, "issued_on") == dt.datetime.fromtimestamp(1415191463, tz=UTC)
+        """An int epoch works as well as a string one."""
+        assert stamp(1415191463) == dt.datetime.fromtimestamp(1415191463, tz=UTC)
 
     @pytest.mark.parametrize(
         "row",
         [
             {"completed_on": "", "completed_on_timestamp": ""},
             {"completed_on": "", "completed_on_timestamp": None},
-            {"expiration_date": "Never", "expiration_date_timestamp": 0},
+            {"completed_on": "Never", "completed_on_timestamp": 0},
             {},
         ],
         ids=["empty-strings", "null-timestamp", "never", "absent"],
     )
     def test_empty_means_none(self, row: dict[str, Any]) -> None:
-        field = next(iter(row), "completed_on").removesuffix("_timestamp")
-        assert parse_datetime(row, field) is None
+        """"", null, 0 and "Never" all mean no date."""
+        assert enrolled(row).completed_at is None
 
     def test_formatted_date_fallback_in_the_domain_offset(self) -> None:
-        row = {"created_on": "17/07/2012, 15:29:25"}
-        assert parse_datetime(row, "created_on") == dt.datetime(2012, 7, 17, 15, 29, 25, tzinfo=UTC)
-        athens = parse_datetime(row, "created_on", utc_offset=dt.timedelta(hours=2))
+        """A formatted date is read in the domain's time zone."""
+        row = {"completed_on": "17/07/2012, 15:29:25"}
+        assert enrolled(row).completed_at == dt.datetime(2012, 7, 17, 15, 29, 25, tzinfo=UTC)
+        athens = enrolled(row, offset=dt.timedelta(hours=2)).completed_at
         assert athens == dt.datetime(2012, 7, 17, 13, 29, 25, tzinfo=UTC)
 
     def test_date_only_and_bare_epoch(self) -> None:
-        assert parse_datetime({"d": "18/04/2013"}, "d") == dt.datetime(2013, 4, 18, tzinfo=UTC)
-        assert parse_datetime({"d": "1601510400"}, "d") == dt.datetime(2020, 10, 1, tzinfo=UTC)
+        """A date without a time, and a bare epoch in a date field, are read."""
+        assert date_text("18/04/2013") == dt.datetime(2013, 4, 18, tzinfo=UTC)
+        assert date_text("1601510400") == dt.datetime(2020, 10, 1, tzinfo=UTC)
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("completed_on_timestamp", 1e30),
+            ("completed_on_timestamp", "99999999999999"),
+            ("completed_on_timestamp", -5),
+            ("completed_on_timestamp", "soon"),
+            ("completed_on", "31/02/2020"),
+            ("enrolled_on", "2020-01-01T00:00:00"),
+        ],
+        ids=["1e30", "year-3-million", "negative", "word", "february-31", "iso"],
+    )
+    def test_a_date_that_cannot_be_read_fails_the_record(self, field: str, value: Any) -> None:
+        """A mangled date is an InvalidRemoteResponse naming the field, not "no date"."""
+        with pytest.raises(InvalidRemoteResponse, match=field):
+            enrolled({field: value})
+
+
+class TestRecords:
+    def test_the_reference_examples_are_read(self) -> None:
+        """The user and course entries of the v1 reference fit their records."""
+        converter = make_wire_converter()
+        user = {
+            "id": "1", "login": "admin", "first_name": "Super", "last_name": "Admin", "email": "a@b.c",
+            "restrict_email": "0", "user_type": "SuperAdmin", "timezone": "(GMT +02:00) Athens",
+            "language": "English", "status": "active", "deactivation_date": "", "level": "1",
+            "points": "120", "created_on": "17/07/2012, 15:29:25", "last_updated": "27/02/2018, 14:24:31",
+            "last_updated_timestamp": "1519743871", "avatar": "x.png", "bio": "", "login_key": "k",
+        }
+        course = {
+            "id": "125", "name": "Course", "code": "", "category_id": "", "description": "",
+            "price": "&#36;0.00", "status": "active", "creation_date": "18/04/2013, 10:02:22",
+            "last_update_on": "18/04/2013, 10:02:22", "creator_id": "1", "hide_from_catalog": "0",
+            "time_limit": "0", "start_datetime": None, "expiration_datetime": None, "level": "1",
+        }
+        assert structure_wire(converter, user, UserRow, where="u").id == "1"
+        row = structure_wire(converter, course, CourseRow, where="c")
+        assert (row.code, row.time_limit, row.description) == (None, 0, None)
+
+    def test_percentage_over_100_is_refused(self) -> None:
+        """A completion percentage outside 0-100 is garbage, not progress."""
+        with pytest.raises(InvalidRemoteResponse, match="completion_percentage"):
+            enrolled({"completion_percentage": "250"})
 
 
 class TestDays:

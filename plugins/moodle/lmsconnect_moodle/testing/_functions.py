@@ -33,6 +33,7 @@ from ._site import (
     Site,
     User,
     UserCompetencyCourse,
+    add_module,
 )
 from ._ws import (
     OPTIONAL,
@@ -735,8 +736,24 @@ def create_users(ctx: Context, params: dict[str, Any]) -> Any:
 )
 def get_courses(ctx: Context, params: dict[str, Any]) -> Any:
     ids = params["options"].get("ids")
-    courses = ctx.site.iter_courses()
+    # Moodle reads the course table without ORDER BY: a deterministic order that is not by id, so a
+    # client depending on an order the API does not promise fails here as it would on a real site.
+    courses = sorted(ctx.site.iter_courses(), key=_unsorted)
     return [_render_course_short(ctx, c) for c in courses if ids is None or c.id in ids]
+
+
+def _midnight(when: int) -> int:
+    """``usergetmidnight``: the start of the day in the site's time zone (Europe/London)."""
+    try:
+        zone: dt.tzinfo = zoneinfo.ZoneInfo("Europe/London")
+    except zoneinfo.ZoneInfoNotFoundError:  # no time zone data on this machine: close enough
+        zone = dt.timezone.utc
+    day = dt.datetime.fromtimestamp(when, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(day.timestamp())
+
+
+def _unsorted(course: Course) -> int:
+    return (course.id * 2654435761 + 0x5BD1E995) % 2**32
 
 
 @_function("core_course_get_courses_by_field", field=Text(""), value=Text(""))
@@ -917,9 +934,15 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
         numsections = int(
             next(
                 (o["value"] for o in item.get("courseformatoptions", []) if o["name"] == "numsections"),
-                item.get("numsections", 4),
+                item.get("numsections", 0),
             )
         )
+        category = site.categories[item["categoryid"]]
+        # A new course goes first in its category; the others move down one.
+        for other in site.courses.values():
+            if other.categoryid == category.id:
+                other.sortorder += 1
+        startdate = item.get("startdate", _midnight(now))
         course = Course(
             id=cid,
             shortname=item["shortname"],
@@ -930,8 +953,9 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             summaryformat=item["summaryformat"],
             format=item["format"],
             visible=item.get("visible", 1),
-            startdate=item.get("startdate", now),
-            enddate=item.get("enddate", 0),
+            startdate=startdate,
+            # The site's defaults: end date enabled, course duration one year.
+            enddate=item.get("enddate", startdate + 365 * 86400),
             numsections=numsections,
             enablecompletion=item.get("enablecompletion", 0),
             lang=item.get("lang", ""),
@@ -940,7 +964,7 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             cacherev=now,
             newsitems=item["newsitems"],
             showgrades=item["showgrades"],
-            sortorder=site.categories[item["categoryid"]].sortorder + cid,
+            sortorder=category.sortorder + 1,
             contextid=site.new_id("context"),
             coursegradeitem=site.new_id("grade_items"),
         )
@@ -949,6 +973,8 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             for i in range(numsections + 1)
         ]
         site.courses[cid] = course
+        if course.newsitems:
+            add_module(site, course, 0, "forum", "Announcements")
         created.append({"id": cid, "shortname": course.shortname})
     return created
 
@@ -1143,7 +1169,8 @@ def get_enrolled_users(ctx: Context, params: dict[str, Any]) -> Any:
     enrolments = enrolments[start : start + count] if count else enrolments[start:]
     fields = None
     if options.get("userfields"):
-        fields = {"id", *(f.strip() for f in options["userfields"].split(","))}
+        # Moodle always keeps id and fullname, whatever userfields asks for.
+        fields = {"id", "fullname", *(f.strip() for f in options["userfields"].split(","))}
     result = []
     for e in enrolments:
         user = ctx.site.users[e.userid]
@@ -1235,7 +1262,7 @@ def enrol_users(ctx: Context, params: dict[str, Any]) -> Any:
             raise moodle_exception(
                 "wsusercannotassign",
                 f"You don't have the permission to assign this role ({item['roleid']}) to this user "
-                f"({item['userid']}) in this course({item['courseid']}).",
+                f"({item['userid']}) in this course ({item['courseid']}).",
             )
         if not course.manual_enrol:
             raise moodle_exception(
@@ -1295,7 +1322,7 @@ def course_completion_status(ctx: Context, params: dict[str, Any]) -> Any:
     if not site.is_tracked(user.id, course.id):
         raise moodle_exception("usernotenroled", "User is not enrolled in this course")
     if not course.criteria:
-        raise moodle_exception("nocriteriaset", "No criteria set for this course")
+        raise moodle_exception("nocriteriaset", "No completion criteria set for this course")
     cc = site.course_completion(user.id, course.id)
     completions = []
     for cmid in course.criteria:
@@ -1971,7 +1998,8 @@ def _progress_percent(ctx: Context, course: Course, user: User) -> str:
     value = 0.0
     if course.enablecompletion and site.is_tracked(user.id, course.id):
         cc = site.course_completions.get((user.id, course.id))
-        value = 100.0 if cc is not None and cc.timecompleted else float(site.progress(user.id, course.id))
+        progress = site.progress(user.id, course.id)
+        value = 100.0 if cc is not None and cc.timecompleted else float(progress or 0.0)
     return f"{value:.1f}%"
 
 

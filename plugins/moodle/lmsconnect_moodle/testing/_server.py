@@ -27,6 +27,7 @@ from ._ws import ACCESS_DEBUG, WSError, missing_record, validate
 __all__ = ["DEFAULT_SERVICE_FUNCTIONS", "MoodleSimulator"]
 
 REST_PATH = "/webservice/rest/server.php"
+CRON_PATH = "/admin/cron.php"
 
 REPORT_FUNCTIONS: tuple[str, ...] = ("core_reportbuilder_list_reports", "core_reportbuilder_retrieve_report")
 
@@ -39,7 +40,29 @@ and the report builder's (`MoodleSimulator.add_report` adds those), like the ser
 LAYOUT_COLUMNS: tuple[str, ...] = tuple(column.key for column in LAYOUT)
 """The columns of the report lmsconnect reads (docs/moodle-setup.md), `add_report`'s default."""
 
-FaultKind = Literal["http_500", "http_503", "drop", "slow", "dml"]
+FaultKind = Literal["http_500", "http_503", "drop", "slow", "dml", "dml_write", "lock"]
+
+_TRANSIENT_FAULTS: dict[str, tuple[str, str, str, str]] = {
+    "dml": (
+        "dml_read_exception",
+        "dmlreadexception",
+        "Error reading from database",
+        "SQLSTATE[08006]: server closed the connection unexpectedly",
+    ),
+    "dml_write": (
+        "dml_write_exception",
+        "dmlwriteexception",
+        "Error writing to database",
+        "SQLSTATE[40P01]: deadlock detected",
+    ),
+    "lock": (
+        "moodle_exception",
+        "ex_unabletolock",
+        "Unable to acquire a lock for caching.",
+        "store: cachestore_file, lock: 5a1f0c",
+    ),
+}
+"""Moodle's transient HTTP-200 exceptions, raised before the function runs (Moodle rolls the call back)."""
 
 
 @attrs.define
@@ -62,26 +85,36 @@ class MoodleSimulator(SimulatorServer):
 
     - ``site``: ``"generated"`` (sizes and seed decide the data) or ``"fixture"`` (the site recorded in
       ``fixtures/moodle-5``, sizes ignored).
-    - ``completion_delay``: seconds between an activity change and Moodle's cron aggregating course
-      completion. ``0`` (default) aggregates at once; ``math.inf`` waits for `run_completion_cron`.
+    - ``completion_cron``: seconds between runs of the simulated completion cron task
+      (``\\core\\task\\completion_regular_task``), 60 by default as Moodle's recommended cron. As on a
+      real site, an override or manual completion completes the course in the same call, but a
+      completion that comes from a grade is reviewed by one run of the task and aggregated by a later
+      one, so ``complete_course`` with a score answers `accepted` and the course shows complete one to
+      two periods later. ``math.inf``: only `run_completion_cron` or ``GET /admin/cron.php`` (Moodle's
+      web cron) runs the task; ``0``: everything at once (no lag at all, unlike Moodle).
     - ``debug``: the site's debugging switch (adds ``debuginfo`` and detailed messages to exceptions).
-    - ``languages``: installed language packs (a course ``lang`` must be one of them).
+    - ``languages``: installed language packs (a course ``lang`` must be one of them); by default
+      ``en`` alone for the recorded site (as a plain Moodle), ``en fr de es`` for a generated one.
     - ``fault_rate`` / ``fault_seed`` / ``fault_kinds`` / ``slow_seconds``: a deterministic share of
       requests fail: ``http_500``, ``http_503`` (HTML error pages), ``drop`` (connection closed without
-      an answer), ``slow`` (answered after ``slow_seconds``), ``dml`` (Moodle's HTTP-200
-      ``dml_read_exception``).
+      an answer), ``slow`` (answered after ``slow_seconds``), and Moodle's transient HTTP-200
+      exceptions ``dml`` (``dml_read_exception``), ``dml_write`` (``dml_write_exception``) and ``lock``
+      (``ex_unabletolock``); ``faults`` counts the ones injected.
     - ``max_workers``: at most this many requests are served at once, the rest queue (PHP-FPM's pool).
       Moodle itself has no rate limit, so there is none here.
     """
 
+    # Moodle's cron every second rather than every minute: the demo shows `accepted`, then the wait.
+    demo_options: ClassVar[Mapping[str, Any]] = {"completion_cron": 1.0}
+
     option_help: ClassVar[Mapping[str, str]] = {
         "site": "'generated' (sizes and seed decide the data) or 'fixture' (the recorded moodle-5 site)",
-        "completion_delay": "seconds before cron aggregates course completion (0: at once; inf: never)",
+        "completion_cron": "seconds between runs of the completion cron task (inf: on request; 0: at once)",
         "debug": "the site's debugging switch: debuginfo and detailed messages in exceptions",
-        "languages": "installed language packs, comma-separated (a course's lang must be one of them)",
+        "languages": "installed language packs, comma-separated (default: en, or en,fr,de,es generated)",
         "fault_rate": "share of requests (0-1) that fail as fault_kinds says",
         "fault_seed": "seed of the fault draws: the same seed gives the same faults",
-        "fault_kinds": "kinds of fault, comma-separated: http_500, http_503, drop, slow, dml",
+        "fault_kinds": "kinds, comma-separated: http_500, http_503, drop, slow, dml, dml_write, lock",
         "slow_seconds": "delay of a 'slow' fault, in seconds",
         "max_workers": "requests served at once, the rest queue (PHP-FPM's pool); none: unlimited",
         "token": "the web-service token the site accepts (default: derived from seed)",
@@ -97,9 +130,9 @@ class MoodleSimulator(SimulatorServer):
         seed: int = 0,
         latency: float = 0.0,
         site: Literal["generated", "fixture"] = "generated",
-        completion_delay: float = 0.0,
+        completion_cron: float = 60.0,
         debug: bool = False,
-        languages: Iterable[str] = ("en", "fr", "de", "es"),
+        languages: Iterable[str] | None = None,
         fault_rate: float = 0.0,
         fault_seed: int = 0,
         fault_kinds: Iterable[FaultKind] = ("http_500",),
@@ -110,12 +143,16 @@ class MoodleSimulator(SimulatorServer):
     ) -> None:
         if site == "fixture":
             self.site: Site = fixture_site()
-            self.site.languages = tuple(languages)
+            self.site.languages = tuple(languages or ("en",))
         else:
             self.site = generate_site(
-                users=users, courses=courses, enrollments=enrollments, seed=seed, languages=tuple(languages)
+                users=users,
+                courses=courses,
+                enrollments=enrollments,
+                seed=seed,
+                languages=tuple(languages or ("en", "fr", "de", "es")),
             )
-        self.site.completion_delay = completion_delay
+        self.site.completion_cron = float(completion_cron)
         self.site.clock = clock
         self.latency = latency
         self.debug = debug
@@ -130,12 +167,17 @@ class MoodleSimulator(SimulatorServer):
         self.calls = 0
         self.calls_by_route: collections.Counter[str] = collections.Counter()
         self.calls_by_function: collections.Counter[str] = collections.Counter()
+        self.faults: collections.Counter[str] = collections.Counter()
+        self.peak_in_flight: collections.Counter[str] = collections.Counter()
+        """The most requests of each function the simulator was answering at once."""
+        self._in_flight: collections.Counter[str] = collections.Counter()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", REST_PATH, self._handle)
+        app.router.add_get(CRON_PATH, self._cron)
         return app
 
     @property
@@ -226,28 +268,49 @@ class MoodleSimulator(SimulatorServer):
         return report
 
     def run_completion_cron(self) -> int:
-        """Run Moodle's completion aggregation now, for everyone flagged; returns how many were aggregated."""
-        return self.site.run_due_aggregation(force=True)
+        """Run the completion task twice, as ``moodle cron completion`` does on the real site: everything
+        changed so far is aggregated. Returns how many users were aggregated."""
+        started = self.site.clock()
+        return self.site.run_completion_task(started) + self.site.run_completion_task(started + 2.0)
 
     def find_course(self, predicate: Callable[[Any], bool]) -> Any:
         return next(c for c in self.site.iter_courses() if not c.is_site and predicate(c))
 
     # -- HTTP ----------------------------------------------------------------------------------------
 
+    async def _cron(self, request: web.Request) -> web.Response:
+        """Moodle's web cron (``/admin/cron.php``): one run of the completion task, now."""
+        self.calls += 1
+        self.calls_by_route[request.path] += 1
+        done = self.site.run_completion_task(self.site.clock())
+        return web.Response(
+            text=f"Execute scheduled task: Regular Completion Tasks\n... aggregated {done} user(s)\n"
+            "Cron completed\n",
+            content_type="text/plain",
+        )
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.calls += 1
         self.calls_by_route[request.path] += 1
         fault: FaultKind | None = None
         if self.fault_rate > 0 and self._fault_rng.random() < self.fault_rate:
-            fault = self._fault_rng.choice(self.fault_kinds)
+            chosen = self._fault_rng.choice(self.fault_kinds)
+            self.faults[chosen] += 1
+            fault = chosen
         pairs: list[tuple[str, str]] = list(request.query.items())
         if request.method == "POST":
             form = await request.post()
             pairs += [(k, v) for k, v in form.items() if isinstance(v, str)]
-        if self._workers is not None:
-            async with self._workers:
-                return await self._serve(request, pairs, fault)
-        return await self._serve(request, pairs, fault)
+        function = request.query.get("wsfunction", "")
+        self._in_flight[function] += 1
+        self.peak_in_flight[function] = max(self.peak_in_flight[function], self._in_flight[function])
+        try:
+            if self._workers is not None:
+                async with self._workers:
+                    return await self._serve(request, pairs, fault)
+            return await self._serve(request, pairs, fault)
+        finally:
+            self._in_flight[function] -= 1
 
     async def _serve(
         self, request: web.Request, pairs: list[tuple[str, str]], fault: FaultKind | None
@@ -274,13 +337,9 @@ class MoodleSimulator(SimulatorServer):
                 rest.append((key, value))
         fmt = reserved["moodlewsrestformat"]
         try:
-            if fault == "dml":
-                raise WSError(
-                    "dml_read_exception",
-                    "dmlreadexception",
-                    "Error reading from database",
-                    debuginfo="SQLSTATE[08006]: server closed the connection unexpectedly",
-                )
+            if fault in _TRANSIENT_FAULTS:
+                exception, errorcode, message, debuginfo = _TRANSIENT_FAULTS[fault]
+                raise WSError(exception, errorcode, message, debuginfo=debuginfo)
             result = self._call(reserved["wstoken"], reserved["wsfunction"], rest)
         except WSError as exc:
             return self._respond(exc, fmt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import math
 import random
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -352,11 +353,17 @@ class Site:
     timezone: str = "UTC"
     """The time zone of the token's user (and the site's): custom reports format dates in it."""
     languages: tuple[str, ...] = ("en",)
-    completion_delay: float = 0.0
+    completion_cron: float = 60.0
+    """Seconds between runs of the simulated ``completion_regular_task`` (Moodle's cron runs every
+    minute); ``0`` reviews and aggregates at once, ``math.inf`` only when `run_completion_task` is called."""
     clock: Callable[[], float] = time.time
     next_ids: dict[str, int] = attrs.field(factory=dict)
+    unreviewed: set[tuple[int, int]] = attrs.field(factory=set)
+    """(userid, courseid) whose activity criteria changed without review (grade-driven completion)."""
     pending: set[tuple[int, int]] = attrs.field(factory=set)
     """(userid, courseid) flagged for completion re-aggregation by the cron task."""
+    last_task_run: float | None = None
+    """When the scheduled completion task last ran (None: the schedule starts at the next look)."""
 
     # -- identifiers ---------------------------------------------------------------------------------
 
@@ -403,19 +410,22 @@ class Site:
         return self.completions.get((userid, cmid)) or ActivityCompletion()
 
     def course_completion(self, userid: int, courseid: int) -> CourseCompletion:
-        self.run_due_aggregation()
+        self.run_due_completion_tasks()
         key = (userid, courseid)
         if key not in self.course_completions:
             self.course_completions[key] = CourseCompletion()
         return self.course_completions[key]
 
-    def progress(self, userid: int, courseid: int) -> int:
-        """``core_completion\\progress``: share of tracked activities complete or complete-pass."""
+    def progress(self, userid: int, courseid: int) -> float | None:
+        """``core_completion\\progress``: 100 for a completed course, else the share of tracked activities
+        complete or complete-pass (complete-fail does not count); None without tracked activities."""
+        if self.course_completion(userid, courseid).timecompleted is not None:
+            return 100
         mods = self.tracked_modules(courseid)
         if not mods:
-            return 0
+            return None
         done = sum(1 for m in mods if self.completion(userid, m.id).state in (1, 2))
-        return int(done * 100 / len(mods))
+        return done * 100 / len(mods)
 
     # -- writes: completion --------------------------------------------------------------------------
 
@@ -441,42 +451,76 @@ class Site:
         if not course.enablecompletion or module.id not in course.criteria:
             return
         cc = self.course_completion(userid, course.id)
-        complete = self.completion(userid, module.id).state in (1, 2, 3)
-        if self.completion_delay <= 0 or criterion_now:
-            # An override reviews the activity criterion at once (the recording shows the URL criterion
-            # marked right after its override); a grade-driven state change waits for the cron task.
-            if complete:
+        if criterion_now or self.completion_cron <= 0:
+            # A single-user change (override, manual) reviews the criterion and aggregates the course at
+            # once (completion_info::internal_set_data); seen on the real site: overriding MGT110's only
+            # activity completes the course in the same call.
+            if self.completion(userid, module.id).state in (1, 2, 3):
                 cc.marked.setdefault(module.id, now)
             else:
                 cc.marked.pop(module.id, None)
-        if self.completion_delay <= 0:
-            self._aggregate(userid, course.id)
+            self._aggregate(userid, course.id, review=self.completion_cron <= 0)
         else:
-            cc.reaggregate = self.clock()
-            self.pending.add((userid, course.id))
+            # A grade-driven change waits for the completion task: its first run reviews the criteria and
+            # flags the user, a later run aggregates (real Moodle: `accepted` until cron ran twice).
+            self.unreviewed.add((userid, course.id))
 
-    def _aggregate(self, userid: int, courseid: int) -> None:
+    def _aggregate(self, userid: int, courseid: int, *, review: bool = True) -> None:
         course = self.courses[courseid]
         cc = self.course_completions.setdefault((userid, courseid), CourseCompletion())
-        for cmid in course.criteria:
-            if self.completion(userid, cmid).state in (1, 2, 3):
-                cc.marked.setdefault(cmid, self.completion(userid, cmid).timecompleted or self.now())
+        if review:
+            for cmid in course.criteria:
+                if self.completion(userid, cmid).state in (1, 2, 3):
+                    cc.marked.setdefault(cmid, self.completion(userid, cmid).timecompleted or self.now())
         cc.reaggregate = None
+        self.pending.discard((userid, courseid))
         if cc.timecompleted is None and course.criteria and all(c in cc.marked for c in course.criteria):
             cc.timecompleted = max(cc.marked[c] for c in course.criteria)
 
-    def run_due_aggregation(self, *, force: bool = False) -> int:
-        """The ``completion_regular_task`` cron: aggregate users flagged at least ``completion_delay`` ago."""
-        if not self.pending:
+    def run_completion_task(self, started: float) -> int:
+        """One run of ``\\core\\task\\completion_regular_task`` that started at ``started``.
+
+        As in Moodle, it first reviews the activity criteria of users whose completion changed (which
+        flags them for re-aggregation) and then aggregates only users flagged *before* it started, so a
+        grade-driven completion needs two runs. Returns how many users it aggregated.
+        """
+        for userid, courseid in sorted(self.unreviewed):
+            if courseid not in self.courses:  # deleted meanwhile
+                continue
+            cc = self.course_completions.setdefault((userid, courseid), CourseCompletion())
+            for cmid in self.courses[courseid].criteria:
+                activity = self.completion(userid, cmid)
+                if activity.state in (1, 2, 3):
+                    cc.marked.setdefault(cmid, activity.timecompleted or int(started))
+            cc.reaggregate = started
+            self.pending.add((userid, courseid))
+        self.unreviewed.clear()
+        done = 0
+        for key in sorted(self.pending):
+            flagged = self.course_completions.get(key)
+            if flagged is None or key[1] not in self.courses:
+                self.pending.discard(key)
+            elif flagged.reaggregate is not None and flagged.reaggregate < started:
+                self._aggregate(*key, review=False)
+                done += 1
+        return done
+
+    def run_due_completion_tasks(self) -> int:
+        """The scheduled task runs due by now (every ``completion_cron`` seconds); users aggregated."""
+        interval = self.completion_cron
+        if not 0 < interval < math.inf:
             return 0
         now = self.clock()
+        if self.last_task_run is None:
+            self.last_task_run = now
         done = 0
-        for userid, courseid in sorted(self.pending):
-            cc = self.course_completions[(userid, courseid)]
-            if cc.reaggregate is not None and (force or now - cc.reaggregate >= self.completion_delay):
-                self._aggregate(userid, courseid)
-                self.pending.discard((userid, courseid))
-                done += 1
+        while self.last_task_run + interval <= now:
+            self.last_task_run += interval
+            if not (self.unreviewed or self.pending):
+                # Idle runs change nothing: move to the last one due.
+                self.last_task_run += (now - self.last_task_run) // interval * interval
+                break
+            done += self.run_completion_task(self.last_task_run)
         return done
 
     def set_grade(self, userid: int, module: Module, grade: float | None, feedback: str = "") -> None:
@@ -922,7 +966,7 @@ def fixture_site() -> Site:
         (5, "wei.chen", "Wei", "Chen", "Data", "Manchester", "GB", "S1003", "E-40309"),
         (6, "dana.okafor", "Dana", "Okafor", "Learning & Development", "London", "GB", "T2001", "E-10042"),
         (7, "erik.larsen", "Erik", "Larsen", "Operations", "Oslo", "NO", "S1004", "E-40412"),
-        (8, "fatima.haddad", "Fatima", "Haddad", "Finance", "Leeds", "GB", "S1005", "E-40588"),
+        (8, "fatima.haddad", "Fatima", "Haddad", "Finance", "Leeds", "GB", "S1005", "E-40533"),
     ]
     for uid, username, first, last, dept, city, country, idnumber, emp in people:
         site.users[uid] = User(
@@ -999,7 +1043,7 @@ def fixture_site() -> Site:
             4,
             1,
             1,
-            ["General", "Getting data", "Exploring data", "Visualising", "Statistics"],
+            ["General", "Orientation", "Exploratory data analysis", "Visualisation", "Statistics"],
         ),
         (
             4,
@@ -1014,7 +1058,7 @@ def fixture_site() -> Site:
             2,
             1,
             1,
-            ["General", "Planning", "Communicating"],
+            ["General", "Planning", "Delivery"],
         ),
         (
             5,
@@ -1093,13 +1137,13 @@ def fixture_site() -> Site:
     )
     add_module(site, py, 3, "label", "Week 3 materials will be published soon.", cmid=9, instance=1)
     site.next_ids["grade_items"] = 5
-    ds_page = add_module(site, ds, 1, "page", "Dataset overview", rule="view", cmid=10, instance=2)
+    ds_page = add_module(site, ds, 1, "page", "Welcome to Data Science", rule="view", cmid=10, instance=2)
     ds_assign = add_module(
         site,
         ds,
         2,
         "assign",
-        "Exploratory analysis report",
+        "Project: Exploratory analysis",
         rule="grade",
         grademax=100.0,
         gradepass=60.0,
@@ -1110,7 +1154,7 @@ def fixture_site() -> Site:
         site, mgt, 1, "page", "Project charter template", rule="manual", cmid=12, instance=3
     )
     add_module(site, leg, 1, "page", "Legacy policy document", cmid=13, instance=4)
-    site.next_ids["context"] = 40
+    site.next_ids["context"] = 36  # the real site's next context: a new course takes 36, its news forum 37
     for course in (py, ds, mgt):
         course.criteria = [m.id for m in site.tracked_modules(course.id)]
 
