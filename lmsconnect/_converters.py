@@ -7,7 +7,10 @@
 - the unified enums (and any other Enum): structured from their value (unknown values of the unified
   ones become ``UNKNOWN``), unstructured to it;
 - ``str`` and ``int``: strict (no silent ``5`` → ``"5"``; ``True`` is not an int);
-- ``tuple[str, ...]``: also accepts a list or a single string.
+- ``tuple[str, ...]``: also accepts a list or a single string;
+- ``list[...]``: only a list (or tuple), structured up to its first misfit: cattrs alone iterates whatever
+  it is given (a string, character by character) and keeps every item's error, so a multi-megabyte
+  string or array of misfits in a vendor answer cost gigabytes and minutes.
 
 Plugins build their own vendor converter from `make_converter()` and add their hooks to it, and turn
 wire payloads into their typed wire records with `structure_wire()`, which makes every misfit an
@@ -19,11 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from ._errors import InvalidRemoteResponse, trim
 from ._models import CourseType, ProgressionStatus, RevisionStatus, UserStatus
@@ -55,6 +60,33 @@ def parse_datetime(value: Any) -> dt.datetime:
     return result.astimezone(dt.timezone.utc)
 
 
+def _is_list(type_: Any) -> bool:
+    return type_ is list or typing.get_origin(type_) is list
+
+
+def _list_of(list_type: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], list[Any]]:
+    """The ``list[...]`` hook: a list or tuple only, structured up to its first misfit."""
+    args = typing.get_args(list_type)
+    item_type = args[0] if args else Any
+    structure_item = converter.get_structure_hook(item_type)
+
+    def structure(value: Any, _: Any) -> list[Any]:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(structure_item(item, item_type))
+            except Exception as exc:
+                # The note cattrs' own list hook adds, so transform_error names the item ("[3].id").
+                note = IterableValidationNote(f"Structuring {list_type} @ index {index}", index, item_type)
+                setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010 - py3.10
+                raise IterableValidationError(f"While structuring {list_type!r}", [exc], list_type) from None
+        return items
+
+    return structure
+
+
 def configure_converter(converter: cattrs.Converter) -> None:
     """Register the unified hooks (listed in the module docstring) on `converter`."""
     converter.register_structure_hook(dt.datetime, lambda v, _: parse_datetime(v))
@@ -75,6 +107,7 @@ def configure_converter(converter: cattrs.Converter) -> None:
         return tuple(value)
 
     converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _str_tuple)
+    converter.register_structure_hook_factory(_is_list, _list_of)
 
     def _strict_str(value: Any, _: Any) -> str:
         if not isinstance(value, str):

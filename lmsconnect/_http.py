@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import random
+import re
 import socket
 import time
 import urllib.parse
@@ -296,9 +297,11 @@ class Response:
                 problem = f"JSON nested deeper than {self.max_json_depth} levels (HttpOptions.max_json_depth)"
             else:
                 try:
-                    return json.loads(text.removeprefix("\ufeff"), parse_constant=_no_constant)
+                    value = json.loads(text.removeprefix("\ufeff"), parse_constant=_no_constant)
                 except (ValueError, RecursionError):
                     problem = ""
+                else:
+                    return _replace_lone_surrogates(value) if _SURROGATE_ESCAPE.search(self.body) else value
         # Raised outside the except blocks: the decoder's own exception (which quotes the body) is not
         # kept as the error's __context__.
         shown = problem or repr(self.excerpt())
@@ -307,6 +310,40 @@ class Response:
             status=self.status,
             connector=self.connector,
         )
+
+
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff). json.loads joins a valid pair into one character,
+# so any surrogate left in a decoded string is a lone one, which no UTF-8 text can hold (the store's
+# digests and every encoder after us would fail on it).
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    """`value` with each lone surrogate in its strings (keys too) replaced by U+FFFD, as a UTF-8 decoder
+    replaces an invalid sequence: one odd character in a vendor's display name must not fail a read.
+    Iterative (the depth is already bounded by max_json_depth, but no recursion is needed)."""
+
+    def fix(item: Any) -> Any:
+        return _LONE_SURROGATE.sub("\ufffd", item) if isinstance(item, str) else item
+
+    root = [fix(value)]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                node[index] = fix(item)
+                if isinstance(item, (list, dict)):
+                    stack.append(item)
+        elif isinstance(node, dict):
+            for key in [k for k in node if _LONE_SURROGATE.search(k)]:
+                node[fix(key)] = node.pop(key)
+            for key, item in node.items():
+                node[key] = fix(item)
+                if isinstance(item, (list, dict)):
+                    stack.append(item)
+    return root[0]
 
 
 def _no_constant(name: str) -> Any:

@@ -51,3 +51,28 @@ class TestStructureWire:
         for _ in range(5000):
             deep = [deep]
         assert len(wire_excerpt(deep)) <= 160
+
+
+@attrs.frozen
+class Listing:
+    items: list[Wire]
+
+
+class TestLists:
+    def test_list_of_records(self) -> None:
+        """A list of records is structured item by item; a tuple is taken as a list."""
+        raw = {"items": ({"id": 1, "name": "a"}, {"id": 2, "name": "b"})}
+        assert structure_wire(make_converter(), raw, Listing, where="GET /x").items[1] == Wire(id=2, name="b")
+
+    @pytest.mark.parametrize(
+        "items",
+        ["x" * 1_000_000, {"id": 1, "name": "a"}, [{"id": 1, "name": "a"}, *([0] * 1_000_000)]],
+        ids=["megabyte-string", "object", "million-misfits"],
+    )
+    def test_a_list_stops_at_its_first_misfit(self, items: object) -> None:
+        """A string or object where a list belongs, or a million bad items, is one error naming the first."""
+        with pytest.raises(InvalidRemoteResponse) as info:
+            structure_wire(make_converter(), {"items": items}, Listing, where="GET /x")
+        message = str(info.value)
+        assert "Listing.items" in message and "more)" not in message and "items[2]" not in message
+

@@ -377,7 +377,7 @@ class TestRateBudget:
         )
         posts, gets = server.times("POST"), server.times("GET")
         assert busiest_window(posts, 0.3) <= 2
-        assert posts[-1] - posts[0] >= 0.6 - JITTER_S
+        assert posts[-1] - posts[0] >= 0.6 - max(JITTER_S, 0.3 / 4)
         assert gets[-1] - gets[0] < 0.3  # reads were not held behind the writes
 
     async def test_retries_are_counted_against_the_budget(self, serve: Serve) -> None:
@@ -824,6 +824,15 @@ class TestResponseBodies:
         assert "/users" in str(caught.value) and "token" not in str(caught.value)
         assert caught.value.connector == "probe"
         assert caught.value.__context__ is None
+
+    async def test_lone_surrogates_become_replacement_characters(self, serve: Serve) -> None:
+        """A lone UTF-16 surrogate escape in a vendor string (key or value) reads as U+FFFD, so it can be
+        stored and encoded; a valid surrogate pair stays the character it encodes."""
+        body = rb'{"name\ud800": ["x\udc00y", {"k": "\ud83d\ude00", "n": 1}]}'
+        _, http = await serve({("GET", "/users"): _serving(body)})
+        got = await http.get_json("/users")
+        assert got == {"name\ufffd": ["x\ufffdy", {"k": "\U0001f600", "n": 1}]}
+        assert json.dumps(got, ensure_ascii=False).encode("utf-8")
 
     @pytest.mark.parametrize(("depth", "accepted"), [(64, True), (65, False)], ids=["at-limit", "over"])
     async def test_default_depth_limit(self, serve: Serve, depth: int, accepted: bool) -> None:

@@ -165,7 +165,9 @@ CAPABILITIES: Final = Capabilities.build(
             note="origin_id is kept in the course ID number (idnumber), looked up with "
             "core_course_get_courses_by_field: an existing course is updated (full name, summary, forced "
             "language) and answers `unchanged` when nothing differs; a new one is created in the configured "
-            "category with origin_id as short name. Repeated upserts never duplicate a course.",
+            "category with origin_id as short name. Repeated upserts never duplicate a course. Moodle "
+            "courses have no duration (only start and end dates, calendar dates rather than a learning "
+            "time), so items.course.duration is not supported and needs no bound.",
             notes={
                 "items.course.type": "Only EXTERNAL exists; nothing is sent.",
                 "items.course.title": "The course full name.",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -53,6 +54,8 @@ from lmsconnect.plugin import (
     Secret,
     config_field,
     stream_map,
+    structure_wire,
+    wire_excerpt,
 )
 
 from ._capabilities import (
@@ -66,6 +69,31 @@ from ._capabilities import (
 from ._errors import errorcode_of, is_exception, is_transient, map_exception
 from ._params import ParamValue, encode_params
 from ._report import ReportReader
+from ._wire import (
+    CONVERTER,
+    MAX_ID,
+    MAX_UNIX_TIME,
+    CompetencyWire,
+    CompletionStatusWire,
+    CourseCompetencyWire,
+    CoursesByFieldWire,
+    CourseWire,
+    CreatedCourseWire,
+    EnrolledUserWire,
+    FrameworkWire,
+    GradeItemsWire,
+    GradeItemWire,
+    ModuleWire,
+    OverrideWire,
+    SectionWire,
+    SiteInfoWire,
+    UpdateCoursesWire,
+    UserCourseWire,
+    UsersWire,
+    UserWire,
+    WarningWire,
+    timestamp,
+)
 
 __all__ = [
     "COMPLETION_NOT_TRACKED",
@@ -89,6 +117,12 @@ _READS: Final = re.compile(r"_(get|list|read|count|search|view|data_for)_|_get$|
 _DELETED_BATCH: Final = 100
 _COMPETENCY_PAGE: Final = 500
 _ENROLLED_PAGE: Final = 1000
+# Looking for deleted users in the gaps of the id sequence costs one call per 100 ids; a highest id this far
+# above the number of live users is not a real site (or would take over 100,000 calls).
+_MAX_DELETED_GAPS: Final = 10_000_000
+_PLUGIN_NAME: Final = re.compile(r"[a-z][a-z0-9_]*")  # PARAM_PLUGIN: a module type such as "assign"
+
+T = TypeVar("T")
 _REPORT_PAGES_IN_FLIGHT: Final = 4
 _ENTRIES_PER_CALL: Final = 8
 _COMPLETION_WRITES: Final = 2
@@ -137,19 +171,26 @@ class MoodleConfig:
     )
 
 
-def _ts(value: Any) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(int(value), dt.timezone.utc) if value else None
+def _moodle_id(text: str) -> int | None:
+    """The Moodle id written in ``text`` (ASCII digits, 1 to 2**63 - 1), else None."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
 
 
-def _status_of(completion: Mapping[str, Any]) -> tuple[ProgressionStatus, dt.datetime | None]:
+def _kind(raw: Any) -> str:
+    return "null" if raw is None else type(raw).__name__
+
+
+def _status_of(completion: CompletionStatusWire) -> tuple[ProgressionStatus, dt.datetime | None]:
     """Status and completion time from ``core_completion_get_course_completion_status``."""
-    status = completion["completionstatus"]
-    criteria = status.get("completions") or []
-    times = [int(c["timecompleted"]) for c in criteria if c.get("complete") and c.get("timecompleted")]
-    if status.get("completed"):
+    status = completion.completionstatus
+    times = [c.timecompleted for c in status.completions if c.complete and c.timecompleted]
+    if status.completed:
         # Aggregation 1 ("all") completes with the last criterion, 2 ("any") with the first.
-        when = (min(times) if status.get("aggregation") == 2 else max(times)) if times else None
-        return ProgressionStatus.COMPLETED, _ts(when)
+        when = (min(times) if status.aggregation == 2 else max(times)) if times else None
+        return ProgressionStatus.COMPLETED, timestamp(when)
     return (ProgressionStatus.IN_PROGRESS if times else ProgressionStatus.ENROLLED), None
 
 
@@ -223,12 +264,13 @@ class MoodleConnector(Connector[MoodleConfig]):
                         f"{function}: Moodle did not answer JSON (is {self.config.base_url} a Moodle site "
                         "with "
                         "the REST protocol enabled?)",
-                        vendor_message=response.text[:200],
+                        # Scrubbed before it is cut, so no part of the token survives at the cut.
+                        vendor_message=self.http.scrub(response.text[:2000])[:200],
                         status=response.status,
                     )
                 ) from None
             if is_exception(body):
-                error = map_exception(function, body, known=known)
+                error = map_exception(function, body, known=known, scrub=self.http.scrub)
                 if is_transient(error) and attempt < attempts:
                     log.info("%s: transient Moodle error %s, retrying", function, errorcode_of(error))
                     self.http.stats.retries += 1
@@ -238,6 +280,49 @@ class MoodleConnector(Connector[MoodleConfig]):
                 raise self.http.raise_mapped(error)
             return body
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- what Moodle answers: validated where it enters ---------------------------------------------------
+
+    def _wire(self, raw: Any, cls: type[T], where: str) -> T:
+        """``raw`` as the wire record ``cls``, or InvalidRemoteResponse naming ``where`` and the field."""
+        return structure_wire(CONVERTER, raw, cls, where=where, connector=self.slug, scrub=self.http.scrub)
+
+    def _items(self, raw: Any, cls: type[T], where: str) -> list[tuple[T, dict[str, Any]]]:
+        """Each entry of a list answer as ``cls``, paired with the entry as Moodle sent it (remote_data)."""
+        if not isinstance(raw, list):
+            raise self._invalid(where, f"expected a list, got {_kind(raw)}", raw)
+        return [(self._wire(item, cls, f"{where}[{index}]"), item) for index, item in enumerate(raw)]
+
+    def _invalid(
+        self, where: str, problem: str, raw: Any = None, *, vendor: str | None = None, hint: str | None = None
+    ) -> InvalidRemoteResponse:
+        got = f"; got {wire_excerpt(raw, self.http.scrub)}" if raw is not None else ""
+        error = InvalidRemoteResponse(
+            f"{where}: {problem}{got}",
+            connector=self.slug,
+            # Scrubbed before it is trimmed, so no part of the token survives at the cut.
+            vendor_message=self.http.scrub(vendor[:2000]) if vendor else None,
+            hint=hint,
+        )
+        self.http.raise_mapped(error)
+        return error
+
+    def _unique(self, where: str, seen: set[int], value: int) -> None:
+        # Moodle never lists a record twice in one answer; a repeat is a repeated page or a wrong answer.
+        if value in seen:
+            raise self._invalid(where, f"id {value} appears twice; a list with repeats is not a complete one")
+        seen.add(value)
+
+    def _no_warnings(self, where: str, warnings: Sequence[WarningWire]) -> None:
+        """A read whose answer carries warnings may have left records out: it is not a complete read."""
+        if warnings:
+            first = warnings[0]
+            raise self._invalid(
+                where,
+                f"Moodle answered with {len(warnings)} warning(s), so records may be missing; the answer is "
+                "not taken as complete",
+                vendor=f"{first.warningcode}: {first.message}",
+            )
 
     async def _post(
         self, function: str, params: Mapping[str, ParamValue] | None, *, write: bool, idempotent: bool
@@ -283,7 +368,9 @@ class MoodleConnector(Connector[MoodleConfig]):
         except InvalidRemoteResponse:
             return response
         if strict and is_exception(body):
-            raise self.http.raise_mapped(map_exception(path, body, known=path in ALL_FUNCTIONS))
+            raise self.http.raise_mapped(
+                map_exception(path, body, known=path in ALL_FUNCTIONS, scrub=self.http.scrub)
+            )
         return response
 
     def _url(self, path: str) -> str:
@@ -292,119 +379,192 @@ class MoodleConnector(Connector[MoodleConfig]):
     # -- users -----------------------------------------------------------------------------------------
 
     async def read_users(self) -> AsyncIterator[User]:
+        function = "core_user_get_users"
         # Moodle's "%" LIKE on email matches every account that is not deleted, in one call.
-        body = await self.call("core_user_get_users", {"criteria": [{"key": "email", "value": "%"}]})
+        answer = self._wire(
+            await self.call(function, {"criteria": [{"key": "email", "value": "%"}]}), UsersWire, function
+        )
+        self._no_warnings(function, answer.warnings)
+        users = self._items(answer.users, UserWire, f"{function} users")
         seen: set[int] = set()
-        for raw in body.get("users", []):
-            seen.add(int(raw["id"]))
-            if int(raw["id"]) == GUEST_USER_ID:
-                continue
-            yield self._user(raw, "core_user_get_users")
-        if not seen or not self.config.include_deleted_users:
+        for wire, _ in users:
+            self._unique(f"{function} users", seen, wire.id)
+        if GUEST_USER_ID not in seen:
+            # Every site has the guest account (it cannot be deleted, and its email root@localhost matches
+            # "%"): an answer without it is not the list of all users, so nothing may be deleted from it.
+            raise self._invalid(
+                function,
+                f"the answer for every user (email LIKE '%') lists {len(seen)} users but not the guest "
+                f"account (id {GUEST_USER_ID}) every Moodle site has, so it is not a complete list of users",
+                hint="If the token's user cannot see user profiles site-wide, give it "
+                "moodle/user:viewdetails and moodle/user:viewalldetails (docs/moodle-setup.md, step 3); "
+                "otherwise something between lmsconnect and Moodle changed the answer",
+            )
+        for wire, raw in users:
+            if wire.id != GUEST_USER_ID:
+                yield self._user(wire, raw, function)
+        if not self.config.include_deleted_users:
             return
         # Deleted accounts keep their ids; look for them in the gaps and just past the highest live id
         # (Moodle silently drops ids that were never used).
-        gaps = [i for i in range(GUEST_USER_ID + 1, max(seen) + _DELETED_BATCH + 1) if i not in seen]
-        for start in range(0, len(gaps), _DELETED_BATCH):
-            batch = gaps[start : start + _DELETED_BATCH]
-            found = await self.call("core_user_get_users_by_field", {"field": "id", "values": batch})
-            for raw in found:
-                yield self._user(raw, "core_user_get_users_by_field", deleted=True)
+        top = max(seen) + _DELETED_BATCH
+        if top - len(seen) > _MAX_DELETED_GAPS:
+            raise self._invalid(
+                function,
+                f"the highest user id ({max(seen)}) is far above the {len(seen)} users listed; looking for "
+                f"deleted users in {top - len(seen):,} unused ids would take more than "
+                f"{_MAX_DELETED_GAPS // _DELETED_BATCH:,} calls",
+                hint="Read users with include_deleted_users=False",
+            )
+        gaps = (i for i in range(GUEST_USER_ID + 1, top + 1) if i not in seen)
+        while batch := list(itertools.islice(gaps, _DELETED_BATCH)):
+            asked = set(batch)
+            found = self._items(
+                await self.call(DELETED_USERS_FUNCTION, {"field": "id", "values": batch}),
+                UserWire,
+                DELETED_USERS_FUNCTION,
+            )
+            for wire, raw in found:
+                # A by-id query answers only ids it was asked for, each once.
+                if wire.id not in asked:
+                    raise self._invalid(
+                        DELETED_USERS_FUNCTION, f"answered user id {wire.id}, which was not asked for"
+                    )
+                asked.discard(wire.id)
+                yield self._user(wire, raw, DELETED_USERS_FUNCTION, deleted=True)
 
-    def _user(self, raw: Mapping[str, Any], source: str, *, deleted: bool = False) -> User:
-        email = raw.get("email") or None
+    def _user(self, wire: UserWire, raw: Mapping[str, Any], source: str, *, deleted: bool = False) -> User:
+        email = wire.email or None
         deleted_at = None
         if deleted:
             # delete_user() renames the account to "<email>.<unix time>" and hashes the email.
-            username = str(raw.get("username", ""))
-            head, _, stamp = username.rpartition(".")
-            if stamp.isdigit():
-                deleted_at = _ts(int(stamp))
+            head, _, stamp = wire.username.rpartition(".")
+            if stamp.isascii() and stamp.isdigit() and len(stamp) <= 12 and int(stamp) <= MAX_UNIX_TIME:
+                deleted_at = timestamp(int(stamp))
                 email = head if "@" in head else None
             else:
                 email = None
         return User(
-            id=self.make_id("users", raw["id"]),
-            remote_id=str(raw["id"]),
-            first_name=raw.get("firstname") or None,
-            last_name=raw.get("lastname") or None,
+            id=self.make_id("users", wire.id),
+            remote_id=str(wire.id),
+            first_name=wire.firstname or None,
+            last_name=wire.lastname or None,
             work_email=email,
-            status=UserStatus.INACTIVE if raw.get("suspended") or deleted else UserStatus.ACTIVE,
+            status=UserStatus.INACTIVE if wire.suspended or deleted else UserStatus.ACTIVE,
             remote_deleted_at=deleted_at,
             remote_data={source: dict(raw)},
         )
 
     # -- courses and revisions -------------------------------------------------------------------------
 
-    async def _courses(self) -> list[dict[str, Any]]:
-        body = await self.call("core_course_get_courses")
-        return [c for c in body if int(c["id"]) != SITE_COURSE_ID and c.get("format") != "site"]
+    async def _courses(self) -> list[tuple[CourseWire, dict[str, Any]]]:
+        """Every course but the site course, each with the entry as Moodle sent it."""
+        function = "core_course_get_courses"
+        courses = self._items(await self.call(function), CourseWire, function)
+        seen: set[int] = set()
+        for wire, _ in courses:
+            self._unique(function, seen, wire.id)
+            if wire.format == "site" and wire.id != SITE_COURSE_ID:
+                raise self._invalid(
+                    function, f"course {wire.id} has the site format, which only the site course (id 1) has"
+                )
+        if SITE_COURSE_ID not in seen:
+            # Without ids, Moodle lists every course it has, the site course always among them: an answer
+            # without it is not the list of all courses, so nothing may be deleted from it.
+            raise self._invalid(
+                function,
+                f"the answer for every course lists {len(seen)} courses but not the site course (id 1) that "
+                "Moodle always includes, so it is not a complete list of courses",
+            )
+        return [(wire, raw) for wire, raw in courses if wire.id != SITE_COURSE_ID]
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        for raw in await self._courses():
+        for wire, raw in await self._courses():
             yield Course(
-                id=self.make_id("courses", raw["id"]),
-                remote_id=str(raw["id"]),
-                origin_id=raw.get("idnumber") or None,
-                remote_created_at=_ts(raw.get("timecreated")),
+                id=self.make_id("courses", wire.id),
+                remote_id=str(wire.id),
+                origin_id=wire.idnumber or None,
+                remote_created_at=timestamp(wire.timecreated),
                 remote_data={"core_course_get_courses": raw},
             )
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
-        for raw in await self._courses():
-            yield self._revision(raw)
+        for wire, raw in await self._courses():
+            yield self._revision(wire, raw)
 
-    def _revision(self, raw: Mapping[str, Any]) -> CourseRevision:
+    def _revision(self, wire: CourseWire, raw: Mapping[str, Any]) -> CourseRevision:
         return CourseRevision(
-            id=self.make_id("course_revisions", raw["id"]),
-            remote_id=str(raw["id"]),
-            course_id=self.make_id("courses", raw["id"]),
-            title=raw.get("fullname") or raw.get("shortname"),
-            description=raw.get("summary") or None,
-            status=RevisionStatus.ACTIVE if int(raw.get("visible", 1)) else RevisionStatus.INACTIVE,
-            remote_created_at=_ts(raw.get("timecreated")),
-            remote_url=self._url(f"/course/view.php?id={raw['id']}"),
+            id=self.make_id("course_revisions", wire.id),
+            remote_id=str(wire.id),
+            course_id=self.make_id("courses", wire.id),
+            title=wire.fullname or wire.shortname or None,
+            description=wire.summary or None,
+            status=RevisionStatus.ACTIVE if wire.visible else RevisionStatus.INACTIVE,
+            remote_created_at=timestamp(wire.timecreated),
+            remote_url=self._url(f"/course/view.php?id={wire.id}"),
             remote_data={"core_course_get_courses": dict(raw)},
         )
 
     # -- skills ----------------------------------------------------------------------------------------
 
     async def read_skills(self) -> AsyncIterator[Skill]:
-        frameworks = await self.call(
-            "core_competency_list_competency_frameworks",
-            {
-                "sort": "id",
-                "order": "ASC",
-                "skip": 0,
-                "limit": 0,
-                "context": {"contextid": 1},
-                "includes": "children",
-                "onlyvisible": 0,
-                "query": "",
-            },
+        function = "core_competency_list_competency_frameworks"
+        frameworks = self._items(
+            await self.call(
+                function,
+                {
+                    "sort": "id",
+                    "order": "ASC",
+                    "skip": 0,
+                    "limit": 0,
+                    "context": {"contextid": 1},
+                    "includes": "children",
+                    "onlyvisible": 0,
+                    "query": "",
+                },
+            ),
+            FrameworkWire,
+            function,
         )
-        for framework in frameworks:
+        seen_frameworks: set[int] = set()
+        for framework, _ in frameworks:
+            self._unique(function, seen_frameworks, framework.id)
+        listing = "core_competency_list_competencies"
+        seen: set[int] = set()
+        for framework, framework_raw in frameworks:
             skip = 0
             while True:
-                page = await self.call(
-                    "core_competency_list_competencies",
-                    {
-                        "filters": [{"column": "competencyframeworkid", "value": framework["id"]}],
-                        "sort": "id",
-                        "order": "ASC",
-                        "skip": skip,
-                        "limit": _COMPETENCY_PAGE,
-                    },
+                page = self._items(
+                    await self.call(
+                        listing,
+                        {
+                            "filters": [{"column": "competencyframeworkid", "value": framework.id}],
+                            "sort": "id",
+                            "order": "ASC",
+                            "skip": skip,
+                            "limit": _COMPETENCY_PAGE,
+                        },
+                    ),
+                    CompetencyWire,
+                    listing,
                 )
-                for raw in page:
+                for wire, raw in page:
+                    # Ids are unique across frameworks: a repeat is a page that did not advance.
+                    self._unique(listing, seen, wire.id)
+                    if wire.competencyframeworkid != framework.id:
+                        raise self._invalid(
+                            listing,
+                            f"asked for the competencies of framework {framework.id}, answered competency "
+                            f"{wire.id} of framework {wire.competencyframeworkid}",
+                        )
                     yield Skill(
-                        id=self.make_id("skills", raw["id"]),
-                        remote_id=str(raw["id"]),
-                        name=raw.get("shortname") or raw.get("idnumber"),
-                        remote_created_at=_ts(raw.get("timecreated")),
+                        id=self.make_id("skills", wire.id),
+                        remote_id=str(wire.id),
+                        name=wire.shortname or wire.idnumber or None,
+                        remote_created_at=timestamp(wire.timecreated),
                         remote_data={
                             "core_competency_list_competencies": raw,
-                            "core_competency_list_competency_frameworks": framework,
+                            "core_competency_list_competency_frameworks": framework_raw,
                         },
                     )
                 if len(page) < _COMPETENCY_PAGE:
@@ -412,19 +572,30 @@ class MoodleConnector(Connector[MoodleConfig]):
                 skip += len(page)
 
     async def read_revision_skills(self) -> AsyncIterator[RevisionSkill]:
-        async def links(course: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
-            return course, await self.call("core_competency_list_course_competencies", {"id": course["id"]})
+        function = "core_competency_list_course_competencies"
 
-        async for course, found in stream_map(
-            await self._courses(), links, concurrency=self.config.concurrency
-        ):
-            for raw in found:
-                link = raw["coursecompetency"]
+        async def links(courseid: int) -> tuple[int, list[tuple[CourseCompetencyWire, dict[str, Any]]]]:
+            found = self._items(await self.call(function, {"id": courseid}), CourseCompetencyWire, function)
+            seen: set[int] = set()
+            for wire, _ in found:
+                self._unique(function, seen, wire.coursecompetency.id)
+                if wire.coursecompetency.courseid != courseid:
+                    raise self._invalid(
+                        function,
+                        f"asked for the competencies of course {courseid}, answered a link of course "
+                        f"{wire.coursecompetency.courseid}",
+                    )
+            return courseid, found
+
+        courseids = [wire.id for wire, _ in await self._courses()]
+        async for courseid, found in stream_map(courseids, links, concurrency=self.config.concurrency):
+            for wire, raw in found:
+                link = wire.coursecompetency
                 yield RevisionSkill(
-                    id=self.make_id("revision_skills", link["id"]),
-                    remote_id=str(link["id"]),
-                    course_revision_id=self.make_id("course_revisions", course["id"]),
-                    skill_id=self.make_id("skills", link["competencyid"]),
+                    id=self.make_id("revision_skills", link.id),
+                    remote_id=str(link.id),
+                    course_revision_id=self.make_id("course_revisions", courseid),
+                    skill_id=self.make_id("skills", link.competencyid),
                     remote_data={"core_competency_list_course_competencies": raw},
                 )
 
@@ -442,7 +613,10 @@ class MoodleConnector(Connector[MoodleConfig]):
             connector=self.slug,
         )
 
-    async def _enrolled_page(self, courseid: int, only: str | None, start: int) -> list[dict[str, Any]]:
+    async def _enrolled_page(
+        self, courseid: int, only: str | None, start: int
+    ) -> list[tuple[EnrolledUserWire, dict[str, Any]]]:
+        function = "core_enrol_get_enrolled_users"
         options: list[dict[str, ParamValue]] = [
             {"name": "userfields", "value": "id,roles,enrolledcourses"},
             {"name": "limitfrom", "value": start},
@@ -450,10 +624,19 @@ class MoodleConnector(Connector[MoodleConfig]):
         ]
         if only is not None:
             options.append({"name": only, "value": 1})
-        page: list[dict[str, Any]] = await self.call(
-            "core_enrol_get_enrolled_users", {"courseid": courseid, "options": options}
+        return self._items(
+            await self.call(function, {"courseid": courseid, "options": options}), EnrolledUserWire, function
         )
-        return page
+
+    async def _users_courses(self, userid: int) -> dict[int, tuple[UserCourseWire, dict[str, Any]]]:
+        function = "core_enrol_get_users_courses"
+        listed = self._items(
+            await self.call(function, {"userid": userid, "returnusercount": 0}), UserCourseWire, function
+        )
+        seen: set[int] = set()
+        for wire, _ in listed:
+            self._unique(f"{function} (user {userid})", seen, wire.id)
+        return {wire.id: (wire, raw) for wire, raw in listed}
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
         if self.config.progressions_via_report:
@@ -465,45 +648,38 @@ class MoodleConnector(Connector[MoodleConfig]):
         # core_enrol_get_users_courses answers), so one course can say alone whether an enrolment is
         # active, and whether it is the user's first such course: there, and only there, the user's
         # completion flags for all those courses are read in one call.
-        courses = {
-            int(c["id"]): {
-                "id": int(c["id"]),
-                "enablecompletion": c.get("enablecompletion"),
-                "visible": c.get("visible", 1),
-            }
-            for c in await self._courses()
-        }
+        courses: dict[int, CourseWire] = {wire.id: wire for wire, _ in await self._courses()}
         concurrency = self.config.concurrency
         # A hidden course leaves its students out of their active lists, so there the listing itself says
         # which enrolments are active (two listings) where a visible course needs one.
         listings = [
             (course, only)
             for course in courses.values()
-            for only in ((None,) if int(course["visible"] or 0) else ("onlyactive", "onlysuspended"))
+            for only in ((None,) if course.visible else ("onlyactive", "onlysuspended"))
         ]
+        Page = list[tuple[EnrolledUserWire, dict[str, Any]]]
+        Entry = tuple[CourseWire, str | None, EnrolledUserWire, dict[str, Any]]
 
-        async def first_page(
-            listing: tuple[dict[str, Any], str | None],
-        ) -> tuple[dict[str, Any], str | None, list[dict[str, Any]]]:
+        async def first_page(listing: tuple[CourseWire, str | None]) -> tuple[CourseWire, str | None, Page]:
             course, only = listing
-            return course, only, await self._enrolled_page(course["id"], only, 0)
+            return course, only, await self._enrolled_page(course.id, only, 0)
 
-        async def entries() -> AsyncIterator[tuple[dict[str, Any], str | None, dict[str, Any]]]:
+        async def entries() -> AsyncIterator[Entry]:
             async for course, only, page in stream_map(listings, first_page, concurrency=concurrency):
+                where = f"core_enrol_get_enrolled_users (course {course.id})"
+                seen: set[int] = set()  # ids only: a user listed twice is a page that did not advance
                 start = 0
                 while True:
-                    for raw in page:
-                        yield course, only, raw
+                    for wire, raw in page:
+                        self._unique(where, seen, wire.id)
+                        yield course, only, wire, raw
                     if len(page) < _ENROLLED_PAGE:
                         break
                     start += len(page)
-                    page = await self._enrolled_page(course["id"], only, start)
+                    page = await self._enrolled_page(course.id, only, start)
 
-        async def progressions_of(
-            entry: tuple[dict[str, Any], str | None, dict[str, Any]],
-        ) -> list[CourseProgression]:
-            course, only, raw = entry
-            return await self._enrolment_progressions(courses, course, only, raw)
+        async def progressions_of(entry: Entry) -> list[CourseProgression]:
+            return await self._enrolment_progressions(courses, *entry)
 
         # Most enrolments need no call (read with their user's first course, or DROPPED), so more of them
         # are in flight than calls: the gate in `call` keeps the calls to `concurrency`.
@@ -515,14 +691,15 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     async def _enrolment_progressions(
         self,
-        courses: Mapping[int, Mapping[str, Any]],
-        course: Mapping[str, Any],
+        courses: Mapping[int, CourseWire],
+        course: CourseWire,
         only: str | None,
+        wire: EnrolledUserWire,
         raw: Mapping[str, Any],
     ) -> list[CourseProgression]:
-        courseid, userid = int(course["id"]), int(raw["id"])
+        courseid, userid = course.id, wire.id
         enrolment = {k: v for k, v in raw.items() if k != "enrolledcourses"}
-        active = [int(c["id"]) for c in raw.get("enrolledcourses") or []]
+        active: list[int] = [c.id for c in wire.enrolledcourses or []]
         if courseid in active:
             if min((c for c in active if c in courses), default=courseid) != courseid:
                 return []  # read with the user's first active course
@@ -530,30 +707,28 @@ class MoodleConnector(Connector[MoodleConfig]):
         if only == "onlyactive":
             # Active, in a hidden course the user may not see: Moodle's per-user list leaves it out.
             return [await self._progression(course, userid, enrolment, None, active=True)]
-        if only is None and "enrolledcourses" not in raw:
-            # No active course at all, or a site that hides users' course lists from the token's user
-            # (hiddenuserfields "mycourses"): the per-user list tells which.
-            listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
-            if any(int(c["id"]) == courseid for c in listed):
-                raise ConfigurationError(
-                    "core_enrol_get_enrolled_users does not show the token's user which courses users are "
-                    "enrolled in (enrolledcourses): give it moodle/user:viewhiddendetails, or take "
-                    "'mycourses' out of Site administration > Users > Permissions > User policies > Hide "
-                    "user fields (hiddenuserfields)",
-                    connector=self.slug,
-                )
+        # No active course at all, or a site that hides users' course lists from the token's user
+        # (hiddenuserfields "mycourses"): the per-user list tells which.
+        if only is None and wire.enrolledcourses is None and courseid in await self._users_courses(userid):
+            raise ConfigurationError(
+                "core_enrol_get_enrolled_users does not show the token's user which courses users are "
+                "enrolled in (enrolledcourses): give it moodle/user:viewhiddendetails, or take "
+                "'mycourses' out of Site administration > Users > Permissions > User policies > Hide "
+                "user fields (hiddenuserfields)",
+                connector=self.slug,
+            )
         # Not active (suspended, disabled method, or outside its dates): Moodle no longer counts it.
         return [self._dropped(courseid, userid, enrolment)]
 
     async def _user_progressions(
-        self, courses: Mapping[int, Mapping[str, Any]], userid: int, active: list[int]
+        self, courses: Mapping[int, CourseWire], userid: int, active: list[int]
     ) -> list[CourseProgression]:
         """All of a user's active enrolments: Moodle's completed flag and progress in one call, then the
         completion detail where it is needed."""
-        listed = await self.call("core_enrol_get_users_courses", {"userid": userid, "returnusercount": 0})
+        listed = await self._users_courses(userid)
         # Only the courses the listing said were active: any other is read with its own course's row. One
         # that stopped being active between the two calls is read on its own.
-        by_course = {int(c["id"]): c for c in listed if int(c["id"]) in courses and int(c["id"]) in active}
+        by_course = {cid: entry for cid, entry in listed.items() if cid in courses and cid in active}
         unlisted = sorted(c for c in set(active) - set(by_course) if c in courses)
         return list(
             await asyncio.gather(
@@ -578,37 +753,35 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     async def _progression(
         self,
-        course: Mapping[str, Any],
+        course: CourseWire,
         userid: int,
         enrolment: Mapping[str, Any] | None,
-        listed: dict[str, Any] | None,
+        listed: tuple[UserCourseWire, dict[str, Any]] | None,
         *,
         active: bool = False,
     ) -> CourseProgression:
-        courseid = int(course["id"])
+        courseid = course.id
         remote = f"{courseid}:{userid}"
         data: dict[str, Any] = {}
         if enrolment is not None:
             data["core_enrol_get_enrolled_users"] = dict(enrolment)
         status = ProgressionStatus.ENROLLED
         completed_at: dt.datetime | None = None
-        tracked = bool(course.get("enablecompletion"))
+        tracked = bool(course.enablecompletion)
         if listed is not None:
-            data["core_enrol_get_users_courses"] = listed
-            if not listed.get("completionusertracked") or not tracked:
+            wire, data["core_enrol_get_users_courses"] = listed
+            if not wire.completionusertracked or not tracked:
                 status = ProgressionStatus.ENROLLED
-            elif listed.get("completed"):
+            elif wire.completed:
                 status = ProgressionStatus.COMPLETED
-            elif listed.get("progress"):
+            elif wire.progress:
                 status = ProgressionStatus.IN_PROGRESS
         need_detail = tracked and (
             listed is None or (status is ProgressionStatus.COMPLETED and self.config.completion_dates)
         )
         if need_detail:
             try:
-                detail = await self.call(
-                    "core_completion_get_course_completion_status", {"courseid": courseid, "userid": userid}
-                )
+                raw, detail = await self._completion_status(courseid, userid)
             except LMSConnectError as exc:
                 code = errorcode_of(exc)
                 if code == "usernotenroled" and listed is None and not active:
@@ -617,7 +790,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                 elif code not in ("usernotenroled", "nocriteriaset", "cannotviewreport"):
                     raise
             else:
-                data["core_completion_get_course_completion_status"] = detail
+                data["core_completion_get_course_completion_status"] = raw
                 detail_status, completed_at = _status_of(detail)
                 if listed is None:
                     status = detail_status
@@ -631,11 +804,36 @@ class MoodleConnector(Connector[MoodleConfig]):
             remote_data=data,
         )
 
+    async def _completion_status(self, courseid: int, userid: int) -> tuple[Any, CompletionStatusWire]:
+        """``core_completion_get_course_completion_status`` as Moodle sent it and as a checked record."""
+        function = "core_completion_get_course_completion_status"
+        raw = await self.call(function, {"courseid": courseid, "userid": userid})
+        wire = self._wire(raw, CompletionStatusWire, function)
+        self._no_warnings(function, wire.warnings)
+        return raw, wire
+
     # -- actions: courses ------------------------------------------------------------------------------
 
-    async def _course_by(self, field: str, value: str | int) -> dict[str, Any] | None:
-        body = await self.call("core_course_get_courses_by_field", {"field": field, "value": value})
-        found = [c for c in body.get("courses", []) if int(c["id"]) != SITE_COURSE_ID]
+    async def _course_by_idnumber(self, idnumber: str) -> CourseWire | None:
+        function = "core_course_get_courses_by_field"
+        answer = self._wire(
+            await self.call(function, {"field": "idnumber", "value": idnumber}), CoursesByFieldWire, function
+        )
+        self._no_warnings(function, answer.warnings)
+        found = [wire for wire, _ in self._items(answer.courses, CourseWire, f"{function} courses")]
+        # Moodle keeps course ID numbers unique, and a by-field query answers only what matches it: anything
+        # else is a wrong answer, which must not make upsert update (or create) the wrong course.
+        if any(wire.idnumber != idnumber for wire in found) or len(found) > 1:
+            raise self._invalid(
+                function,
+                f"asked for the course with ID number {idnumber!r}, answered {len(found)} course(s) with "
+                f"ID numbers {sorted({wire.idnumber for wire in found})!r:.200}",
+            )
+        if found and found[0].id == SITE_COURSE_ID:
+            raise InvalidInput(
+                f"items.origin_id: {idnumber!r} is the ID number of the site course (id 1), not of a course",
+                field="items.origin_id",
+            )
         return found[0] if found else None
 
     @staticmethod
@@ -680,32 +878,40 @@ class MoodleConnector(Connector[MoodleConfig]):
             raise
 
     async def _write_course(self, item: Any, wanted: dict[str, Any]) -> ItemResult:
-        existing = await self._course_by("idnumber", item.origin_id)
+        existing = await self._course_by_idnumber(item.origin_id)
         if existing is None:
-            created = await self.call(
-                "core_course_create_courses",
-                {
-                    "courses": [
-                        {
-                            **wanted,
-                            "shortname": item.origin_id,
-                            "idnumber": item.origin_id,
-                            "categoryid": self.config.course_category_id,
-                            "enablecompletion": 1,
-                        }
-                    ]
-                },
-                write=True,
+            function = "core_course_create_courses"
+            created = self._items(
+                await self.call(
+                    function,
+                    {
+                        "courses": [
+                            {
+                                **wanted,
+                                "shortname": item.origin_id,
+                                "idnumber": item.origin_id,
+                                "categoryid": self.config.course_category_id,
+                                "enablecompletion": 1,
+                            }
+                        ]
+                    },
+                    write=True,
+                ),
+                CreatedCourseWire,
+                function,
             )
-            remote = str(created[0]["id"])
+            if len(created) != 1:
+                raise self._invalid(function, f"created one course, answered {len(created)} entries")
+            remote = str(created[0][0].id)
             return ItemResult(
                 key=item.origin_id,
                 status=ItemStatus.CREATED,
                 remote_id=remote,
                 id=self.make_id("courses", remote),
             )
-        remote = str(existing["id"])
-        changes = {k: v for k, v in wanted.items() if k != "summaryformat" and existing.get(k) != v}
+        remote = str(existing.id)
+        current = {"fullname": existing.fullname, "summary": existing.summary, "lang": existing.lang}
+        changes = {k: v for k, v in wanted.items() if k != "summaryformat" and current.get(k) != v}
         if not changes:
             return ItemResult(
                 key=item.origin_id,
@@ -715,13 +921,7 @@ class MoodleConnector(Connector[MoodleConfig]):
             )
         if "summary" in changes:
             changes["summaryformat"] = 1
-        body = await self.call(
-            "core_course_update_courses",
-            {"courses": [{"id": existing["id"], **changes}]},
-            write=True,
-            idempotent=True,
-        )
-        self._raise_warnings("core_course_update_courses", body, field="items")
+        await self._update_course({"id": existing.id, **changes}, field="items")
         return ItemResult(
             key=item.origin_id,
             status=ItemStatus.UPDATED,
@@ -730,12 +930,20 @@ class MoodleConnector(Connector[MoodleConfig]):
             detail="changed: " + ", ".join(sorted(changes)),
         )
 
-    def _raise_warnings(self, function: str, body: Mapping[str, Any], *, field: str) -> None:
+    async def _update_course(self, course: Mapping[str, ParamValue], *, field: str) -> None:
+        """``core_course_update_courses`` for one course; its warnings raise the mapped error."""
+        function = "core_course_update_courses"
+        answer = self._wire(
+            await self.call(function, {"courses": [course]}, write=True, idempotent=True),
+            UpdateCoursesWire,
+            function,
+        )
         # Batch updates report per-item problems as warnings and still answer normally.
-        for warning in body.get("warnings") or []:
-            code = str(warning.get("warningcode", ""))
+        for warning in answer.warnings:
             error = map_exception(
-                function, {"exception": "warning", "errorcode": code, "message": warning.get("message", "")}
+                function,
+                {"exception": "warning", "errorcode": warning.warningcode, "message": warning.message},
+                scrub=self.http.scrub,
             )
             if isinstance(error, InvalidInput):
                 error.field = field
@@ -746,13 +954,7 @@ class MoodleConnector(Connector[MoodleConfig]):
         courseid = self._int(remote, "course_id")
         if courseid == SITE_COURSE_ID:
             raise InvalidInput("course_id: the site course (id 1) is not a course", field="course_id")
-        body = await self.call(
-            "core_course_update_courses",
-            {"courses": [{"id": courseid, "visible": 0}]},
-            write=True,
-            idempotent=True,
-        )
-        self._raise_warnings("core_course_update_courses", body, field="course_id")
+        await self._update_course({"id": courseid, "visible": 0}, field="course_id")
         return ActionResult.one(
             "deactivate_course",
             key=action.course_id,
@@ -765,13 +967,7 @@ class MoodleConnector(Connector[MoodleConfig]):
     async def restore_course(self, course_id: str) -> ActionResult:
         """Undo `deactivate_course`: make the course visible again (``visible`` 1)."""
         remote = self.remote_id("courses", course_id, field="course_id")
-        body = await self.call(
-            "core_course_update_courses",
-            {"courses": [{"id": self._int(remote, "course_id"), "visible": 1}]},
-            write=True,
-            idempotent=True,
-        )
-        self._raise_warnings("core_course_update_courses", body, field="course_id")
+        await self._update_course({"id": self._int(remote, "course_id"), "visible": 1}, field="course_id")
         return ActionResult.one(
             "deactivate_course",
             key=course_id,
@@ -783,9 +979,13 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     @staticmethod
     def _int(remote: str, field: str) -> int:
-        if not remote.isdigit():
-            raise InvalidInput(f"{field}: Moodle ids are numbers, got {remote!r}", field=field)
-        return int(remote)
+        value = _moodle_id(remote)
+        if value is None:
+            raise InvalidInput(
+                f"{field}: Moodle ids are positive whole numbers below 2**63, got {remote[:40]!r}",
+                field=field,
+            )
+        return value
 
     # -- actions: enrolment and completion ----------------------------------------------------------------
 
@@ -797,11 +997,15 @@ class MoodleConnector(Connector[MoodleConfig]):
         )
         remote = f"{courseid}:{userid}"
         progression = self.make_id("course_progressions", remote)
-        present = await self.call(
+        present = self._items(
+            await self.call(
+                "core_enrol_get_enrolled_users",
+                {"courseid": courseid, "options": [{"name": "userfields", "value": "id"}]},
+            ),
+            EnrolledUserWire,
             "core_enrol_get_enrolled_users",
-            {"courseid": courseid, "options": [{"name": "userfields", "value": "id"}]},
         )
-        if any(int(u["id"]) == userid for u in present):
+        if any(wire.id == userid for wire, _ in present):
             return ActionResult.one(
                 "enroll_user",
                 key=action.user_id,
@@ -811,7 +1015,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                 detail="already enrolled",
             )
         try:
-            await self.call(
+            answer = await self.call(
                 "enrol_manual_enrol_users",
                 {
                     "enrolments": [
@@ -842,6 +1046,9 @@ class MoodleConnector(Connector[MoodleConfig]):
                     exc,
                 ) from None
             raise
+        if answer is not None:
+            # Moodle answers this function with a bare null; anything else is not Moodle's answer.
+            raise self._invalid("enrol_manual_enrol_users", "expected null (no return value)", answer)
         return ActionResult.one(
             "enroll_user",
             key=action.user_id,
@@ -865,20 +1072,18 @@ class MoodleConnector(Connector[MoodleConfig]):
     def _progression_ids(self, value: str) -> tuple[int, int]:
         remote = self.remote_id("course_progressions", value, field="course_progression_id")
         course, sep, user = remote.partition(":")
-        if not (sep and course.isdigit() and user.isdigit()):
+        courseid, userid = _moodle_id(course), _moodle_id(user)
+        if not sep or courseid is None or userid is None:
             raise InvalidInput(
                 "course_progression_id: expected a Moodle progression '<course id>:<user id>', "
-                f"got {remote!r}",
+                f"got {remote[:80]!r}",
                 field="course_progression_id",
             )
-        return int(course), int(user)
+        return courseid, userid
 
-    async def _completion(self, courseid: int, userid: int, key: str) -> dict[str, Any]:
+    async def _completion(self, courseid: int, userid: int, key: str) -> CompletionStatusWire:
         try:
-            result: dict[str, Any] = await self.call(
-                "core_completion_get_course_completion_status", {"courseid": courseid, "userid": userid}
-            )
-            return result
+            return (await self._completion_status(courseid, userid))[1]
         except LMSConnectError as exc:
             reasons = {
                 "cannotviewreport": f"course {courseid} has no completion tracking enabled",
@@ -894,25 +1099,61 @@ class MoodleConnector(Connector[MoodleConfig]):
                 ) from None
             raise
 
+    async def _tracked_modules(self, courseid: int) -> list[ModuleWire]:
+        """The activities of a course with completion tracking (``core_course_get_contents``)."""
+        function = "core_course_get_contents"
+        sections = self._items(await self.call(function, {"courseid": courseid}), SectionWire, function)
+        modules = [m for section, _ in sections for m in section.modules]
+        seen: set[int] = set()
+        for module in modules:
+            self._unique(f"{function} (course {courseid})", seen, module.id)
+        return [m for m in modules if (m.completion or 0) > 0]
+
+    async def _graded_items(self, courseid: int, userid: int) -> list[GradeItemWire]:
+        """The activity grade items of a course for one user (``gradereport_user_get_grade_items``)."""
+        function = "gradereport_user_get_grade_items"
+        report = self._wire(
+            await self.call(function, {"courseid": courseid, "userid": userid}), GradeItemsWire, function
+        )
+        self._no_warnings(function, report.warnings)
+        graded: list[GradeItemWire] = []
+        for usergrades in report.usergrades:
+            if (usergrades.courseid, usergrades.userid) != (courseid, userid):
+                raise self._invalid(
+                    function,
+                    f"asked for user {userid} in course {courseid}, answered the grades of user "
+                    f"{usergrades.userid} in course {usergrades.courseid}",
+                )
+            for item in usergrades.gradeitems:
+                if item.itemtype != "mod" or item.cmid is None:
+                    continue
+                if not (item.itemmodule and _PLUGIN_NAME.fullmatch(item.itemmodule)):
+                    raise self._invalid(
+                        function,
+                        f"the grade item of activity {item.cmid} names no module type ('itemmodule')",
+                    )
+                if not item.grademin <= item.grademax:
+                    raise self._invalid(
+                        function,
+                        f"the grade range of activity {item.cmid} is {item.grademin}..{item.grademax}",
+                    )
+                graded.append(item)
+        return graded
+
     async def handle_complete_course(self, action: CompleteCourse) -> ActionResult:
         key = action.course_progression_id
         courseid, userid = self._progression_ids(key)
         remote = f"{courseid}:{userid}"
         # Read everything first: a refusal must leave Moodle untouched.
         before = await self._completion(courseid, userid, key)
-        if before["completionstatus"].get("completed") and action.score is None:
+        if before.completionstatus.completed and action.score is None:
             return self._complete_result(
                 key, remote, ItemStatus.UNCHANGED, "Moodle already reports it complete"
             )
-        sections = await self.call("core_course_get_contents", {"courseid": courseid})
-        tracked = [m for s in sections for m in s.get("modules", []) if int(m.get("completion") or 0) > 0]
-        graded: list[dict[str, Any]] = []
+        tracked = await self._tracked_modules(courseid)
+        graded: list[GradeItemWire] = []
         if action.score is not None:
-            report = await self.call(
-                "gradereport_user_get_grade_items", {"courseid": courseid, "userid": userid}
-            )
-            items = [i for ug in report.get("usergrades", []) for i in ug.get("gradeitems", [])]
-            graded = [i for i in items if i.get("itemtype") == "mod" and i.get("cmid")]
+            graded = await self._graded_items(courseid, userid)
             if not graded:
                 raise self._failed(
                     "complete_course",
@@ -922,37 +1163,52 @@ class MoodleConnector(Connector[MoodleConfig]):
                     "nothing was changed (retry without score to complete it)",
                 )
 
-        async def grade(item: Mapping[str, Any]) -> None:
-            low, high = float(item.get("grademin") or 0), float(item.get("grademax") or 100)
+        async def grade(item: GradeItemWire) -> None:
+            low, high = item.grademin, item.grademax
             value = round(low + (high - low) * (action.score or 0) / 100, 5)
+            function = "core_grades_update_grades"
             answer = await self.call(
-                "core_grades_update_grades",
+                function,
                 {
                     "source": "lmsconnect",
                     "courseid": courseid,
-                    "component": f"mod_{item['itemmodule']}",
-                    "activityid": item["cmid"],
-                    "itemnumber": item.get("itemnumber") or 0,
+                    "component": f"mod_{item.itemmodule}",
+                    "activityid": item.cmid,
+                    "itemnumber": item.itemnumber or 0,
                     "grades": [{"studentid": userid, "grade": value}],
                 },
                 write=True,
                 idempotent=True,
             )
+            if isinstance(answer, bool) or not isinstance(answer, int):
+                # Moodle answers a bare GRADE_UPDATE_* status: 0 saved, 1 failed, 2-4 not saved (why).
+                raise self._invalid(function, "expected a status number (0 when saved)", answer)
             if answer != 0:
                 raise self._failed(
                     "complete_course",
                     key,
                     "LMS.GRADE_NOT_SAVED",
-                    f"Moodle did not save the grade of activity {item['cmid']} (answer {answer})",
+                    f"Moodle did not save the grade of activity {item.cmid} (status {answer})",
                 )
 
-        async def override(module: Mapping[str, Any]) -> None:
-            await self.call(
-                "core_completion_override_activity_completion_status",
-                {"userid": userid, "cmid": module["id"], "newstate": 1},
-                write=True,
-                idempotent=True,
+        async def override(module: ModuleWire) -> None:
+            function = "core_completion_override_activity_completion_status"
+            answer = self._wire(
+                await self.call(
+                    function,
+                    {"userid": userid, "cmid": module.id, "newstate": 1},
+                    write=True,
+                    idempotent=True,
+                ),
+                OverrideWire,
+                function,
             )
+            if (answer.cmid, answer.userid) != (module.id, userid):
+                raise self._invalid(
+                    function,
+                    f"overrode activity {module.id} for user {userid}, answered the completion of activity "
+                    f"{answer.cmid} for user {answer.userid}",
+                )
 
         # Grades first: grade-based completion then marks those activities complete-pass or -fail, which
         # an override to "complete" leaves as they are. A few at a time, not all at once (see
@@ -963,7 +1219,7 @@ class MoodleConnector(Connector[MoodleConfig]):
             pass
         after = await self._completion(courseid, userid, key)
         scored = f"; score {action.score} on {len(graded)} graded activities" if graded else ""
-        if after["completionstatus"].get("completed"):
+        if after.completionstatus.completed:
             return self._complete_result(
                 key, remote, ItemStatus.UPDATED, f"{len(tracked)} activity completions overridden{scored}"
             )
@@ -1005,7 +1261,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                     continue
                 courseid, userid = self._progression_ids(item.key)
                 status = await self._completion(courseid, userid, item.key)
-                if status["completionstatus"].get("completed"):
+                if status.completionstatus.completed:
                     items[index] = attrs.evolve(
                         item, status=ItemStatus.UPDATED, detail="Moodle now reports the course complete"
                     )
@@ -1019,8 +1275,8 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     async def site_functions(self) -> set[str]:
         """The web-service functions the token's service allows (``core_webservice_get_site_info``)."""
-        info = await self.call(SITE_INFO)
-        return {str(f["name"]) for f in info.get("functions", [])}
+        info = self._wire(await self.call(SITE_INFO), SiteInfoWire, SITE_INFO)
+        return {f.name for f in info.functions}
 
     async def check_access(self) -> Sequence[CheckItem]:
         allowed = await self.site_functions()

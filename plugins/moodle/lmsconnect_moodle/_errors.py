@@ -11,17 +11,21 @@ the error the caller can act on. The Moodle ``errorcode`` stays available as ``e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from lmsconnect import (
     AuthenticationError,
     InvalidInput,
+    InvalidRemoteResponse,
     LMSConnectError,
     NotFound,
     PermissionDenied,
     RemoteError,
 )
+from lmsconnect.plugin import structure_wire, trim
+
+from ._wire import CONVERTER, ExceptionWire
 
 __all__ = ["errorcode_of", "is_exception", "is_transient", "map_exception"]
 
@@ -79,8 +83,12 @@ _TRANSIENT: Final = frozenset(
 
 
 def is_exception(body: Any) -> bool:
-    """Whether a decoded answer is Moodle's exception body rather than data."""
-    return isinstance(body, Mapping) and "exception" in body and "errorcode" in body
+    """Whether a decoded answer is Moodle's exception body rather than data.
+
+    No Moodle data has a top-level ``exception`` key, so such a body is never taken for data, even when
+    its other keys are missing or odd (`map_exception` says what does not fit).
+    """
+    return isinstance(body, Mapping) and "exception" in body
 
 
 def errorcode_of(error: BaseException) -> str | None:
@@ -95,21 +103,38 @@ def is_transient(error: BaseException) -> bool:
     return errorcode_of(error) in _TRANSIENT
 
 
-def map_exception(function: str, body: Mapping[str, Any], *, known: bool = True) -> LMSConnectError:
+def map_exception(
+    function: str,
+    body: Mapping[str, Any],
+    *,
+    known: bool = True,
+    scrub: Callable[[str], str] | None = None,
+) -> LMSConnectError:
     """The lmsconnect error for Moodle's exception ``body`` answered to ``function``.
 
     ``known`` says the function surely exists (one the connector calls): Moodle answers an unknown
     function name with the same ``invalidrecordunknown`` as a missing record, so for a passthrough of an
-    arbitrary name the message says both.
+    arbitrary name the message says both. ``scrub`` removes secrets from the vendor's text before it is
+    trimmed. A body whose ``exception``, ``errorcode``, ``message`` or ``debuginfo`` is not text is not
+    Moodle's: `InvalidRemoteResponse` naming the function and the field.
 
     >>> map_exception("core_user_create_users", {"exception": "webservice_access_exception",
     ...     "errorcode": "accessexception", "message": "Access control exception"}).permission
     'core_user_create_users'
     """
-    code = str(body.get("errorcode", ""))
-    message = str(body.get("message", ""))
-    debuginfo = body.get("debuginfo")
-    vendor = f"{code}: {message}" + (f" [{debuginfo}]" if debuginfo and str(debuginfo) not in message else "")
+    try:
+        wire = structure_wire(
+            CONVERTER, body, ExceptionWire, where=f"{function} (exception)", connector="moodle", scrub=scrub
+        )
+    except InvalidRemoteResponse as exc:
+        return exc
+    # Moodle's error codes are short identifiers and its messages a sentence; a hostile body's are cut, after
+    # scrubbing, so no part of a secret survives at the cut.
+    clean = scrub or (lambda text: text)
+    code = clean(wire.errorcode[:200])[:100]
+    message = clean(wire.message[:2000])
+    debuginfo = clean(wire.debuginfo[:2000]) if wire.debuginfo else None
+    vendor = f"{code}: {message}" + (f" [{debuginfo}]" if debuginfo and debuginfo not in message else "")
     error: LMSConnectError
     if code in _AUTH:
         error = AuthenticationError(
@@ -134,7 +159,7 @@ def map_exception(function: str, body: Mapping[str, Any], *, known: bool = True)
         )
     elif (
         code == "invalidrecordunknown"
-        and body.get("exception") == "dml_missing_record_exception"
+        and wire.exception == "dml_missing_record_exception"
         and not known
     ):
         error = NotFound(
@@ -142,10 +167,12 @@ def map_exception(function: str, body: Mapping[str, Any], *, known: bool = True)
             "function name the same way)",
             vendor_message=vendor,
         )
-    elif code in _NOT_FOUND or str(body.get("exception", "")).startswith("dml_missing_record"):
+    elif code in _NOT_FOUND or wire.exception.startswith("dml_missing_record"):
         error = NotFound(f"{function}: the record does not exist in Moodle", vendor_message=vendor)
-    elif code in _INVALID or "invalid_parameter" in str(body.get("exception", "")):
-        error = InvalidInput(f"{function}: Moodle rejected a parameter ({message})", vendor_message=vendor)
+    elif code in _INVALID or "invalid_parameter" in wire.exception:
+        error = InvalidInput(
+            f"{function}: Moodle rejected a parameter ({trim(message, 300)})", vendor_message=vendor
+        )
     else:
         error = RemoteError(f"{function} failed in Moodle ({code})", vendor_message=vendor)
     setattr(error, "moodle_errorcode", code)  # noqa: B010 - a plain attribute on the core classes

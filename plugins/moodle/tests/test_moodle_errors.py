@@ -12,6 +12,7 @@ from lmsconnect_moodle._errors import errorcode_of, is_exception, map_exception
 from lmsconnect import (
     AuthenticationError,
     InvalidInput,
+    InvalidRemoteResponse,
     LMSConnectError,
     NotFound,
     PermissionDenied,
@@ -90,9 +91,42 @@ def test_unknown_function_says_so_for_passthrough() -> None:
 
 def test_data_is_not_an_exception() -> None:
     """Lists, null, 0 and ordinary objects are data."""
-    bodies: list[object] = [[], None, 0, {"warnings": []}, {"exception": "x"}]
+    bodies: list[object] = [[], None, 0, {"warnings": []}, {"exceptions": "x"}]
     for body in bodies:
         assert not is_exception(body)
+
+
+def test_an_exception_key_is_never_data() -> None:
+    """A body with an ``exception`` key but no errorcode is an error, never a success without warnings."""
+    body = {"exception": "moodle_exception", "message": "Odd"}
+    assert is_exception(body)
+    assert type(map_exception("core_course_update_courses", body)) is RemoteError
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"exception": None, "errorcode": "invalidtoken", "message": "x"},
+        {"exception": "moodle_exception", "errorcode": ["invalidtoken"], "message": "x"},
+        {"exception": "moodle_exception", "errorcode": "x", "message": {"a": 1}},
+        {"exception": "moodle_exception", "errorcode": "x", "message": "m", "debuginfo": 10**30},
+    ],
+    ids=["exception-null", "errorcode-list", "message-object", "debuginfo-number"],
+)
+def test_odd_exception_body_is_an_invalid_remote_response(body: dict[str, object]) -> None:
+    """An exception body whose fields are not text names the function and the field, and raises nothing."""
+    error = map_exception("core_course_get_courses", body)
+    assert isinstance(error, InvalidRemoteResponse)
+    assert "core_course_get_courses" in str(error) and "ExceptionWire." in str(error)
+
+
+def test_huge_vendor_text_is_cut_after_scrubbing() -> None:
+    """A megabyte of message is cut; a secret in it is scrubbed before the cut, never half left."""
+    secret = "f" * 32
+    code, message = "x" * 90 + secret, "a" * 1990 + secret * 10
+    body = {"exception": "moodle_exception", "errorcode": code, "message": message}
+    error = map_exception("core_x", body, scrub=lambda text: text.replace(secret, "***"))
+    assert "fffff" not in str(error) and len(str(error)) < 1500
 
 
 def test_unclassified_is_a_remote_error() -> None:
