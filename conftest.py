@@ -27,6 +27,7 @@ import inspect
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +38,7 @@ from sybil.evaluators.python import pad
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 
 ROOT = Path(__file__).resolve().parent
+SHELL_TIMEOUT_S = 120.0
 SIM_SIZE = {"users": 20, "courses": 5, "enrollments": 40}
 
 
@@ -59,9 +61,15 @@ def _shell(example: Example, script: str) -> None:
     async def run() -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             "bash", "-c", "set -eu\n" + script, cwd=example.namespace["_cwd"], env=example.namespace["_env"],
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
         )
-        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), SHELL_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            # A block that never ends (a server): stop it and whatever it started, then fail.
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return -1, f"(still running after {SHELL_TIMEOUT_S} s: a block serving until stopped needs a skip)"
         return proc.returncode or 0, out.decode(errors="replace")
 
     # On the document's loop, so the simulators it serves answer while the commands run.
