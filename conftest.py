@@ -69,7 +69,7 @@ def _shell(example: Example, script: str) -> None:
             # A block that never ends (a server): stop it and whatever it started, then fail.
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
-            return -1, f"(still running after {SHELL_TIMEOUT_S} s: a block serving until stopped needs a skip)"
+            return -1, f"(still running after {SHELL_TIMEOUT_S} s: a block serving until stopped needs skip)"
         return proc.returncode or 0, out.decode(errors="replace")
 
     # On the document's loop, so the simulators it serves answer while the commands run.
