@@ -2,7 +2,9 @@
 """The two commands of the quick start, on a fresh machine with only Python 3 and pip.
 
     python3 dev.py demo    the main job: bundled simulators -> sync into SQLite -> actions and quirks
-    python3 dev.py test    every test (core + plugins), ruff, mypy --strict, and docs freshness
+    python3 dev.py test    every test (core + plugins), ruff, mypy --strict, and docs freshness; the
+                           PostgreSQL store tests start their own server when its binaries are
+                           installed (else they skip, saying how to get them)
 
 Both create ./.venv on first use and install the core, every plugin in plugins/ and (for tests) the dev
 tools into it; later runs reuse it.
@@ -81,7 +83,9 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_env(dev=True)
         failures = []
-        if run(BIN / "python", "-m", "pytest", *argv[2:], check=False):
+        # -rs: say why a test was skipped (the PostgreSQL store tests skip, saying how to get a server,
+        # when no PostgreSQL server binary is installed; .ci/run installs one).
+        if run(BIN / "python", "-m", "pytest", "-rs", *argv[2:], check=False):
             failures.append("pytest")
         if run(BIN / "ruff", "check", ".", check=False):
             failures.append("ruff")

@@ -1,8 +1,23 @@
-"""Incremental sync: a first full sync into SQLite, then a second one after 1% of records changed and 1%
-were removed.
+"""Incremental sync: a first full sync into a state store, then a second one after 1% of records changed
+and 1% were removed; SQLite and PostgreSQL side by side; many connections syncing into one PostgreSQL
+store at once.
 
-    python benchmarks/sync_incremental.py --json
+    python benchmarks/sync_incremental.py --json                       # SQLite, a temporary file
     python benchmarks/sync_incremental.py --json --scale 10
+    python benchmarks/sync_incremental.py --db postgresql://me@localhost/bench --json
+    python benchmarks/sync_incremental.py --compare --scales 1,10       # both stores, side by side
+    python benchmarks/sync_incremental.py --compare --concurrent 8 --json
+
+``--db`` takes a SQLite path or a PostgreSQL URL (each run uses a fresh schema ``lmsconnect_bench_*`` in
+it, dropped at the end). ``--compare`` runs SQLite and PostgreSQL at each of ``--scales``, each run in a
+process of its own (so that each peak RSS is its own), and prints them side by side; PostgreSQL is the
+``--db`` URL, or ``--pg URL``, or else a throwaway server this script starts (fsync on: commits cost what
+they cost on a real server) from the PostgreSQL binaries (``lmsconnect.testing._postgres``).
+
+``--concurrent N``: N processes, each syncing its own connection (a connection key of its own on the same
+simulated tenant) into one PostgreSQL store at once, while a consumer in this process reads
+``changes(since=cursor)`` and saves its cursor after each change. Prints the total records per second
+and whether the consumer missed or saw twice any change of the final log (it must not).
 
 The tenant is the Toy LMS example connector's simulator (docs/examples/toylms), scaled to 2,000 users,
 200 courses (each one course and one revision) and 20,000 progressions per ``--scale`` unit. It runs in a
@@ -18,7 +33,10 @@ their revision and progressions) and of the remaining progressions.
 The last line of ``--json`` output is one JSON object with ``first_sync_s``, ``second_sync_s``,
 ``changes_second_sync``, ``store_writes_per_s`` (rows the store wrote in the first sync, records plus
 change-log entries, per second spent in its transactions, serialisation included), ``peak_rss_mb`` (of
-this process: the sync and the store, not the simulator), and the details behind them. Memory must stay
+the syncing process: the sync and the store, not the simulator, nor a database server), and the details
+behind them, for the store ``--db`` names at ``--scale``; with ``--compare``, ``side_by_side`` (the same
+figures per store and scale); with ``--concurrent N``, ``concurrent_connections``, ``records_per_s``,
+``consumer_missed`` and ``consumer_doubled``. Memory must stay
 flat as the tenant grows: compare ``peak_rss_mb`` at ``--scale 1`` and ``--scale 10``. The core's
 ``make_id`` keeps an LRU cache of up to 65,536 ids; it is bounded, but it fills as the tenant grows (about
 25 MB when full), and ``make_id_cache_entries`` shows how full it is.
@@ -28,11 +46,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +61,7 @@ import anyio
 
 import lmsconnect
 from lmsconnect._store import open_store
+from lmsconnect._store_postgres import is_postgres_url
 from lmsconnect._sync import SyncReport, sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when a test loads this by path
@@ -173,8 +195,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 async def _measure(
     args: argparse.Namespace, simulator: SimulatorProcess, started: dict[str, Any]
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or str(Path(tmp) / "sync.sqlite")
+    with tempfile.TemporaryDirectory() as tmp, bench_store(args.db or str(Path(tmp) / "sync.sqlite")) as db:
         config = {**started["config"], "calls_per_second": args.calls_per_second}
         baseline_rss = peak_rss_mb()
         async with lmsconnect.connect("toylms", **config) as lms, open_store(db) as store:
@@ -183,9 +204,10 @@ async def _measure(
             mutations = json.loads(await simulator.ask("mutate"))
             second = await sync(lms, store, batch_size=args.batch_size)
             floor = lms.http.read_budget.floor_seconds(first.calls)
-        size_mb = (await anyio.Path(db).stat()).st_size / 1e6
+        size_mb = await store_mb(db)
     records_first = sum(m.read for m in first.models.values())
     return {
+        "store": "postgresql" if is_postgres_url(db) else "sqlite",
         "connector": "toylms",
         "scale": args.scale,
         "users": USERS * args.scale,
@@ -218,6 +240,161 @@ async def _measure(
     }
 
 
+# -- stores: a fresh PostgreSQL schema per run, a throwaway server when none is given ----------------------
+
+
+@contextlib.contextmanager
+def bench_store(db: str) -> Iterator[str]:
+    """`db` itself for SQLite; for PostgreSQL the URL with a fresh schema, dropped at the end."""
+    if not is_postgres_url(db):
+        yield db
+        return
+    import psycopg
+
+    schema = f"lmsconnect_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        yield f"{db}{'&' if '?' in db else '?'}schema={schema}"
+    finally:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def store_mb(db: str) -> float:
+    if not is_postgres_url(db):
+        return (await anyio.Path(db).stat()).st_size / 1e6
+    import psycopg
+
+    url, _, schema = db.rpartition("schema=")
+    async with await psycopg.AsyncConnection.connect(url.rstrip("?&"), autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+            (schema,),
+        )
+        row = await cur.fetchone()
+        return int(row[0]) / 1e6 if row else 0.0
+
+
+@contextlib.contextmanager
+def postgres_server(url: str | None) -> Iterator[str]:
+    """`url`, or a throwaway server's (fsync on) for the duration."""
+    if url:
+        yield url
+        return
+    from lmsconnect.testing._postgres import TemporaryPostgres
+
+    with TemporaryPostgres(fsync=True) as started:
+        yield started
+
+
+# -- many connections into one PostgreSQL store, and a consumer ----------------------------------------
+
+
+async def sync_worker(db: str, config: dict[str, Any], connection: str, batch_size: int) -> None:
+    """One of the --concurrent processes: a first sync of its connection; prints its figures."""
+    async with lmsconnect.connect("toylms", **config) as lms, open_store(db) as store:
+        report = await sync(lms, store, connection=connection, batch_size=batch_size)
+    records = sum(m.read for m in report.models.values())
+    print(json.dumps({"records": records, "duration_s": report.duration_s, "ok": report.ok}), flush=True)
+
+
+async def measure_concurrent(args: argparse.Namespace, pg_url: str) -> dict[str, Any]:
+    command = [
+        sys.executable, __file__, "--serve",
+        "--scale", str(args.scale), "--seed", str(args.seed), "--latency", str(args.latency),
+    ]  # fmt: skip
+    async with SimulatorProcess(command, timeout=None, interactive=True) as simulator:
+        config = {**simulator.config, "calls_per_second": args.calls_per_second}
+        with bench_store(pg_url) as db:
+            seen: list[tuple[int, str, str, str]] = []
+            async with open_store(db) as store:  # creates the schema before the workers race to
+                done = anyio.Event()
+
+                async def consume() -> None:
+                    cursor = 0  # saved after each change, as a consumer does with its own effect
+                    while True:
+                        finished = done.is_set()
+                        async for change in store.changes(since=cursor):
+                            seen.append((change.cursor, change.connection, change.id, change.kind.value))
+                            cursor = change.cursor
+                        if finished:
+                            return
+                        await anyio.sleep(0.05)
+
+                workers = [
+                    [sys.executable, __file__, "--sync-worker", db, json.dumps(config), f"tenant-{n}",
+                     str(args.batch_size)]
+                    for n in range(args.concurrent)
+                ]  # fmt: skip
+                results: list[dict[str, Any]] = []
+                started = time.monotonic()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(consume)
+
+                    async def work(cmd: list[str]) -> None:
+                        done_proc = await anyio.run_process(cmd, stderr=None)
+                        results.append(json.loads(done_proc.stdout.decode().strip().splitlines()[-1]))
+
+                    async with anyio.create_task_group() as procs:
+                        for cmd in workers:
+                            procs.start_soon(work, cmd)
+                    wall = time.monotonic() - started
+                    done.set()
+                log = [(c.cursor, c.connection, c.id, c.kind.value) async for c in store.changes()]
+    records = sum(r["records"] for r in results)
+    return {
+        "concurrent_connections": args.concurrent,
+        "concurrent_wall_s": round(wall, 3),
+        "concurrent_records": records,
+        "records_per_s": round(records / wall),
+        "concurrent_changes": len(log),
+        "consumer_missed": len(set(log) - set(seen)),
+        "consumer_doubled": len(seen) - len(set(seen)),
+        "concurrent_ok": all(r["ok"] for r in results),
+    }
+
+
+# -- SQLite and PostgreSQL side by side --------------------------------------------------------------
+
+
+SIDE_KEYS = ("first_sync_s", "second_sync_s", "changes_second_sync", "store_writes_per_s", "peak_rss_mb")
+
+
+def run_child(args: argparse.Namespace, db: str, scale: int) -> dict[str, Any]:
+    """One measurement in a process of its own (its peak RSS is its own); its --json line."""
+    import subprocess
+
+    command = [
+        sys.executable, __file__, "--json", "--scale", str(scale), "--db", db, "--seed", str(args.seed),
+        "--latency", str(args.latency), "--calls-per-second", str(args.calls_per_second),
+        "--batch-size", str(args.batch_size),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def compare(
+    args: argparse.Namespace, pg_url: str
+) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
+    """Each store at each scale: the side-by-side rows, and each run's full figures."""
+    rows = []
+    full: dict[tuple[str, int], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for scale in args.scales:
+            for name, db in (("sqlite", str(Path(tmp) / f"sync-{scale}.sqlite")), ("postgresql", pg_url)):
+                result = run_child(args, db, scale)
+                rows.append({"store": name, "scale": scale, **{k: result[k] for k in SIDE_KEYS}})
+                full[(name, scale)] = result
+                print(
+                    f"{name:<10} {scale:>3}x  first {result['first_sync_s']:>7.2f} s  second "
+                    f"{result['second_sync_s']:>7.2f} s  changes {result['changes_second_sync']:>6}  "
+                    f"{result['store_writes_per_s']:>7} writes/s  peak RSS {result['peak_rss_mb']:>6.1f} MB",
+                    flush=True,
+                )
+    return rows, full
+
+
 def _id_cache_entries() -> int | None:
     from lmsconnect._models import make_id
 
@@ -234,16 +411,51 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="simulated latency per call, seconds")
     parser.add_argument("--calls-per-second", type=int, default=2_000, help="the Toy connector's budget")
     parser.add_argument("--batch-size", type=int, default=500, help="records per store transaction")
-    parser.add_argument("--db", help="keep the SQLite store at this path (default: a temporary file)")
+    parser.add_argument(
+        "--db", help="the store: a SQLite path (kept) or a PostgreSQL URL (default: a temporary SQLite file)"
+    )
+    parser.add_argument("--compare", action="store_true", help="SQLite and PostgreSQL side by side")
+    parser.add_argument("--scales", default="1,10", help="the scales --compare runs (default 1,10)")
+    parser.add_argument("--pg", help="the PostgreSQL URL for --compare / --concurrent (default: --db if "
+                        "it is one, else a throwaway server)")
+    parser.add_argument("--concurrent", type=int, default=0, metavar="N",
+                        help="N processes syncing N connections into one PostgreSQL store at once")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sync-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.scales = [int(s) for s in args.scales.split(",")]
     if args.serve:
         asyncio.run(serve(args.scale, args.seed, args.latency))
         return
+    if args.sync_worker:
+        db, config, connection, batch = args.sync_worker
+        asyncio.run(sync_worker(db, json.loads(config), connection, int(batch)))
+        return
     started = time.monotonic()
-    result = asyncio.run(measure(args))
-    reports = result.pop("_reports")
+    pg_given = args.pg or (args.db if args.db and is_postgres_url(args.db) else None)
+    with contextlib.ExitStack() as stack:
+        pg_url = ""
+        if args.compare or args.concurrent:
+            pg_url = stack.enter_context(postgres_server(pg_given))
+        if args.compare:
+            side, full = compare(args, pg_url)
+            # The figures of the store --db names at --scale are one of the runs just made.
+            engine = "postgresql" if pg_given and args.db == pg_given else "sqlite"
+            result = full.get((engine, args.scale)) or asyncio.run(measure(args))
+            result["side_by_side"] = side
+        else:
+            result = asyncio.run(measure(args))
+        if args.concurrent:
+            concurrent = asyncio.run(measure_concurrent(args, pg_url))
+            print(
+                f"{args.concurrent} connections into one PostgreSQL store: {concurrent['records_per_s']} "
+                f"records/s over {concurrent['concurrent_wall_s']} s; consumer missed "
+                f"{concurrent['consumer_missed']}, doubled {concurrent['consumer_doubled']} of "
+                f"{concurrent['concurrent_changes']} changes"
+            )
+            result.update(concurrent)
+    reports = result.pop("_reports", [])
     for text in reports:
         print(text)
     print(

@@ -56,7 +56,17 @@ from ._models import (
     UserStatus,
 )
 from ._registry import ConnectorInfo
-from ._store import Change, ChangeKind, SQLiteStore, StateStore, StoreError, SyncInProgress, open_store
+from ._store import (
+    Change,
+    ChangeKind,
+    DeletionGuard,
+    PostgresStore,
+    SQLiteStore,
+    StateStore,
+    StoreError,
+    SyncInProgress,
+    open_store,
+)
 from ._sync import ModelReport, SyncProgress, SyncReport, sync
 
 __version__ = "0.1.0"
@@ -81,6 +91,7 @@ __all__ = [
     "CourseRevision",
     "CourseType",
     "DeactivateCourse",
+    "DeletionGuard",
     "DestructiveActionRefused",
     "EnrollUser",
     "HttpOptions",
@@ -95,6 +106,7 @@ __all__ = [
     "NotSupported",
     "PermissionDenied",
     "PluginLoadError",
+    "PostgresStore",
     "ProgressionStatus",
     "RateLimited",
     "RemoteError",

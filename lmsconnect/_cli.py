@@ -448,6 +448,11 @@ async def _cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
             )
     from ._api import connect
 
+    confirm: bool | list[str] = False
+    if args.confirm_deletions == "all":
+        confirm = True
+    elif args.confirm_deletions:
+        confirm = [m.strip() for m in args.confirm_deletions.split(",") if m.strip()]
     async with connect(args.slug, **config) as lms:
         await _probe(lms, models)
     return await cli_sync(
@@ -459,6 +464,7 @@ async def _cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
         connection=args.connection,
         models=models,
         as_json=args.json,
+        confirm_deletions=confirm,
     )
 
 
@@ -482,6 +488,7 @@ exit codes:
   1    ran, but partly failed: a model's read failed (sync), problems found (check),
        the vendor answered >= 400 (passthrough), a plugin is broken (plugins), pages stale (docs --check)
   2    could not run: a usage, configuration or credentials mistake, or the vendor could not be reached
+  3    sync: every read completed but the mass-deletion guard held deletions (see --confirm-deletions)
   70   internal error (a bug): rerun with --debug for the traceback and report it
   130  interrupted"""
 
@@ -605,7 +612,8 @@ def _parser() -> argparse.ArgumentParser:
                 "a wrong key is reported once.")
     p.add_argument("slug", help=slug_help)
     _add_config_options(p)
-    p.add_argument("--db", required=True, metavar="PATH", help="the SQLite state store (created if missing)")
+    p.add_argument("--db", required=True, metavar="PATH|URL",
+                   help="the state store: a SQLite file (created if missing) or postgresql://user@host/db")
     p.add_argument("--connection", metavar="NAME",
                    help="the connection's name in the store (default: derived from slug and config)")
     p.add_argument("--models", metavar="M1,M2",
@@ -613,11 +621,22 @@ def _parser() -> argparse.ArgumentParser:
                    "supported one)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object, no progress")
     p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument(
+        "--confirm-deletions", nargs="?", const="all", metavar="MODELS",
+        help="accept deletions the mass-deletion guard held (SYNC.DELETIONS_HELD): for the models "
+        "given (comma-separated, e.g. users,courses) or, without a value, for every model",
+    )
+    p.add_argument(
+        "--confirm-deletions", nargs="?", const="all", metavar="MODELS",
+        help="accept deletions the mass-deletion guard held (SYNC.DELETIONS_HELD): for the models "
+        "given (comma-separated, e.g. users,courses) or, without a value, for every model",
+    )
 
     p = command("changes", "print the change feed of a store",
                 "Print the changes (created, updated, deleted) recorded by syncs after a cursor; the last "
                 "line says the cursor to pass as --since next time.")
-    p.add_argument("--db", required=True, metavar="PATH", help="the state store a sync wrote")
+    p.add_argument("--db", required=True, metavar="PATH|URL",
+                   help="the state store a sync wrote: a SQLite file or postgresql://user@host/db")
     p.add_argument("--since", type=int, default=0, metavar="CURSOR",
                    help="print changes after this cursor (default 0: from the start)")
     p.add_argument("--connection", metavar="NAME", help="only this connection's changes")

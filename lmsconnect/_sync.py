@@ -13,7 +13,8 @@ How a run goes (docs/sync.md has the semantics a consumer relies on):
 3. read the models concurrently (each within the connector's own rate budgets), and apply each batch of
    records in one transaction that upserts them and appends their ``created`` / ``updated`` changes;
 4. when a model's read completed, mark what the run did not see as deleted, in one transaction with the
-   model's "complete" mark; a model whose read failed marks nothing deleted;
+   model's "complete" mark; a model whose read failed marks nothing deleted, and neither does one whose
+   deletions the mass-deletion guard holds (`DeletionGuard`) until ``confirm_deletions`` accepts them;
 5. close the run and release the lock.
 
 Every step is idempotent against a re-run of the same run: a record already applied compares equal and
@@ -36,15 +37,17 @@ from typing import Any, Final, Literal, TextIO
 import anyio
 import attrs
 
+from ._changefeed import DELETIONS_HELD, DeletionGuard, resolve_model
 from ._connector import Connector
 from ._errors import ConfigurationError, LMSConnectError
-from ._models import MODELS, ModelName, Record, model_name
+from ._models import MODELS, ModelName, Record
 from ._store import (
     StateStore,
     StoreError,
     SyncInProgress,
     open_store,
 )
+from ._store_postgres import is_postgres_url
 
 __all__ = [
     "ModelReport",
@@ -75,6 +78,7 @@ class SyncProgress:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    held_deletions: int = 0
     error: str | None = None
     # Set while the read waits for the connection's rate budget (a spent hourly plan budget): until when.
     waiting_until: dt.datetime | None = None
@@ -87,6 +91,9 @@ class ModelReport:
 
     ``status`` is ``complete``, ``failed`` (read failed part-way: nothing was marked deleted), or
     ``skipped`` (a resumed run had already completed this model before it was interrupted).
+    ``held_deletions`` > 0: the read was complete, but the mass-deletion guard kept that many unseen
+    records from being marked deleted (``code`` is ``SYNC.DELETIONS_HELD``); confirm them with
+    ``sync(..., confirm_deletions=[model])`` once you know they are really gone.
     """
 
     model: ModelName
@@ -96,7 +103,14 @@ class ModelReport:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
+    held_deletions: int = 0
     error: str | None = None
+    detail: str | None = None
+
+    @property
+    def code(self) -> str | None:
+        """``SYNC.DELETIONS_HELD`` when the guard held deletions back, else None."""
+        return DELETIONS_HELD if self.held_deletions else None
 
 
 @attrs.frozen(kw_only=True)
@@ -122,6 +136,12 @@ class SyncReport:
         return tuple(k for k, m in self.models.items() if m.status == "failed")
 
     @property
+    def held(self) -> dict[str, int]:
+        """Models whose deletions the mass-deletion guard held back (``SYNC.DELETIONS_HELD``), with how
+        many records each; confirm with ``sync(..., confirm_deletions=list(report.held))``."""
+        return {k: m.held_deletions for k, m in self.models.items() if m.held_deletions}
+
+    @property
     def totals(self) -> dict[str, int]:
         """Changes recorded by the run, per kind."""
         return {k: sum(getattr(m, k) for m in self.models.values()) for k in _KINDS}
@@ -136,7 +156,9 @@ class SyncReport:
             "duration_s": round(self.duration_s, 3),
             "store_writes": self.store_writes,
             "totals": self.totals,
-            "models": {k: attrs.asdict(m) for k, m in self.models.items()},
+            "held_deletions": self.held,
+            "codes": sorted({m.code for m in self.models.values() if m.code}),
+            "models": {k: {**attrs.asdict(m), "code": m.code} for k, m in self.models.items()},
         }
 
     def summary_table(self) -> str:
@@ -172,6 +194,13 @@ class SyncReport:
         for m in self.models.values():
             if m.error:
                 out.append(f"{m.model} failed: {m.error} (nothing was marked deleted)")
+            if m.held_deletions:
+                out.append(
+                    f"{m.model}: {m.held_deletions} deletions held ({DELETIONS_HELD}): "
+                    f"{m.detail or 'the mass-deletion guard held them'}; nothing was marked deleted. "
+                    f"If they are really gone: --confirm-deletions {m.model} "
+                    f"(sync(..., confirm_deletions=[{m.model!r}]))"
+                )
         out.append(
             f"run {self.run_id}{' (resumed)' if self.resumed else ''} of {self.connection}: "
             f"{self.calls} HTTP calls, {self.duration_s:.2f} s"
@@ -198,9 +227,11 @@ def _model_keys(
     caps = connector.capabilities.models
     if models is None:
         return [k for k in MODELS if k in caps and caps[k].supported]
+    if isinstance(models, str):
+        models = [models]  # type: ignore[list-item]  # one key given bare: checked by resolve_model
     keys = []
     for m in models:
-        key = model_name(m)
+        key = resolve_model(m)
         connector.capabilities.require_model(key)
         if key not in keys:
             keys.append(key)
@@ -211,12 +242,18 @@ class _Run:
     """The mutable state of one sync call (kept off the public report, which is frozen)."""
 
     def __init__(
-        self, store: StateStore, owner: str, batch_size: int, progress: ProgressCallback | None
+        self,
+        store: StateStore,
+        owner: str,
+        batch_size: int,
+        progress: ProgressCallback | None,
+        guards: Mapping[ModelName, DeletionGuard | None],
     ) -> None:
         self.store = store
         self.owner = owner
         self.batch_size = batch_size
         self.progress = progress
+        self.guards = guards
         self.reports: dict[str, ModelReport] = {}
         self.writes = 0
         self.store_s = 0.0
@@ -273,10 +310,22 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-    deleted = await state.store.finish_model(run, key, complete=error is None, error=error, owner=state.owner)
+    guard = state.guards.get(key)
+    finish = await state.store.finish_model(
+        run, key, complete=error is None, error=error, owner=state.owner, guard=guard
+    )
+    deleted = finish.deleted
     status: ModelStatus = "complete" if error is None else "failed"
     state.writes += 2 * deleted
-    state.reports[key] = ModelReport(model=key, status=status, read=read, unchanged=unchanged, error=error)
+    detail = None
+    if finish.held and guard is not None:
+        detail = (
+            f"{finish.held} of {finish.stored} stored records were missing from the read, "
+            f"{guard.describe()} the guard allows"
+        )
+    state.reports[key] = ModelReport(
+        model=key, status=status, read=read, unchanged=unchanged, error=error, detail=detail
+    )
     await state.tell(
         SyncProgress(
             model=key,
@@ -286,6 +335,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             updated=updated,
             unchanged=unchanged,
             deleted=deleted,
+            held_deletions=finish.held,
             error=error,
         )
     )
@@ -342,6 +392,8 @@ async def sync(
     batch_size: int = 500,
     wait: float = 0.0,
     lease_s: float = 60.0,
+    deletion_guard: DeletionGuard | None = DeletionGuard(),  # noqa: B008 - frozen, never mutated
+    confirm_deletions: bool | Iterable[ModelName | type[Record]] = False,
 ) -> SyncReport:
     """Read every model `connector` supports into `store` and record what changed.
 
@@ -354,10 +406,23 @@ async def sync(
     ``connection`` names the connection in the store (default: `connection_key`). A second sync of the
     same connection waits up to ``wait`` seconds for the first, then raises `SyncInProgress`. The
     connector is opened (and closed again) if it is not open yet.
+
+    The mass-deletion guard: when a complete read would mark more of a model's stored records deleted
+    than ``deletion_guard`` allows (default: more than 10 % and more than 10 records), none of that
+    model's records is marked deleted and its report says ``SYNC.DELETIONS_HELD``. ``confirm_deletions``
+    accepts them: ``True`` for every model, or the models (classes or keys) an operator checked.
+    ``deletion_guard=None`` turns the guard off.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     keys = _model_keys(connector, models)
+    if confirm_deletions is True or deletion_guard is None:
+        confirmed = set(keys)
+    elif confirm_deletions is False:
+        confirmed = set()
+    else:
+        confirmed = set(_model_keys(connector, confirm_deletions))
+    guards = {k: None if k in confirmed else deletion_guard for k in keys}
     key = connection or connection_key(connector)
     owner = uuid.uuid4().hex
     started = time.monotonic()
@@ -372,7 +437,7 @@ async def sync(
         await _acquire(store, key, owner, wait=wait, lease_s=lease_s)
         try:
             run = await store.begin_run(key, slug=connector.slug, owner=owner)
-            state = _Run(store, owner, batch_size, progress)
+            state = _Run(store, owner, batch_size, progress, guards)
             todo = [k for k in keys if k not in run.complete_models]
             for k in keys:
                 if k in run.complete_models:
@@ -416,6 +481,7 @@ async def sync(
                 created=got.get("created", 0),
                 updated=got.get("updated", 0),
                 deleted=got.get("deleted", 0),
+                held_deletions=got.get("held", 0),
             )
         return SyncReport(
             connection=key,
@@ -466,6 +532,8 @@ class _ProgressDisplay:
             f"{p.model:<{self.width}}  {p.status:<8}  {p.read:>8,} read  +{p.created:,} created  "
             f"~{p.updated:,} updated  -{p.deleted:,} deleted"
         )
+        if p.held_deletions:
+            text += f"  {p.held_deletions:,} deletions held ({DELETIONS_HELD})"
         if p.error:
             text += f"  ({p.error})"
         if p.waiting_until is not None and p.status == "reading":
@@ -498,17 +566,22 @@ async def cli_sync(
     connection: str | None = None,
     models: Sequence[str] | None = None,
     as_json: bool = False,
+    confirm_deletions: bool | Sequence[str] = False,
 ) -> int:
-    """``lmsconnect sync SLUG --config-json JSON --db PATH``: live progress per model, then a summary.
+    """``lmsconnect sync SLUG --config-json JSON --db PATH|URL``: live progress per model, then a summary.
 
     Exit codes: 0 every model synced; 1 some model's read failed (the others are recorded, nothing of
-    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store).
+    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store); 3 every
+    read completed but the mass-deletion guard held some model's deletions (``SYNC.DELETIONS_HELD``;
+    rerun with ``--confirm-deletions MODEL`` to accept them).
     """
     from ._api import connect
 
     try:
         lms = connect(slug, **dict(config))
         keys = _model_keys(lms, models)  # type: ignore[arg-type]
+        if not isinstance(confirm_deletions, bool):
+            _model_keys(lms, confirm_deletions)  # type: ignore[arg-type]  # refused before any call
     except LMSConnectError as exc:
         out.write(f"error: {exc}\n")
         return 2
@@ -521,6 +594,7 @@ async def cli_sync(
                 models=keys,
                 connection=connection,
                 progress=display if progress and not as_json else None,
+                confirm_deletions=confirm_deletions,  # type: ignore[arg-type]
             )
     except LMSConnectError as exc:
         out.write(f"error: {exc}\n")
@@ -529,7 +603,9 @@ async def cli_sync(
         out.write(json.dumps(report.to_dict()) + "\n")
     else:
         out.write("\n" + report.summary_table())
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    return 3 if report.held else 0
 
 
 async def cli_changes(
@@ -541,12 +617,12 @@ async def cli_changes(
     connection: str | None = None,
     limit: int | None = None,
 ) -> int:
-    """``lmsconnect changes --db PATH [--since CURSOR] [--json]``: the change log after a cursor.
+    """``lmsconnect changes --db PATH|URL [--since CURSOR] [--json]``: the change log after a cursor.
 
     ``--json`` writes one JSON object per line (JSON Lines, streamable); the text form ends with the
     cursor to pass as ``--since`` next time. Exit code 2 when the database does not exist.
     """
-    if db != ":memory:" and not await anyio.Path(db).exists():
+    if db != ":memory:" and not is_postgres_url(db) and not await anyio.Path(db).exists():
         out.write(f"error: no store at {db!r} (run `lmsconnect sync` first)\n")
         return 2
     count = 0

@@ -16,21 +16,27 @@ from lmsconnect_toylms import ToyConnector
 from lmsconnect_toylms.testing import ToySimulator
 
 import lmsconnect
-from lmsconnect import Course, CourseProgression, CourseRevision, NotSupported, RemoteError, User
-from lmsconnect._store import ChangeKind, SQLiteStore, StateStore, SyncInProgress, open_store
+from lmsconnect import (
+    Course,
+    CourseProgression,
+    CourseRevision,
+    DeletionGuard,
+    InvalidInput,
+    NotSupported,
+    RemoteError,
+    User,
+)
+from lmsconnect._cli import main as cli_main
+from lmsconnect._store import ChangeKind, StateStore, SyncInProgress, open_store
 from lmsconnect._sync import SyncProgress, _ProgressDisplay, cli_changes, cli_sync, connection_key, sync
+
+Store = Any  # the `store` fixture of conftest: each test runs against every engine
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ToySimulator]:
     async with ToySimulator(users=130, courses=8, enrollments=200, seed=3) as simulator:
         yield simulator
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[SQLiteStore]:
-    async with open_store(":memory:") as s:
-        yield s
 
 
 def toy(sim: ToySimulator, **kwargs: Any) -> lmsconnect.Connector[Any]:
@@ -46,7 +52,7 @@ async def by_remote(store: StateStore, model: Any) -> dict[str, Any]:
 
 
 class TestFirstSync:
-    async def test_every_record_is_created_once(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_every_record_is_created_once(self, sim: ToySimulator, store: Store) -> None:
         """A first sync records one `created` change per record of every supported model."""
         report = await sync(toy(sim), store)
         assert report.ok and not report.resumed
@@ -59,7 +65,7 @@ class TestFirstSync:
         assert {k for k, _, _ in log} == {"created"}
 
     async def test_records_read_back_with_changed_at_and_remote_data(
-        self, sim: ToySimulator, store: SQLiteStore
+        self, sim: ToySimulator, store: Store
     ) -> None:
         """store.list streams typed records with changed_at set, remote_deleted_at unset, raw payload kept."""
         await sync(toy(sim), store)
@@ -73,7 +79,7 @@ class TestFirstSync:
         revisions = await by_remote(store, "course_revisions")
         assert all(isinstance(r, CourseRevision) for r in revisions.values())
 
-    async def test_report_counts_calls_and_time(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_report_counts_calls_and_time(self, sim: ToySimulator, store: Store) -> None:
         """The report gives HTTP calls made (what the simulator received) and the time taken."""
         before = sim.calls
         report = await sync(toy(sim), store)
@@ -89,7 +95,7 @@ class TestFirstSync:
 
 
 class TestIncremental:
-    async def test_unchanged_records_keep_changed_at(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_unchanged_records_keep_changed_at(self, sim: ToySimulator, store: Store) -> None:
         """A second sync of an unchanged tenant records no change and keeps every changed_at."""
         await sync(toy(sim), store)
         first = {m: await by_remote(store, m) for m in (User, Course, CourseRevision, CourseProgression)}
@@ -106,7 +112,7 @@ class TestIncremental:
             }
 
     async def test_edited_record_gets_new_changed_at_and_one_update(
-        self, sim: ToySimulator, store: SQLiteStore
+        self, sim: ToySimulator, store: Store
     ) -> None:
         """Editing a unified field gives that record, and only it, a new changed_at and one `updated`."""
         await sync(toy(sim), store)
@@ -127,7 +133,7 @@ class TestIncremental:
         assert len(await by_remote(store, User)) == 130
 
     async def test_raw_only_change_is_stored_without_an_update(
-        self, sim: ToySimulator, store: SQLiteStore
+        self, sim: ToySimulator, store: Store
     ) -> None:
         """A vendor field we do not map changes remote_data but neither changed_at nor the change log."""
         await sync(toy(sim), store)
@@ -142,7 +148,7 @@ class TestIncremental:
         assert after["9"].remote_data == {"/api/users": sim.users[9]}
 
     async def test_removed_record_gets_remote_deleted_at_and_one_delete(
-        self, sim: ToySimulator, store: SQLiteStore
+        self, sim: ToySimulator, store: Store
     ) -> None:
         """A record missing from a complete read gets remote_deleted_at and exactly one `deleted`."""
         await sync(toy(sim), store)
@@ -161,7 +167,7 @@ class TestIncremental:
         assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
         assert len(await by_remote(store, User)) == 130
 
-    async def test_reappearing_record_is_created_again(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_reappearing_record_is_created_again(self, sim: ToySimulator, store: Store) -> None:
         """A deleted record that comes back loses remote_deleted_at and is announced as `created`."""
         await sync(toy(sim), store)
         saved = sim.users.pop(12)
@@ -173,7 +179,7 @@ class TestIncremental:
         back = (await by_remote(store, User))["12"]
         assert back.remote_deleted_at is None
 
-    async def test_new_enrollment_and_deleted_course(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_new_enrollment_and_deleted_course(self, sim: ToySimulator, store: Store) -> None:
         """The demo's story: a course removed and a new enrolment show up in the feed."""
         async with toy(sim) as lms:
             await sync(lms, store)
@@ -193,10 +199,10 @@ class TestIncremental:
 
 class TestChangeFeed:
     async def test_consumer_polling_during_a_sync_sees_every_change_once(
-        self, sim: ToySimulator, tmp_path: Path
+        self, sim: ToySimulator, store_location: str
     ) -> None:
         """A consumer reading `since=cursor` while a sync writes gets every change exactly once, in order."""
-        async with open_store(tmp_path / "feed.db") as store, open_store(tmp_path / "feed.db") as reader:
+        async with open_store(store_location) as store, open_store(store_location) as reader:
             seen: list[int] = []
             one_consumer = anyio.Lock()  # progress arrives from the concurrent model readers
 
@@ -228,7 +234,7 @@ class FlakyToy(ToyConnector):
 
 
 class TestFailedRead:
-    async def test_partial_read_marks_nothing_deleted(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_partial_read_marks_nothing_deleted(self, sim: ToySimulator, store: Store) -> None:
         """A model whose read fails part-way records what it read, marks nothing deleted, and says so."""
         key = "toy-flaky"
         await sync(toy(sim), store, connection=key)
@@ -256,13 +262,87 @@ class TestFailedRead:
         assert ("deleted", "users", "20") in after and ("updated", "users", "100") in after
 
 
+class TestMassDeletionGuard:
+    async def test_wrong_answer_listing_one_user_deletes_nothing(
+        self, sim: ToySimulator, store: Store
+    ) -> None:
+        """A complete read that lost most users (a well-formed but wrong answer) marks none deleted, records
+        no `deleted`, and the report says SYNC.DELETIONS_HELD with the counts."""
+        await sync(toy(sim), store)
+        cursor = await store.last_cursor()
+        for u in list(sim.users)[1:]:
+            del sim.users[u]
+        report = await sync(toy(sim), store)
+        users = report.models["users"]
+        assert users.status == "complete" and users.deleted == 0 and users.held_deletions == 129
+        assert users.code == "SYNC.DELETIONS_HELD" and report.held == {"users": 129}
+        assert not [c async for c in store.changes(since=cursor) if c.kind is ChangeKind.DELETED]
+        assert len([u async for u in store.list(User, include_deleted=False)]) == 130
+        table = report.summary_table()
+        assert "129 deletions held (SYNC.DELETIONS_HELD)" in table and "129 of 130 stored" in table
+        assert "--confirm-deletions users" in table
+        assert report.to_dict()["codes"] == ["SYNC.DELETIONS_HELD"]
+
+    async def test_confirmation_accepts_them(self, sim: ToySimulator, store: Store) -> None:
+        """confirm_deletions=[model] lets the same read mark them deleted, each once."""
+        await sync(toy(sim), store)
+        for u in list(sim.users)[1:]:
+            del sim.users[u]
+        assert (await sync(toy(sim), store)).held == {"users": 129}
+        cursor = await store.last_cursor()
+        report = await sync(toy(sim), store, confirm_deletions=[User])
+        assert report.models["users"].deleted == 129 and report.held == {}
+        log = [c async for c in store.changes(since=cursor)]
+        assert len(log) == 129 and {c.kind for c in log} == {ChangeKind.DELETED}
+
+    async def test_small_churn_and_custom_guard(self, sim: ToySimulator, store: Store) -> None:
+        """Ordinary churn passes the default guard; a stricter guard holds it; None turns it off."""
+        await sync(toy(sim), store)
+        for u in (1, 2, 3):
+            del sim.users[u]
+        strict = DeletionGuard(max_ratio=0.01, floor=2)
+        assert (await sync(toy(sim), store, deletion_guard=strict)).held == {"users": 3}
+        assert (await sync(toy(sim), store)).models["users"].deleted == 3
+        for u in range(4, 40):
+            del sim.users[u]
+        assert (await sync(toy(sim), store, deletion_guard=None)).models["users"].deleted == 36
+
+    async def test_cli_exit_3_then_confirm_flag(self, sim: ToySimulator, tmp_path: Path) -> None:
+        """The CLI prints the held deletions with the code and exits 3; --confirm-deletions users accepts."""
+        db = str(tmp_path / "cli.db")
+        config = json.dumps({**sim.connect_config, "calls_per_second": 1000})
+        argv = ["sync", "toylms", "--config-json", config, "--db", db, "--quiet"]
+
+        async def cli(*extra: str) -> tuple[int, str]:
+            out = io.StringIO()  # the CLI runs its own event loop: in a thread, beside the simulator's
+            code = await anyio.to_thread.run_sync(cli_main, [*argv, *extra], out)
+            return code, out.getvalue()
+
+        assert (await cli())[0] == 0
+        for u in list(sim.users)[5:]:
+            del sim.users[u]
+        code, text = await cli()
+        assert code == 3 and "125 deletions held (SYNC.DELETIONS_HELD)" in text
+        code, text = await cli("--confirm-deletions", "users")
+        assert code == 0 and "held" not in text, text
+        assert (await cli("--confirm-deletions", "userz"))[0] == 2
+
+    async def test_unknown_model_is_invalid_input(self, sim: ToySimulator, store: Store) -> None:
+        """sync(models=...) and confirm_deletions refuse an unknown model name with InvalidInput."""
+        with pytest.raises(InvalidInput, match="unknown model 'userz'"):
+            await sync(toy(sim), store, models=["userz"])
+        with pytest.raises(InvalidInput, match="unknown model"):
+            await sync(toy(sim), store, confirm_deletions=["userz"])
+        assert await store.connections() == []
+
+
 class TestConcurrency:
-    async def test_second_sync_of_same_connection_fails_clearly(self, tmp_path: Path) -> None:
+    async def test_second_sync_of_same_connection_fails_clearly(self, store_location: str) -> None:
         """While a sync runs, a second sync of the same connection raises SyncInProgress naming the holder."""
         async with (
             ToySimulator(users=400, courses=4, enrollments=20, latency=0.03) as sim,
-            open_store(tmp_path / "s.db") as one,
-            open_store(tmp_path / "s.db") as two,
+            open_store(store_location) as one,
+            open_store(store_location) as two,
         ):
             errors: list[BaseException] = []
             running = anyio.Event()
@@ -283,12 +363,12 @@ class TestConcurrency:
             log = await changes(one)
             assert len(log) == len(set(log)) == 400 + 4 + 4 + len(sim.enrollments)
 
-    async def test_second_sync_waits_when_asked(self, tmp_path: Path) -> None:
+    async def test_second_sync_waits_when_asked(self, store_location: str) -> None:
         """With wait=, the second sync runs after the first; the change log holds each change once."""
         async with (
             ToySimulator(users=400, courses=4, enrollments=20, latency=0.03) as sim,
-            open_store(tmp_path / "s.db") as one,
-            open_store(tmp_path / "s.db") as two,
+            open_store(store_location) as one,
+            open_store(store_location) as two,
         ):
             reports = []
             running = anyio.Event()
@@ -307,16 +387,19 @@ class TestConcurrency:
             log = await changes(one)
             assert len(log) == len(set(log)) == 408 + len(sim.enrollments)
 
-    async def test_lock_held_by_another_process(self, sim: ToySimulator, tmp_path: Path) -> None:
+    async def test_lock_held_by_another_process(self, sim: ToySimulator, store_location: str) -> None:
         """A sync holding the lock in another process makes ours fail with its pid; once it is gone
-        (killed, lease never released), ours takes over at once."""
-        db = tmp_path / "s.db"
+        (killed, lease never released), ours takes over: at once on SQLite (same host, pid gone), after
+        the lease on PostgreSQL (which cannot trust hosts and pids)."""
+        db = store_location
+        postgres = db.startswith("postgresql://")
+        lease = 2 if postgres else 3600
         code = (
             "import asyncio, sys\n"
             "from lmsconnect._store import open_store\n"
             "async def main():\n"
             "    async with open_store(sys.argv[1]) as s:\n"
-            "        assert await s.acquire_lock('shared', 'other', lease_s=3600) is None\n"
+            f"        assert await s.acquire_lock('shared', 'other', lease_s={lease}) is None\n"
             "        print('locked', flush=True)\n"
             "        sys.stdin.read()\n"
             "asyncio.run(main())\n"
@@ -329,10 +412,10 @@ class TestConcurrency:
                     await sync(toy(sim), store, connection="shared")
                 proc.kill()
                 await proc.wait()
-                report = await sync(toy(sim), store, connection="shared")
+                report = await sync(toy(sim), store, connection="shared", wait=10 if postgres else 0)
                 assert report.ok and report.totals["created"] == 146 + len(sim.enrollments)
 
-    async def test_other_connections_are_not_blocked(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_other_connections_are_not_blocked(self, sim: ToySimulator, store: Store) -> None:
         """The lock is per connection: two tenants sync into one store at once."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: sync(toy(sim), store, connection="a"))
@@ -343,10 +426,10 @@ class TestConcurrency:
 
 
 class TestResume:
-    async def test_cancelled_sync_resumes_with_the_same_change_log(self, tmp_path: Path) -> None:
+    async def test_cancelled_sync_resumes_with_the_same_change_log(self, store_location: str) -> None:
         """A sync cut off mid-run is resumed by the next one: same log as a clean run, nothing twice."""
 
-        async def scenario(path: Path, cut: float | None) -> list[tuple[str, str, str]]:
+        async def scenario(path: str, cut: float | None) -> list[tuple[str, str, str]]:
             async with (
                 ToySimulator(users=300, courses=6, enrollments=150, seed=5, latency=0.01) as sim,
                 open_store(path) as store,
@@ -365,8 +448,8 @@ class TestResume:
                 assert report.resumed is (cut is not None)
                 return await changes(store)
 
-        clean = await scenario(tmp_path / "clean.db", None)
-        cut = await scenario(tmp_path / "cut.db", 0.08)
+        clean = await scenario(store_location, None)
+        cut = await scenario(store_location + "cut", 0.08)  # another file, or another schema
 
         def per_model(log: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str, str]]]:
             out: dict[str, list[tuple[str, str, str]]] = {}
@@ -376,7 +459,7 @@ class TestResume:
 
         assert per_model(cut) == per_model(clean)
 
-    async def test_resumed_run_skips_models_it_completed(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_resumed_run_skips_models_it_completed(self, sim: ToySimulator, store: Store) -> None:
         """A run stopped after some models completed resumes with only the others; the report says so."""
 
         class Stop(Exception):
@@ -399,7 +482,7 @@ class TestResume:
 
 
 class TestProgressAndModels:
-    async def test_progress_reports_each_model(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_progress_reports_each_model(self, sim: ToySimulator, store: Store) -> None:
         """The callback hears each model while it reads and once at its end (sync or async callbacks)."""
         events: list[SyncProgress] = []
 
@@ -412,7 +495,7 @@ class TestProgressAndModels:
         assert ends["users"].read == 130 and ends["users"].created == 130
         assert any(e.status == "reading" and e.model == "users" for e in events)
 
-    async def test_models_subset_and_unsupported(self, sim: ToySimulator, store: SQLiteStore) -> None:
+    async def test_models_subset_and_unsupported(self, sim: ToySimulator, store: Store) -> None:
         """models= restricts the run; a model the table lacks raises NotSupported before any call."""
         report = await sync(toy(sim), store, models=[User])
         assert list(report.models) == ["users"]
@@ -445,9 +528,12 @@ class TestCli:
         code = await cli_sync("toylms", {"token": "s3cret"}, str(tmp_path / "x.db"), out=out)
         assert code == 2 and "error:" in out.getvalue() and "s3cret" not in out.getvalue()
 
-    async def test_cli_changes_text_and_json(self, sim: ToySimulator, tmp_path: Path) -> None:
-        """cli_changes lists changes after a cursor, as text with the next cursor or as JSON lines."""
-        db = str(tmp_path / "cli.db")
+    async def test_cli_changes_text_and_json(
+        self, sim: ToySimulator, tmp_path: Path, store_location: str
+    ) -> None:
+        """cli_sync and cli_changes work with either store (--db PATH or URL): changes after a cursor, as
+        text with the next cursor or as JSON lines."""
+        db = store_location
         config = {**sim.connect_config, "calls_per_second": 1000}
         assert await cli_sync("toylms", config, db, out=io.StringIO(), progress=False) == 0
         out = io.StringIO()
@@ -469,7 +555,7 @@ def test_change_kind_values() -> None:
 
 
 class TestRateBudgetWaits:
-    async def test_a_long_wait_shows_in_progress_and_the_cli_display(self, store: SQLiteStore) -> None:
+    async def test_a_long_wait_shows_in_progress_and_the_cli_display(self, store: Store) -> None:
         """A budget wait over report_wait_s reaches the progress callback and the CLI display."""
         async with ToySimulator(users=130, courses=2, enrollments=2) as small:
             lms = lmsconnect.connect("toylms", **small.connect_config, calls_per_second=2,
@@ -489,7 +575,7 @@ class TestRateBudgetWaits:
         assert events[-1].waiting_until is None and events[-1].status == "complete"
 
     async def test_a_wait_over_max_wait_fails_the_model_and_deletes_nothing(
-        self, sim: ToySimulator, store: SQLiteStore
+        self, sim: ToySimulator, store: Store
     ) -> None:
         """Past max_wait_s the read raises RateLimited: that model fails, and no record is marked deleted."""
         await sync(toy(sim), store, connection="toy")

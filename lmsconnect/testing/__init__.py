@@ -7,6 +7,14 @@
 `SimulatorServer` is the base class plugin simulators build on: it owns the aiohttp lifecycle (start,
 stop, ``async with``, ``url``); a simulator supplies ``make_app()``.
 
+Tests that attack: `HostileProxy` sits between a connector and its simulator and breaks about a third of
+the answers, reproducibly for a seed; `WitnessServer` records any request sent off the configured origin;
+`fuzz_connector` runs a connector's whole public API through both and counts what went wrong
+(`FuzzReport`)::
+
+    report = await lmsconnect.testing.fuzz_connector("moodle", seeds=[1, 2])
+    assert report.clean, report.summary()
+
 The conformance kit (`ConformanceSuite`) needs pytest; it is imported lazily so that the simulator helpers
 work without it.
 """
@@ -20,12 +28,27 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .._errors import ConfigurationError
 from .._registry import registry
+from ._fuzz import Failure, FuzzReport, fuzz_connector
+from ._hostile import AppliedMutation, HostileProxy, SeenRequest, WitnessServer
 from ._server import SimulatorServer
 
 if TYPE_CHECKING:
     from .conformance import ConformanceSuite
 
-__all__ = ["ConformanceSuite", "Simulator", "SimulatorServer", "load_simulator", "simulator"]
+__all__ = [
+    "AppliedMutation",
+    "ConformanceSuite",
+    "Failure",
+    "FuzzReport",
+    "HostileProxy",
+    "SeenRequest",
+    "Simulator",
+    "SimulatorServer",
+    "WitnessServer",
+    "fuzz_connector",
+    "load_simulator",
+    "simulator",
+]
 
 
 @runtime_checkable
