@@ -626,11 +626,6 @@ def _parser() -> argparse.ArgumentParser:
         help="accept deletions the mass-deletion guard held (SYNC.DELETIONS_HELD): for the models "
         "given (comma-separated, e.g. users,courses) or, without a value, for every model",
     )
-    p.add_argument(
-        "--confirm-deletions", nargs="?", const="all", metavar="MODELS",
-        help="accept deletions the mass-deletion guard held (SYNC.DELETIONS_HELD): for the models "
-        "given (comma-separated, e.g. users,courses) or, without a value, for every model",
-    )
 
     p = command("changes", "print the change feed of a store",
                 "Print the changes (created, updated, deleted) recorded by syncs after a cursor; the last "
