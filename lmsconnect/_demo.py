@@ -8,6 +8,8 @@ feed that resulted. Nothing here knows a connector by name: what happens follows
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -83,8 +85,19 @@ async def run_demo(*, db: str, out: TextIO) -> int:
                 say(f"!! {cls.spec.slug}: the demo stopped on an unexpected error: {exc}", 2)
     say.head("Done")
     say(f"The store {db} now holds every record with changed_at / remote_deleted_at;")
-    say(f"read the feed again with: lmsconnect changes --db {db}")
+    say(f"read the feed again with: {command_name()} changes --db {db}")
     return 1 if failures else 0
+
+
+def command_name() -> str:
+    """How to run ``lmsconnect`` from here: the bare name when it is on the PATH, else the script's path."""
+    script = Path(sys.executable).parent / "lmsconnect"
+    if shutil.which("lmsconnect") or not script.exists():
+        return "lmsconnect"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 async def _one(cls: type[Connector[Any]], store: Any, say: _Out) -> None:

@@ -34,6 +34,7 @@ import logging
 import math
 import random
 import re
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -85,8 +86,31 @@ _CHUNK: Final = 64 * 1024
 _BAD_URL: Final[tuple[type[Exception], ...]] = tuple(
     getattr(aiohttp, name) for name in ("InvalidURL", "NonHttpUrlClientError") if hasattr(aiohttp, name)
 )
+# UnicodeError: a host name IDNA cannot encode, such as "..." (an empty label) or a 64-letter label.
+_BAD_URL_OR_HOST: Final[tuple[type[Exception], ...]] = (*_BAD_URL, UnicodeError)
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+# A name the resolver says does not exist (not a temporary resolver failure, EAI_AGAIN, which is retried).
+_NO_SUCH_NAME: Final = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+)
+
+
+def _unresolvable_host(exc: BaseException, slug: str) -> ConfigurationError | None:
+    """A host name that does not resolve is a configuration mistake, not a vendor outage: fail at once."""
+    if (
+        isinstance(exc, aiohttp.ClientConnectorError)
+        and isinstance(exc.os_error, socket.gaierror)
+        and exc.os_error.errno in _NO_SUCH_NAME
+    ):
+        return ConfigurationError(
+            f"the host name {exc.host!r} does not resolve (DNS: {exc.os_error.strerror}): check the "
+            f"domain or base URL",
+            connector=slug,
+        )
+    return None
 
 
 class RateWindow:
@@ -718,7 +742,7 @@ class HttpClient:
                     method, url, params=params, data=data, json_body=json_body, headers=send_headers,
                     budget=budget, shown=shown,
                 )
-            except _BAD_URL as exc:
+            except _BAD_URL_OR_HOST as exc:
                 # A malformed base URL is the caller's configuration, not a vendor outage: no retries.
                 failure = ConfigurationError(
                     f"{shown} is not a valid http(s) URL ({type(exc).__name__}); check the base URL "
@@ -726,15 +750,17 @@ class HttpClient:
                     connector=self.slug,
                 )
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                reason = self.scrub(f"{type(exc).__name__}: {exc}")
-                if attempt < attempts:
-                    await self._backoff(attempt, None, shown, reason)
-                    continue
-                failure = RemoteError(
-                    f"{shown} failed after {attempt} attempt(s): {reason}"
-                    + ("" if idempotent else " (not retried: the request may have been applied)"),
-                    connector=self.slug,
-                )
+                failure = _unresolvable_host(exc, self.slug)
+                if failure is None:
+                    reason = self.scrub(f"{type(exc).__name__}: {exc}")
+                    if attempt < attempts:
+                        await self._backoff(attempt, None, shown, reason)
+                        continue
+                    failure = RemoteError(
+                        f"{shown} failed after {attempt} attempt(s): {reason}"
+                        + ("" if idempotent else " (not retried: the request may have been applied)"),
+                        connector=self.slug,
+                    )
             if failure is not None:
                 # Raised outside the except block, so aiohttp's exception (which may quote a URL with
                 # credentials in its query) does not ride along as __context__.

@@ -9,6 +9,7 @@ registered in code take precedence over entry points.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import threading
 from typing import Any, Final
@@ -130,12 +131,20 @@ class Registry:
             return self._manual[slug]
         entries = self._scan()
         if slug not in entries:
-            known = sorted(set(entries) | set(self._manual))
+            known = self.slugs()
+            close = difflib.get_close_matches(slug, known, n=1)
+            # No distribution name is guessed from a mistyped slug: it could name someone else's package.
             raise ConfigurationError(
-                f"no connector {slug!r} is installed; installed: {', '.join(known) or 'none'}. "
-                f"Install its plugin (e.g. pip install lmsconnect-{slug})"
+                f"no connector {slug!r} is installed",
+                hint=(f"Did you mean {close[0]!r}? " if close else "")
+                + f"Installed: {', '.join(known) or 'none'}"
+                + ("" if close else "; another LMS needs its connector plugin installed"),
             )
         return self._load(entries[slug])
+
+    def slugs(self) -> list[str]:
+        """The slugs of every installed or registered connector, sorted, without loading any plugin."""
+        return sorted(set(self._scan()) | set(self._manual))
 
     def infos(self) -> tuple[ConnectorInfo, ...]:
         """Every connector, loaded if possible; broken ones carry their error."""

@@ -810,26 +810,45 @@ def parse_interval(text: str) -> float:
 def add_cli_commands(sub: Any) -> None:
     """Add ``worker``, ``enqueue``, ``schedule`` and ``connections`` to the CLI's subparsers."""
     db_help = "the PostgreSQL URL (postgresql://user@host/db?schema=lmsconnect)"
-    p = sub.add_parser("worker", help="run a worker: syncs and actions as procrastinate jobs")
-    p.add_argument("--db", required=True, help=db_help)
-    p.add_argument("--concurrency", type=int, default=10, help="jobs run at once (default 10)")
+    p = sub.add_parser(
+        "worker",
+        help="run a worker: syncs and actions as procrastinate jobs",
+        description="Run a procrastinate worker for lmsconnect's syncs and actions until SIGTERM or Ctrl-C; "
+        "a running sync stops after its next committed batch and is resumed by another worker. Needs "
+        'pip install "lmsconnect[workers]".',
+    )
+    p.add_argument("--db", required=True, metavar="URL", help=db_help)
+    p.add_argument("--concurrency", type=int, default=10, metavar="N", help="jobs run at once (default 10)")
     p.add_argument(
-        "--resolver", default="env",
+        "--resolver", default="env", metavar="env|MODULE:FUNCTION",
         help="where credentials come from: 'env' ($LMSCONNECT_CONNECTION_<KEY> as JSON) or "
         "package.module:function returning (slug, config)",
     )  # fmt: skip
-    p = sub.add_parser("enqueue", help="queue a job now (a worker runs it)")
-    p.add_argument("kind", choices=["sync"])
+    p = sub.add_parser(
+        "enqueue",
+        help="queue a job now (a worker runs it)",
+        description="Queue a sync of one connection now; refused when one is already waiting.",
+    )
+    p.add_argument("kind", choices=["sync"], help="what to queue (sync)")
     p.add_argument("key", help="the connection key")
-    p.add_argument("--db", required=True, help=db_help)
-    p = sub.add_parser("schedule", help="sync a connection every INTERVAL (or --off)")
+    p.add_argument("--db", required=True, metavar="URL", help=db_help)
+    p = sub.add_parser(
+        "schedule",
+        help="sync a connection every INTERVAL (or --off)",
+        description="Set how often the workers' periodic fan-out syncs a connection, or stop it.",
+    )
     p.add_argument("key", help="the connection key")
-    p.add_argument("--every", help="90s, 30m, 6h, 1d")
+    p.add_argument("--every", metavar="INTERVAL", help="90s, 30m, 6h, 1d")
     p.add_argument("--off", action="store_true", help="stop scheduling it")
-    p.add_argument("--db", required=True, help=db_help)
-    p = sub.add_parser("connections", help="health of every connection the workers know")
-    p.add_argument("--db", required=True, help=db_help)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--db", required=True, metavar="URL", help=db_help)
+    p = sub.add_parser(
+        "connections",
+        help="health of every connection the workers know",
+        description="Per connection: the last sync's outcome, time, counts and error code, and when the "
+        "next one is due.",
+    )
+    p.add_argument("--db", required=True, metavar="URL", help=db_help)
+    p.add_argument("--json", action="store_true", help="one JSON array instead of a table")
 
 
 async def cli_command(args: Any, out: Any) -> int:

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import inspect
+import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 import lmsconnect
+import lmsconnect._registry
+from lmsconnect._cli import _parser, main
+
+from .test_http_host_errors import UNRESOLVABLE, resolver_says_no_such_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "lmsconnect"]
@@ -93,3 +105,227 @@ class TestCheck:
         assert items[("model", "course_progressions")]["status"] == "missing_permission"
         assert items[("model", "course_progressions")]["permissions"] == ["enrollments:read"]
         assert sim.token not in out.decode()
+
+
+# -- mistakes: one line, a documented exit code, never a traceback ------------------------------------
+
+
+async def settle() -> None:
+    """Let the in-process simulator see the CLI's connections close before it stops (else their
+    server-side sockets may be left for the garbage collector, a ResourceWarning in a later test)."""
+    await asyncio.sleep(0.2)
+
+
+def main_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own exits (--help, --version, usage errors)
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, out: str, err: str, expected: str, exit_code: int = 2) -> None:
+    assert code == exit_code, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in err and out == ""
+
+
+requires = {
+    slug: pytest.mark.skipif(
+        slug not in lmsconnect._registry.registry.slugs(), reason=f"{slug} is not installed"
+    )
+    for slug in ("talentlms", "moodle")
+}
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+MISTAKES = {
+    # The README's own example with its placeholder domain: an IDNA error before, not a URL.
+    "placeholder-domain": (
+        ["check", "toylms", "--config-json", '{"base_url": "https://.../api", "token": "..."}'],
+        "is not a valid http(s) URL",
+    ),
+    "missing-config-file": (
+        ["check", "toylms", "--config-json", "@missing.json"], "@missing.json: no such file"
+    ),
+    "config-json-syntax": (["check", "toylms", "--config-json", "{bad"], "--config-json is not valid JSON"),
+    "config-json-not-object": (["check", "toylms", "--config-json", "[1]"], "must be a JSON object"),
+    "config-env-unset": (["check", "toylms", "--config-env", "LMSCONNECT_TEST_UNSET"], "is not set"),
+    "config-unknown-field": (
+        ["check", "toylms", "--config-json", '{"base_url": "http://127.0.0.1:9", "tokn": "x"}'],
+        "--config-json or --config-env",
+    ),
+    "passthrough-params-syntax": (
+        ["passthrough", "toylms", "GET", "/api/users", "--config-json", '{"base_url": "http://127.0.0.1:9", '
+         '"token": "x"}', "--params", "{x"],
+        "--params is not valid JSON",
+    ),
+    "misspelt-slug": (["capabilities", "toylm"], "Did you mean 'toylms'?"),
+    "misspelt-slug-check": (["check", "toylm", "--config-json", "{}"], "Did you mean 'toylms'?"),
+    "misspelt-option": (["simulate", "toylms", "--option", "sead=3"], "did you mean 'seed'?"),
+    "option-without-value": (["simulate", "toylms", "--option", "seed"], "--option takes NAME=VALUE"),
+    "negative-users": (["simulate", "toylms", "--users", "-3"], "--users must be a number >= 0"),
+    "non-numeric-latency": (["simulate", "toylms", "--latency", "fast"], "--latency takes a number"),
+    "missing-required-option": (["sync", "toylms", "--config-json", "{}"], "see `lmsconnect sync --help`"),
+    "unknown-command": (["synk"], "invalid choice: 'synk'"),
+    "unknown-model": (
+        ["sync", "toylms", "--config-json", "{}", "--db", "x.sqlite", "--models", "user"],
+        "did you mean 'users'?",
+    ),
+    "bad-log-level": (["--log-level", "loud", "plugins"], "argument --log-level"),
+    "port-out-of-range": (["simulate", "toylms", "--port", "99999"], "a port is a number from 0 to 65535"),
+    "unwritable-docs-folder": (["docs", "toylms", "--out", "/proc/lmsconnect-docs"], "cannot use /proc"),
+}
+
+
+class TestMistakes:
+    @pytest.mark.parametrize("argv, expected", list(MISTAKES.values()), ids=list(MISTAKES))
+    def test_one_line_and_exit_2(
+        self, argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Each ordinary mistake is one `error:` line saying what to do, exit 2, no traceback."""
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("LMSCONNECT_TEST_UNSET", raising=False)
+        assert_one_line_error(*main_in_process(argv, capsys), expected)
+
+    def test_json_syntax_error_does_not_blame_connect(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A JSON syntax error names the option and the position, not 'the arguments of connect()'."""
+        _, _, err = main_in_process(["check", "toylms", "--config-json", '{"a": 1,}'], capsys)
+        assert "line 1 column 9" in err and "connect()" not in err
+
+    def test_busy_port(self, busy_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+        """`simulate --port` on a port in use says so and how to pick another."""
+        result = main_in_process(["simulate", "toylms", "--port", str(busy_port)], capsys)
+        assert_one_line_error(*result, "choose another --port")
+
+    @requires["moodle"]
+    def test_moodle_negative_users(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`simulate moodle --users -3` is refused instead of starting an empty site."""
+        assert_one_line_error(*main_in_process(["simulate", "moodle", "--users", "-3"], capsys), "-3")
+
+    @requires["talentlms"]
+    def test_non_numeric_fault_rate(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A non-numeric `--option fault_rate` is refused naming the option and the type it takes."""
+        result = main_in_process(["simulate", "talentlms", "--option", "fault_rate=lots"], capsys)
+        assert_one_line_error(*result, "--option fault_rate takes a number, got 'lots'")
+
+    @requires["talentlms"]
+    def test_unresolvable_domain_fails_fast(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A domain that does not resolve is one configuration line within seconds, not a vendor outage."""
+        if not resolver_says_no_such_name():
+            pytest.skip("this machine's resolver cannot answer 'no such name'")
+        started = time.monotonic()
+        config = json.dumps({"domain": UNRESOLVABLE, "api_key": "k" * 30})
+        result = main_in_process(["check", "talentlms", "--config-json", config], capsys)
+        assert_one_line_error(*result, "does not resolve")
+        assert time.monotonic() - started < 5
+
+    async def test_wrong_key_sync_says_it_once(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`sync` with a wrong token exits 2 with the authentication error once, no per-model failures."""
+        from lmsconnect_toylms.testing import ToySimulator
+
+        async with ToySimulator() as sim:
+            config = json.dumps({**sim.connect_config, "token": "wrong-token-wrong-token"})
+            argv = ["sync", "toylms", "--config-json", config, "--db", str(tmp_path / "s.sqlite")]
+            code = await asyncio.to_thread(main, argv)
+            await settle()
+        captured = capsys.readouterr()
+        assert_one_line_error(code, captured.out, captured.err, "[toylms]")
+        assert "wrong-token" not in captured.err
+        assert sim.calls == 1  # the probe's one read, and nothing after it
+
+    def test_debug_shows_the_traceback(self) -> None:
+        """With --debug the same mistake also prints the traceback (a subprocess, as a user runs it)."""
+        plain = run("check", "toylms", "--config-json", "@missing.json")
+        debug = run("--debug", "check", "toylms", "--config-json", "@missing.json")
+        assert plain.returncode == debug.returncode == 2
+        assert "Traceback" not in plain.stderr and plain.stderr.count("\n") == 1
+        assert "Traceback" in debug.stderr and "no such file" in debug.stderr
+
+
+class TestHelp:
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--version` prints the installed version."""
+        code, out, _ = main_in_process(["--version"], capsys)
+        assert code == 0 and out.strip() == f"lmsconnect {lmsconnect.__version__}"
+
+    def test_every_subcommand_and_option_has_help(self) -> None:
+        """Every subcommand has a description and every option a help text."""
+        parser = _parser()
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert {c.dest for c in subparsers._choices_actions} == set(subparsers.choices)
+        assert all(c.help for c in subparsers._choices_actions)
+        for name, sub in [("lmsconnect", parser), *subparsers.choices.items()]:
+            assert sub.description, name
+            for action in sub._actions:
+                if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                    continue
+                assert action.help, f"{name} {action.option_strings or action.dest}"
+
+    def test_slugs_are_listed_and_exit_codes_documented(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The help of a command taking a slug lists the installed ones, and says what exit codes mean."""
+        code, out, _ = main_in_process(["sync", "--help"], capsys)
+        assert code == 0
+        assert "toylms" in out and "exit codes" in out and "--config-env" in out
+
+    def test_help_options_lists_every_simulator_option_with_its_meaning(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`simulate SLUG --help-options` describes every option of every installed simulator."""
+        from lmsconnect.testing import load_simulator
+
+        slugs = [s for s in lmsconnect._registry.registry.slugs()
+                 if lmsconnect._registry.registry.get(s).spec.simulator]
+        assert "toylms" in slugs
+        for slug in slugs:
+            code, out, _ = main_in_process(["simulate", slug, "--help-options"], capsys)
+            assert code == 0
+            params = [p for p in inspect.signature(load_simulator(slug).__init__).parameters if p != "self"]
+            listed = [line.split()[0] for line in out.splitlines()[4:] if line and not line.startswith(" ")]
+            assert listed == params, slug
+            assert "(not described by the simulator)" not in out, slug
+
+
+class TestConfigSources:
+    async def test_simulate_output_file_is_accepted_by_sync(self, tmp_path: Path) -> None:
+        """`simulate > creds.json` then `sync --config-json @creds.json --json --models --connection` runs."""
+        from lmsconnect_toylms.testing import ToySimulator
+
+        async with ToySimulator(users=4) as sim:
+            creds = tmp_path / "creds.json"
+            creds.write_text(json.dumps({"config": sim.connect_config}) + "\n")
+            out = io.StringIO()
+            code = await asyncio.to_thread(
+                main, ["sync", "toylms", "--config-json", f"@{creds}", "--db", str(tmp_path / "s.sqlite"),
+                       "--json", "--models", "users", "--connection", "acme"], out,
+            )
+            await settle()
+        assert code == 0
+        report = json.loads(out.getvalue())
+        assert report["connection"] == "acme"
+        assert list(report["models"]) == ["users"] and report["models"]["users"]["read"] == 4
+
+    async def test_config_env(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`--config-env VAR` reads the connection from the environment, keeping it out of argv."""
+        from lmsconnect_toylms.testing import ToySimulator
+
+        async with ToySimulator() as sim:
+            monkeypatch.setenv("TOY_CREDS", json.dumps(sim.connect_config))
+            out = io.StringIO()
+            argv = ["check", "toylms", "--config-env", "TOY_CREDS", "--json"]
+            code = await asyncio.to_thread(main, argv, out)
+            await settle()
+        assert code == 0 and json.loads(out.getvalue())["ok"] is True

@@ -43,3 +43,23 @@ def test_check_flags_a_stale_page(tmp_path: Path) -> None:
     out = io.StringIO()
     assert main(["docs", "--check", "--out", str(tmp_path), "toylms"], out=out) == 1
     assert "stale:" in out.getvalue() and "toylms.md" in out.getvalue()
+
+
+RUN = {"python", "sh", "console"}  # run by the Sybil setup in conftest.py
+NOT_CODE = {"text", "toml"}  # layouts and configuration excerpts: nothing to run
+
+
+def test_every_code_block_is_run_or_declared_not_code() -> None:
+    """Every fenced block in README.md and docs/ is in a language the docs tests run, or is plain data."""
+    from sybil import Document
+    from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
+
+    lexer = FencedCodeBlockLexer(language=r".*", mapping={"language": "language"})
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = {
+        f"{page.name}:{region.start}": str(region.lexemes["language"]).strip()
+        for page in pages
+        for region in lexer(Document(page.read_text(), str(page)))
+    }
+    assert found
+    assert {where: lang for where, lang in found.items() if lang not in RUN | NOT_CODE} == {}

@@ -467,8 +467,10 @@ class TestTimeouts:
 
 class TestBadBaseUrl:
     @pytest.mark.parametrize(
-        "base_url", ["lms.example.org", "ftp://127.0.0.1:9", "http://", "127.0.0.1:8080"],
-        ids=["no-scheme", "ftp", "no-host", "host-port-only"],
+        "base_url",
+        ["lms.example.org", "ftp://127.0.0.1:9", "http://", "127.0.0.1:8080",
+         "https://.../api", "https://a..b/api", f"https://{'x' * 64}.example/api"],
+        ids=["no-scheme", "ftp", "no-host", "host-port-only", "idna-dots", "idna-empty-label", "idna-long"],
     )
     async def test_is_a_configuration_error_at_once(self, base_url: str) -> None:
         """A malformed base URL is a ConfigurationError at the first call, not retried as a vendor error."""

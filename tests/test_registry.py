@@ -378,13 +378,21 @@ class TestInCodeRegistration:
 
 class TestLookup:
     def test_unknown_slug_names_what_is_installed(self) -> None:
-        """Asking for a connector nobody installed says which are installed and what to install."""
+        """Asking for a connector nobody installed says which are installed, guessing no package name."""
         reg = Registry(group="lmsconnect.tests.nothing")
         reg.register(make_connector("private"))
         with pytest.raises(ConfigurationError) as caught:
             reg.get("nolms")
-        assert "installed: private" in str(caught.value)
-        assert "pip install lmsconnect-nolms" in str(caught.value)
+        assert "Installed: private" in str(caught.value)
+        assert "Did you mean" not in str(caught.value)
+        assert "lmsconnect-nolms" not in str(caught.value)
+
+    def test_misspelt_slug_suggests_the_close_one(self) -> None:
+        """A slug one letter off names the installed connector it probably meant."""
+        reg = Registry(group="lmsconnect.tests.nothing")
+        reg.register(make_connector("talentlms"))
+        with pytest.raises(ConfigurationError, match="Did you mean 'talentlms'"):
+            reg.get("talentlm")
 
     def test_entry_points_are_scanned_once(self, site: Path, request: pytest.FixtureRequest) -> None:
         """The scan is cached: a plugin installed later shows up only after clear_cache()."""

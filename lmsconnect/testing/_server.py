@@ -28,6 +28,17 @@ class SimulatorServer(abc.ABC):
     #: that asynchronous behaviour shows within seconds.
     demo_options: ClassVar[Mapping[str, Any]] = {}
 
+    #: What each keyword argument of ``__init__`` means, one line each; ``lmsconnect simulate SLUG
+    #: --help-options`` shows it beside the type and default read from the signature. A subclass lists its
+    #: own options; the ones every simulator takes are described here.
+    option_help: ClassVar[Mapping[str, str]] = {
+        "users": "number of users in the generated tenant",
+        "courses": "number of courses in the generated tenant",
+        "enrollments": "number of enrolments (progressions) in the generated tenant",
+        "seed": "seed of the generated data: the same seed gives the same tenant",
+        "latency": "seconds added to every response",
+    }
+
     # Class-level defaults so a subclass's own __init__ need not call ours.
     _runner: web.AppRunner | None = None
     _url: str | None = None

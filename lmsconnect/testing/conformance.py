@@ -55,6 +55,10 @@ from . import simulator
 
 __all__ = ["ConformanceSuite"]
 
+# The kit marks its own async tests, so it runs in a project with no pytest configuration (pytest-asyncio's
+# default strict mode) as well as in one with asyncio_mode = "auto".
+_async_test = pytest.mark.asyncio
+
 _NEEDS_SYNC = {"changed_at", "remote_deleted_at"}  # filled by lmsconnect.sync, not by a read
 _REFERENCES: dict[str, ModelName] = {
     "user_id": "users",
@@ -136,6 +140,7 @@ class ConformanceSuite:
 
     # -- reads --------------------------------------------------------------------------------------
 
+    @_async_test
     @pytest.mark.parametrize("model", list(MODELS))
     async def test_model_reads_as_the_table_says(self, lms: Connector[Any], model: ModelName) -> None:
         """Supported models yield typed records with stable ids and their fields; others NotSupported."""
@@ -169,6 +174,7 @@ class ConformanceSuite:
                 f"{model}.{field} is marked supported but no record has it"
             )
 
+    @_async_test
     async def test_check_reports_every_supported_model(self, lms: Connector[Any]) -> None:
         """check() against the simulator's full-access credentials passes for every supported model."""
         report = await lms.check()
@@ -182,6 +188,7 @@ class ConformanceSuite:
 
     # -- actions ------------------------------------------------------------------------------------
 
+    @_async_test
     @pytest.mark.parametrize("action", list(ACTIONS))
     async def test_action_gatekeeping(self, lms: Connector[Any], action: ActionName) -> None:
         """Unsupported actions raise NotSupported and invalid input InvalidInput, both before any call."""
@@ -195,6 +202,7 @@ class ConformanceSuite:
                 await method(_INVALID[action])
         assert lms.stats.calls == before
 
+    @_async_test
     @pytest.mark.parametrize("action", list(ACTIONS))
     async def test_destructive_actions_refused_when_forbidden(self, sim: Any, action: ActionName) -> None:
         """With allow_destructive=False a destructive action raises before any call."""
@@ -206,6 +214,7 @@ class ConformanceSuite:
                 await getattr(lms, action)(_MINIMAL[action])
             assert lms.stats.calls == 0
 
+    @_async_test
     async def test_upsert_is_idempotent_by_origin_id(self, lms: Connector[Any]) -> None:
         """Upserting the same origin id twice never creates a second course."""
         if not self.table.actions["upsert_courses"].supported:
@@ -234,6 +243,7 @@ class ConformanceSuite:
                 course[name] = value
         return course
 
+    @_async_test
     async def test_enroll_user_reports_per_flags(self, lms: Connector[Any]) -> None:
         """Enrolment answers `accepted` when flagged asynchronous, created/unchanged otherwise."""
         cap = self.table.actions["enroll_user"]
@@ -252,6 +262,7 @@ class ConformanceSuite:
 
     # -- errors and secrets -------------------------------------------------------------------------
 
+    @_async_test
     async def test_wrong_secret_is_an_authentication_error_without_the_secret(
         self, sim: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -274,6 +285,7 @@ class ConformanceSuite:
             for text in shown:
                 assert secret not in text
 
+    @_async_test
     async def test_passthrough(self, lms: Connector[Any]) -> None:
         """Passthrough reaches the vendor API with the connection's auth (or is NotSupported)."""
         if not self.table.features["passthrough"].supported:
@@ -285,6 +297,7 @@ class ConformanceSuite:
         response = await lms.passthrough(method, path)
         assert response.status < 400
 
+    @_async_test
     async def test_errors_are_lmsconnect_errors(self, sim: Any) -> None:
         """An unreachable base is a RemoteError (an LMSConnectError), not a raw aiohttp exception."""
         config = dict(sim.connect_config)

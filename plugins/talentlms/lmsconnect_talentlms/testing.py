@@ -51,7 +51,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import unquote
 
 import attrs
@@ -215,6 +215,24 @@ def _int_param(params: Mapping[str, str], name: str) -> int | None:
 
 class TalentLMSSimulator(SimulatorServer):
     """A TalentLMS v1 API on 127.0.0.1, seeded with a deterministic tenant (see the module docstring)."""
+
+    option_help: ClassVar[Mapping[str, str]] = {
+        "api_key": "the API key the simulator accepts (HTTP Basic user name)",
+        "api_enabled": "false: the domain's API is not enabled, every call is a 403",
+        "rate_limits": "false: no 429s at all (burst and hourly limits off)",
+        "burst_limit": "calls allowed in any burst_window seconds (TalentLMS: 200)",
+        "burst_window": "seconds of the sliding burst window (TalentLMS: 5)",
+        "hourly_limit": "calls allowed per hourly_window, the plan's budget (Small/Basic plans: 2000)",
+        "hourly_window": "seconds of the fixed plan-budget window, from the first call (3600)",
+        "fault_rate": "share of calls (0-1) answered with a 500",
+        "drop_rate": "share of calls (0-1) whose connection is closed after the call was applied",
+        "slow_rate": "share of calls (0-1) delayed by slow_seconds",
+        "slow_seconds": "delay of a slow call, in seconds",
+        "throttle_rate": "share of calls (0-1) that start a 429 burst",
+        "throttle_seconds": "length of a 429 burst, in seconds",
+        "fault_seed": "seed of the fault draws: the same seed gives the same faults",
+        "fault_routes": "faults only on these routes, comma-separated (e.g. 'POST /v1/createcourse')",
+    }
 
     def __init__(
         self,

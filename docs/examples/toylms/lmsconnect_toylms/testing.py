@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -20,6 +20,11 @@ ALL_SCOPES = ("users:read", "courses:read", "enrollments:read", "courses:write",
 
 class ToySimulator(SimulatorServer):
     """Toy LMS on 127.0.0.1. ``scopes`` restricts the token; ``fail_next`` queues error statuses."""
+
+    option_help: ClassVar[Mapping[str, str]] = {
+        "token": "the bearer token the simulator accepts",
+        "scopes": "scopes the token has, comma-separated; other routes answer 403",
+    }
 
     def __init__(
         self,

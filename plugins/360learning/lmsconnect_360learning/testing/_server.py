@@ -8,8 +8,8 @@ import collections
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from aiohttp import web
@@ -147,6 +147,31 @@ class Learning360Simulator(SimulatorServer):
     and query and by how often that key was seen, so a retry draws again but the same run draws the
     same faults whatever the interleaving.
     """
+
+    option_help: ClassVar[Mapping[str, str]] = {
+        "providers": "number of integrations (course providers) in the generated company",
+        "archived_share": "share of courses (0-1) generated archived",
+        "client_id": "the OAuth2 client id the simulator accepts",
+        "client_secret": "the OAuth2 client secret the simulator accepts",
+        "token_lifetime": "seconds an access token lives; afterwards calls get 401 invalid_token",
+        "expires_in_as_string": "true: the token answer gives expires_in as a string",
+        "scopes": "scopes granted, comma-separated (default: all); others answer 403 invalid_scope",
+        "rate_limits": "false: no 429s at all",
+        "read_limit": "GET calls allowed per rate_window (360Learning: 50)",
+        "write_limit": "write calls allowed per rate_window (360Learning: 10)",
+        "rate_window": "seconds of the rate window (1)",
+        "max_running_bulk_operations": "bulk operations running at once before a 429 (3)",
+        "processing_delay": "seconds before a bulk operation (enrolment, completion) takes effect",
+        "link_style": "'absolute' or 'relative' next-page URLs in Link headers",
+        "bulk_api_enabled": "false: bulk operations are refused",
+        "fault_rate": "share of calls (0-1) answered with a 500",
+        "throttle_rate": "share of calls (0-1) answered with a 429",
+        "drop_rate": "share of calls (0-1) whose connection is closed without an answer",
+        "slow_rate": "share of calls (0-1) delayed by slow_delay",
+        "slow_delay": "delay of a slow call, in seconds",
+        "fault_seed": "seed of the fault draws: the same seed gives the same faults",
+        "fault_methods": "HTTP methods faults apply to, comma-separated (default: GET)",
+    }
 
     def __init__(
         self,

@@ -107,6 +107,20 @@ class MoodleSimulator(SimulatorServer):
     # Moodle's cron every second rather than every minute: the demo shows `accepted`, then the wait.
     demo_options: ClassVar[Mapping[str, Any]] = {"completion_cron": 1.0}
 
+    option_help: ClassVar[Mapping[str, str]] = {
+        "site": "'generated' (sizes and seed decide the data) or 'fixture' (the recorded moodle-5 site)",
+        "completion_cron": "seconds between runs of the completion cron task (inf: on request; 0: at once)",
+        "debug": "the site's debugging switch: debuginfo and detailed messages in exceptions",
+        "languages": "installed language packs, comma-separated (default: en, or en,fr,de,es generated)",
+        "fault_rate": "share of requests (0-1) that fail as fault_kinds says",
+        "fault_seed": "seed of the fault draws: the same seed gives the same faults",
+        "fault_kinds": "kinds, comma-separated: http_500, http_503, drop, slow, dml, dml_write, lock",
+        "slow_seconds": "delay of a 'slow' fault, in seconds",
+        "max_workers": "requests served at once, the rest queue (PHP-FPM's pool); none: unlimited",
+        "token": "the web-service token the site accepts (default: derived from seed)",
+        "clock": "the site's clock (Python only)",
+    }
+
     def __init__(
         self,
         *,
