@@ -6,7 +6,8 @@
   values are taken as UTC) or from datetimes, unstructured to ISO 8601 strings in UTC;
 - the unified enums (and any other Enum): structured from their value (unknown values of the unified
   ones become ``UNKNOWN``), unstructured to it;
-- ``str``, ``int`` and ``bool``: strict (no silent ``5`` → ``"5"``; ``True`` is not an int, ``"no"`` not a bool);
+- ``str``, ``int`` and ``bool``: strict (no silent ``5`` → ``"5"``; ``True`` is not an int, nor ``"no"`` a
+  bool);
 - ``tuple[str, ...]``: also accepts a list or a single string;
 - ``list[...]``: only a list (or tuple), structured up to its first misfit: cattrs alone iterates whatever
   it is given (a string, character by character) and keeps every item's error, so a multi-megabyte

@@ -48,7 +48,7 @@ class TestStructureWire:
             on: bool
 
         assert structure_wire(make_converter(), {"on": True}, Flag, where="GET /x") == Flag(on=True)
-        with pytest.raises(InvalidRemoteResponse, match="Flag.on"):
+        with pytest.raises(InvalidRemoteResponse, match=r"Flag\.on"):
             structure_wire(make_converter(), {"on": "no"}, Flag, where="GET /x")
 
     def test_missing_key(self) -> None:
