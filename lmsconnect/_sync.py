@@ -39,7 +39,7 @@ import attrs
 
 from ._changefeed import DELETIONS_HELD, DeletionGuard, resolve_model
 from ._connector import Connector
-from ._errors import ConfigurationError, LMSConnectError
+from ._errors import AuthenticationError, ConfigurationError, LMSConnectError, RateLimited
 from ._models import MODELS, ModelName, Record
 from ._store import (
     StateStore,
@@ -59,9 +59,10 @@ __all__ = [
     "sync",
 ]
 
-ModelStatus = Literal["reading", "complete", "failed", "skipped"]
+ModelStatus = Literal["reading", "complete", "failed", "skipped", "not_run"]
 ProgressCallback = Callable[["SyncProgress"], "Awaitable[None] | None"]
 _KINDS: Final = ("created", "updated", "deleted")
+_NOT_DONE: Final = ("failed", "not_run")
 
 
 @attrs.frozen(kw_only=True)
@@ -89,8 +90,12 @@ class ModelReport:
     """One model's outcome. ``created``/``updated``/``deleted`` are the run's entries in the change log
     (exact, across interrupted attempts); ``read`` and ``unchanged`` are of the last attempt.
 
-    ``status`` is ``complete``, ``failed`` (read failed part-way: nothing was marked deleted), or
-    ``skipped`` (a resumed run had already completed this model before it was interrupted).
+    ``status`` is ``complete``, ``failed`` (read failed part-way: nothing was marked deleted),
+    ``skipped`` (a resumed run had already completed this model before it was interrupted), or
+    ``not_run`` (another model's read found the credentials rejected, so this one was not tried).
+    A failed or not-run model carries the error's stable ``error_code`` (e.g. ``REMOTE.AUTHENTICATION``,
+    ``REMOTE.RATE_LIMITED``; None for an error that is not an `LMSConnectError`), and ``retry_after``
+    (seconds) when the vendor said how long to wait.
     ``held_deletions`` > 0: the read was complete, but the mass-deletion guard kept that many unseen
     records from being marked deleted (``code`` is ``SYNC.DELETIONS_HELD``); confirm them with
     ``sync(..., confirm_deletions=[model])`` once you know they are really gone.
@@ -106,10 +111,15 @@ class ModelReport:
     held_deletions: int = 0
     error: str | None = None
     detail: str | None = None
+    error_code: str | None = None
+    retry_after: float | None = None
 
     @property
     def code(self) -> str | None:
-        """``SYNC.DELETIONS_HELD`` when the guard held deletions back, else None."""
+        """The outcome's code: ``error_code`` when the model failed or was not run,
+        ``SYNC.DELETIONS_HELD`` when the guard held deletions back, else None."""
+        if self.error_code:
+            return self.error_code
         return DELETIONS_HELD if self.held_deletions else None
 
 
@@ -129,11 +139,18 @@ class SyncReport:
     @property
     def ok(self) -> bool:
         """True when every model was read completely."""
-        return all(m.status != "failed" for m in self.models.values())
+        return all(m.status not in _NOT_DONE for m in self.models.values())
 
     @property
     def failed(self) -> tuple[str, ...]:
-        return tuple(k for k, m in self.models.items() if m.status == "failed")
+        """Models not read completely: ``failed`` ones and ``not_run`` ones."""
+        return tuple(k for k, m in self.models.items() if m.status in _NOT_DONE)
+
+    @property
+    def error_codes(self) -> dict[str, str | None]:
+        """Each failed (or not-run) model's stable error code, e.g. ``{"users": "REMOTE.AUTHENTICATION"}``
+        (None for an error that is not an `LMSConnectError`)."""
+        return {k: m.error_code for k, m in self.models.items() if m.status in _NOT_DONE}
 
     @property
     def held(self) -> dict[str, int]:
@@ -158,6 +175,7 @@ class SyncReport:
             "totals": self.totals,
             "held_deletions": self.held,
             "codes": sorted({m.code for m in self.models.values() if m.code}),
+            "error_codes": self.error_codes,
             "models": {k: {**attrs.asdict(m), "code": m.code} for k, m in self.models.items()},
         }
 
@@ -191,8 +209,9 @@ class SyncReport:
         out = [line(head), line(["-" * w for w in widths])]
         out += [line(r) for r in rows[:-1]]
         out += [line(["-" * w for w in widths]), line(rows[-1])]
+        not_run = [m.model for m in self.models.values() if m.status == "not_run"]
         for m in self.models.values():
-            if m.error:
+            if m.error and m.status == "failed":
                 out.append(f"{m.model} failed: {m.error} (nothing was marked deleted)")
             if m.held_deletions:
                 out.append(
@@ -201,6 +220,11 @@ class SyncReport:
                     f"If they are really gone: --confirm-deletions {m.model} "
                     f"(sync(..., confirm_deletions=[{m.model!r}]))"
                 )
+        if not_run:
+            out.append(
+                f"not run: {', '.join(not_run)} (the credentials were rejected, "
+                f"{self.models[not_run[0]].error_code}; nothing was marked deleted)"
+            )
         out.append(
             f"run {self.run_id}{' (resumed)' if self.resumed else ''} of {self.connection}: "
             f"{self.calls} HTTP calls, {self.duration_s:.2f} s"
@@ -258,6 +282,10 @@ class _Run:
         self.writes = 0
         self.store_s = 0.0
         self.last: dict[str, SyncProgress] = {}
+        # Set once the first model's read has got a page (or ended): the credentials were tried once.
+        self.tried = anyio.Event()
+        # The AuthenticationError that stopped the sync: the other models are not tried with the same key.
+        self.rejected: AuthenticationError | None = None
 
     async def tell(self, event: SyncProgress) -> None:
         self.last[event.model] = event
@@ -270,6 +298,7 @@ class _Run:
 async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state: _Run) -> None:
     read = created = updated = unchanged = 0
     error: str | None = None
+    failure: Exception | None = None
     batch: list[Record] = []
 
     async def flush() -> None:
@@ -300,7 +329,11 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
                 break
             except Exception as exc:  # any read failure fails this model, not the sync
                 error = f"{type(exc).__name__}: {exc}"
+                failure = exc
+                if isinstance(exc, AuthenticationError) and state.rejected is None:
+                    state.rejected = exc
                 break
+            state.tried.set()
             read += 1
             batch.append(record)
             if len(batch) >= state.batch_size:
@@ -308,6 +341,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
         # What was read before a failure is real: apply it. Only deletions need a complete read.
         await flush()
     finally:
+        state.tried.set()
         with anyio.CancelScope(shield=True):
             await stream.aclose()
     guard = state.guards.get(key)
@@ -324,7 +358,14 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             f"{guard.describe()} the guard allows"
         )
     state.reports[key] = ModelReport(
-        model=key, status=status, read=read, unchanged=unchanged, error=error, detail=detail
+        model=key,
+        status=status,
+        read=read,
+        unchanged=unchanged,
+        error=error,
+        detail=detail,
+        error_code=failure.code if isinstance(failure, LMSConnectError) else None,
+        retry_after=failure.retry_after if isinstance(failure, RateLimited) else None,
     )
     await state.tell(
         SyncProgress(
@@ -455,7 +496,13 @@ async def sync(
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(heartbeat)
                     async with anyio.create_task_group() as readers:
-                        for k in todo:
+                        # One model first, until its first page: rejected credentials are then one
+                        # failed call, and the other models are not tried with them.
+                        for i, k in enumerate(todo):
+                            if i == 1:
+                                await state.tried.wait()
+                            if state.rejected is not None:
+                                break
                             readers.start_soon(_read_model, connector, run, k, state)
                     outer.cancel_scope.cancel()
             except Exception as exc:
@@ -467,7 +514,19 @@ async def sync(
                 raise leaf from None
             finally:
                 remove_listener()
-            status = "complete" if all(r.status != "failed" for r in state.reports.values()) else "partial"
+            if state.rejected is not None:
+                rejected = state.rejected
+                for k in todo:
+                    if k not in state.reports:
+                        state.reports[k] = ModelReport(
+                            model=k,
+                            status="not_run",
+                            error=f"not run: {type(rejected).__name__}: {rejected}",
+                            error_code=rejected.code,
+                        )
+                        await state.tell(SyncProgress(model=k, status="not_run"))
+            done = all(r.status not in _NOT_DONE for r in state.reports.values())
+            status = "complete" if done else "partial"
             await store.finish_run(run, status=status, owner=owner)
             counts = await store.run_counts(run.run_id)
         finally:
