@@ -40,6 +40,7 @@ import attrs
 from ._changefeed import DELETIONS_HELD, DeletionGuard, resolve_model
 from ._connector import Connector
 from ._errors import AuthenticationError, ConfigurationError, LMSConnectError, RateLimited
+from ._http import HOST_UNRESOLVED
 from ._models import MODELS, ModelName, Record
 from ._store import (
     StateStore,
@@ -63,6 +64,8 @@ ModelStatus = Literal["reading", "complete", "failed", "skipped", "not_run"]
 ProgressCallback = Callable[["SyncProgress"], "Awaitable[None] | None"]
 _KINDS: Final = ("created", "updated", "deleted")
 _NOT_DONE: Final = ("failed", "not_run")
+#: Codes of errors that fail the whole connection, not one model (see `SyncReport.stopped`).
+_STOP_CODES: Final = (AuthenticationError.code, HOST_UNRESOLVED)
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +84,7 @@ class SyncProgress:
     deleted: int = 0
     held_deletions: int = 0
     error: str | None = None
+    error_code: str | None = None
     # Set while the read waits for the connection's rate budget (a spent hourly plan budget): until when.
     waiting_until: dt.datetime | None = None
 
@@ -92,7 +96,8 @@ class ModelReport:
 
     ``status`` is ``complete``, ``failed`` (read failed part-way: nothing was marked deleted),
     ``skipped`` (a resumed run had already completed this model before it was interrupted), or
-    ``not_run`` (another model's read found the credentials rejected, so this one was not tried).
+    ``not_run`` (another model's read found the credentials rejected or the host unknown, so this one
+    was not tried: it would have failed the same way).
     A failed or not-run model carries the error's stable ``error_code`` (e.g. ``REMOTE.AUTHENTICATION``,
     ``REMOTE.RATE_LIMITED``; None for an error that is not an `LMSConnectError`), and ``retry_after``
     (seconds) when the vendor said how long to wait.
@@ -135,6 +140,9 @@ class SyncReport:
     duration_s: float
     store_writes: int = 0
     store_s: float = 0.0
+    #: The error that stopped the sync (credentials rejected, host name unknown): the ``not_run``
+    #: models were not tried because every read would have failed the same way. None otherwise.
+    stopped: LMSConnectError | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -222,8 +230,8 @@ class SyncReport:
                 )
         if not_run:
             out.append(
-                f"not run: {', '.join(not_run)} (the credentials were rejected, "
-                f"{self.models[not_run[0]].error_code}; nothing was marked deleted)"
+                f"not run: {', '.join(not_run)} ({self.models[not_run[0]].error_code}: every read would "
+                f"fail the same way; nothing was marked deleted)"
             )
         out.append(
             f"run {self.run_id}{' (resumed)' if self.resumed else ''} of {self.connection}: "
@@ -284,8 +292,9 @@ class _Run:
         self.last: dict[str, SyncProgress] = {}
         # Set once the first model's read has got a page (or ended): the credentials were tried once.
         self.tried = anyio.Event()
-        # The AuthenticationError that stopped the sync: the other models are not tried with the same key.
-        self.rejected: AuthenticationError | None = None
+        # The error that stopped the sync (credentials rejected, host unknown): every other model's read
+        # would fail the same way, so they are not tried.
+        self.rejected: LMSConnectError | None = None
 
     async def tell(self, event: SyncProgress) -> None:
         self.last[event.model] = event
@@ -293,6 +302,14 @@ class _Run:
             result = self.progress(event)
             if inspect.isawaitable(result):
                 await result
+
+
+def _stops_sync(exc: Exception) -> LMSConnectError | None:
+    """`exc` when it fails the whole connection, not one model: rejected credentials, a host that
+    does not resolve."""
+    if isinstance(exc, (AuthenticationError, ConfigurationError)) and exc.code in _STOP_CODES:
+        return exc
+    return None
 
 
 async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state: _Run) -> None:
@@ -330,8 +347,8 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             except Exception as exc:  # any read failure fails this model, not the sync
                 error = f"{type(exc).__name__}: {exc}"
                 failure = exc
-                if isinstance(exc, AuthenticationError) and state.rejected is None:
-                    state.rejected = exc
+                if state.rejected is None:
+                    state.rejected = _stops_sync(exc)
                 break
             state.tried.set()
             read += 1
@@ -378,6 +395,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             deleted=deleted,
             held_deletions=finish.held,
             error=error,
+            error_code=state.reports[key].error_code,
         )
     )
 
@@ -524,7 +542,9 @@ async def sync(
                             error=f"not run: {type(rejected).__name__}: {rejected}",
                             error_code=rejected.code,
                         )
-                        await state.tell(SyncProgress(model=k, status="not_run"))
+                        await state.tell(
+                            SyncProgress(model=k, status="not_run", error_code=rejected.code)
+                        )
             done = all(r.status not in _NOT_DONE for r in state.reports.values())
             status = "complete" if done else "partial"
             await store.finish_run(run, status=status, owner=owner)
@@ -551,6 +571,7 @@ async def sync(
             duration_s=time.monotonic() - started,
             store_writes=state.writes,
             store_s=state.store_s,
+            stopped=state.rejected,
         )
     finally:
         if opened_here:
@@ -582,6 +603,8 @@ class _ProgressDisplay:
             if event.status != "reading" or event.waiting_until is not None or now - self.last_draw > 0.1:
                 self.last_draw = now
                 self.draw()
+        elif event.error_code in _STOP_CODES:
+            pass  # the connection itself failed: said once, by the summary or as the CLI's error
         elif event.status != "reading" or event.waiting_until is not None:
             self.out.write(self.text(event) + "\n")
             self.out.flush()
@@ -630,7 +653,9 @@ async def cli_sync(
     """``lmsconnect sync SLUG --config-json JSON --db PATH|URL``: live progress per model, then a summary.
 
     Exit codes: 0 every model synced; 1 some model's read failed (the others are recorded, nothing of
-    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store); 3 every
+    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store; the
+    credentials rejected or the host unknown before any model was read: `SyncReport.stopped` is raised,
+    for the CLI to say it once); 3 every
     read completed but the mass-deletion guard held some model's deletions (``SYNC.DELETIONS_HELD``;
     rerun with ``--confirm-deletions MODEL`` to accept them).
     """
@@ -658,6 +683,8 @@ async def cli_sync(
     except LMSConnectError as exc:
         out.write(f"error: {exc}\n")
         return 2
+    if report.stopped is not None and not any(m.status == "complete" for m in report.models.values()):
+        raise report.stopped  # the connection itself failed: said once (exit 2), not once per model
     if as_json:
         out.write(json.dumps(report.to_dict()) + "\n")
     else:

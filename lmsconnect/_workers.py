@@ -54,6 +54,7 @@ from ._errors import (
     RateLimited,
     RemoteError,
 )
+from ._http import HOST_UNRESOLVED
 from ._store import StateStore, SyncInProgress, open_store
 from ._store_postgres import DEFAULT_SCHEMA, _split_url, is_postgres_url
 from ._sync import SyncProgress, SyncReport, sync
@@ -198,7 +199,7 @@ def _codes(*classes: type[LMSConnectError]) -> frozenset[str]:
 
 
 #: Codes of model failures no retry fixes: the connection needs someone's attention.
-_ATTENTION_CODES: Final = _codes(*ATTENTION)
+_ATTENTION_CODES: Final = _codes(*ATTENTION) | {HOST_UNRESOLVED}
 #: Codes of model failures a retry can fix: a 429, a vendor 5xx or unreadable reply.
 _TRANSIENT_CODES: Final = _codes(RateLimited, RemoteError)
 
