@@ -6,7 +6,8 @@
   values are taken as UTC) or from datetimes, unstructured to ISO 8601 strings in UTC;
 - the unified enums (and any other Enum): structured from their value (unknown values of the unified
   ones become ``UNKNOWN``), unstructured to it;
-- ``str`` and ``int``: strict (no silent ``5`` → ``"5"``; ``True`` is not an int);
+- ``str``, ``int`` and ``bool``: strict (no silent ``5`` → ``"5"``; ``True`` is not an int, nor ``"no"`` a
+  bool);
 - ``tuple[str, ...]``: also accepts a list or a single string;
 - ``list[...]``: only a list (or tuple), structured up to its first misfit: cattrs alone iterates whatever
   it is given (a string, character by character) and keeps every item's error, so a multi-megabyte
@@ -119,8 +120,15 @@ def configure_converter(converter: cattrs.Converter) -> None:
             raise TypeError(f"expected an integer, got {type(value).__name__}")
         return value
 
+    def _strict_bool(value: Any, _: Any) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {type(value).__name__}")
+        return value
+
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
+    # bool derives from int: without a hook of its own, the `int` hook above would refuse every bool.
+    converter.register_structure_hook(bool, _strict_bool)
     # The unified enums derive from str, which comes before Enum in their MRO: without a hook of
     # their own, the `str` hook above would structure them as plain strings.
     for enum_cls in (UserStatus, RevisionStatus, ProgressionStatus, CourseType):

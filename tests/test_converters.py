@@ -40,6 +40,17 @@ class TestStructureWire:
         with pytest.raises(InvalidRemoteResponse, match="expected an object"):
             structure_wire(make_converter(), raw, Wire, where="GET /x")
 
+    def test_bool_is_strict(self) -> None:
+        """A bool field takes true and false (not refused as a non-int), and nothing else."""
+
+        @attrs.frozen
+        class Flag:
+            on: bool
+
+        assert structure_wire(make_converter(), {"on": True}, Flag, where="GET /x") == Flag(on=True)
+        with pytest.raises(InvalidRemoteResponse, match=r"Flag\.on"):
+            structure_wire(make_converter(), {"on": "no"}, Flag, where="GET /x")
+
     def test_missing_key(self) -> None:
         """A dropped key names the field."""
         with pytest.raises(InvalidRemoteResponse, match="name"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -42,14 +42,17 @@ from lmsconnect.plugin import (
     Connector,
     ConnectorSpec,
     HttpClient,
+    PageGuard,
     RateBudget,
     RateWindow,
     Response,
     Secret,
     action_support,
     config_field,
+    make_converter,
     model_support,
     stream_map,
+    structure_wire,
 )
 
 __all__ = ["ToyConfig", "ToyConnector"]
@@ -89,8 +92,63 @@ CAPABILITIES = Capabilities.build(
 )
 
 
-def _ts(value: Any) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(int(value), dt.timezone.utc) if value else None
+# 3. Wire records: what Toy LMS sends, typed. Anything a server sends is untrusted: `structure_wire` turns
+# each answer into these records or raises InvalidRemoteResponse naming the endpoint and the field, so a
+# broken answer fails the read instead of raising a KeyError or storing a made-up record.
+T = TypeVar("T")
+_ID = [attrs.validators.ge(1), attrs.validators.lt(2**53)]  # ids are positive JSON-safe integers
+_EPOCH = [attrs.validators.ge(0), attrs.validators.lt(4_102_444_800)]  # 0 (none) or 1970..2099
+
+
+@attrs.frozen
+class UserWire:
+    id: int = attrs.field(validator=_ID)
+    first: str = ""
+    last: str = ""
+    email: str = ""
+    active: bool = False
+
+
+@attrs.frozen
+class CourseWire:
+    id: int = attrs.field(validator=_ID)
+    title: str
+    ref: str = ""
+    description: str = ""
+    published: bool = False
+    created: int = attrs.field(default=0, validator=_EPOCH)
+
+
+@attrs.frozen
+class EnrollmentWire:
+    course: int = attrs.field(validator=_ID)
+    user: int = attrs.field(validator=_ID)
+    done: int = attrs.field(default=0, validator=_EPOCH)  # completion time, 0 while not completed
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    data: list[T]
+    page: int = 1
+    pages: int = 1
+
+
+@attrs.frozen
+class Me:
+    scopes: list[str]
+
+
+@attrs.frozen
+class ErrorBody:
+    error: str = "forbidden"
+    scope: str | None = None
+
+
+_CONVERTER = make_converter()
+
+
+def _ts(value: int) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(value, dt.timezone.utc) if value else None
 
 
 class ToyConnector(Connector[ToyConfig]):
@@ -103,7 +161,7 @@ class ToyConnector(Connector[ToyConfig]):
     )
     capabilities = CAPABILITIES
 
-    # 3. Transport: base URL, budgets, auth, error mapping, secrets to scrub.
+    # 4. Transport: base URL, budgets, auth, error mapping, secrets to scrub.
     def create_http(self) -> HttpClient:
         token = self.config.token.reveal()
 
@@ -123,90 +181,93 @@ class ToyConnector(Connector[ToyConfig]):
     def _error(self, response: Response) -> PermissionDenied | None:
         # Toy LMS names the missing scope; surface it so check() can report it by name.
         if response.status == 403:
-            body = response.json()
-            return PermissionDenied(
-                body.get("error", "forbidden"), permission=body.get("scope"), status=403
-            )
+            body = self._wire(response.json(), ErrorBody, "a 403 answer")
+            return PermissionDenied(body.error, permission=body.scope, status=403)
         return None  # the default mapping handles 401/404/429/5xx
 
-    # 4. Reads: async generators, streaming page by page.
-    async def _pages(self, path: str) -> AsyncIterator[dict[str, Any]]:
-        # Toy LMS pages are numbered from 1 and the body says how many there are.
+    def _wire(self, raw: Any, cls: type[T], where: str) -> T:
+        return structure_wire(_CONVERTER, raw, cls, where=where, connector=self.slug, scrub=self.http.scrub)
+
+    # 5. Reads: async generators, streaming page by page.
+    async def _pages(self, path: str, cls: type[Page[T]]) -> AsyncIterator[T]:
+        # Toy LMS pages are numbered from 1 and the body says how many there are. PageGuard stops a
+        # server that keeps answering the same page (a huge "pages" would otherwise loop forever).
+        guard = PageGuard(f"GET {path}", connector=self.slug)
         page, pages = 1, 1
         while page <= pages:
-            body = await self.http.get_json(path, params={"page": page})
-            pages = int(body["pages"])
-            for item in body["data"]:
+            body = self._wire(await self.http.get_json(path, params={"page": page}), cls, f"GET {path}")
+            guard.page(body.data)
+            pages = body.pages
+            for item in body.data:
                 yield item
             page += 1
 
     async def read_users(self) -> AsyncIterator[User]:
-        async for raw in self._pages("/api/users"):
+        async for raw in self._pages("/api/users", Page[UserWire]):
             yield User(
-                id=self.make_id("users", raw["id"]),
-                remote_id=str(raw["id"]),
-                first_name=raw.get("first") or None,
-                last_name=raw.get("last") or None,
-                work_email=raw.get("email") or None,
-                status=UserStatus.ACTIVE if raw.get("active") else UserStatus.INACTIVE,
-                remote_data={"/api/users": raw},
+                id=self.make_id("users", raw.id),
+                remote_id=str(raw.id),
+                first_name=raw.first or None,
+                last_name=raw.last or None,
+                work_email=raw.email or None,
+                status=UserStatus.ACTIVE if raw.active else UserStatus.INACTIVE,
+                remote_data={"/api/users": attrs.asdict(raw)},
             )
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        async for raw in self._pages("/api/courses"):
+        async for raw in self._pages("/api/courses", Page[CourseWire]):
             yield self._course(raw)
 
-    def _course(self, raw: dict[str, Any]) -> Course:
+    def _course(self, raw: CourseWire) -> Course:
         return Course(
-            id=self.make_id("courses", raw["id"]),
-            remote_id=str(raw["id"]),
-            origin_id=raw.get("ref") or None,
-            remote_created_at=_ts(raw.get("created")),
-            remote_data={"/api/courses": raw},
+            id=self.make_id("courses", raw.id),
+            remote_id=str(raw.id),
+            origin_id=raw.ref or None,
+            remote_created_at=_ts(raw.created),
+            remote_data={"/api/courses": attrs.asdict(raw)},
         )
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
         # Toy LMS has no versions: one revision per course, sharing its remote id.
-        async for raw in self._pages("/api/courses"):
+        async for raw in self._pages("/api/courses", Page[CourseWire]):
             yield CourseRevision(
-                id=self.make_id("course_revisions", raw["id"]),
-                remote_id=str(raw["id"]),
-                course_id=self.make_id("courses", raw["id"]),
-                title=raw["title"],
-                description=raw.get("description") or None,
-                status=RevisionStatus.ACTIVE if raw.get("published") else RevisionStatus.INACTIVE,
-                remote_data={"/api/courses": raw},
+                id=self.make_id("course_revisions", raw.id),
+                remote_id=str(raw.id),
+                course_id=self.make_id("courses", raw.id),
+                title=raw.title,
+                description=raw.description or None,
+                status=RevisionStatus.ACTIVE if raw.published else RevisionStatus.INACTIVE,
+                remote_data={"/api/courses": attrs.asdict(raw)},
             )
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
-        async def enrollments(course: dict[str, Any]) -> list[dict[str, Any]]:
-            body = await self.http.get_json("/api/enrollments", params={"course": course["id"]})
-            return list(body["data"])
+        async def enrollments(course: CourseWire) -> list[EnrollmentWire]:
+            body = await self.http.get_json("/api/enrollments", params={"course": course.id})
+            return self._wire(body, Page[EnrollmentWire], "GET /api/enrollments").data
 
-        async for batch in stream_map(self._pages("/api/courses"), enrollments, concurrency=8):
+        courses = self._pages("/api/courses", Page[CourseWire])
+        async for batch in stream_map(courses, enrollments, concurrency=8):
             for raw in batch:
-                status = ProgressionStatus.COMPLETED if raw.get("done") else ProgressionStatus.ENROLLED
+                remote = f"{raw.course}:{raw.user}"
                 yield CourseProgression(
-                    id=self.make_id("course_progressions", f"{raw['course']}:{raw['user']}"),
-                    remote_id=f"{raw['course']}:{raw['user']}",
-                    user_id=self.make_id("users", raw["user"]),
-                    course_revision_id=self.make_id("course_revisions", raw["course"]),
-                    status=status,
-                    completed_at=_ts(raw.get("done")),
-                    remote_data={"/api/enrollments": raw},
+                    id=self.make_id("course_progressions", remote),
+                    remote_id=remote,
+                    user_id=self.make_id("users", raw.user),
+                    course_revision_id=self.make_id("course_revisions", raw.course),
+                    status=ProgressionStatus.COMPLETED if raw.done else ProgressionStatus.ENROLLED,
+                    completed_at=_ts(raw.done),
+                    remote_data={"/api/enrollments": attrs.asdict(raw)},
                 )
 
-    # 5. Actions: validated input in, per-item results out.
+    # 6. Actions: validated input in, per-item results out.
     async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
-        existing = {c.origin_id: c async for c in self.read_courses() if c.origin_id}
+        existing = {c.ref: c async for c in self._pages("/api/courses", Page[CourseWire]) if c.ref}
         items = []
         for item in action.items:
-            found = existing.get(item.origin_id)
-            if found is not None:
-                raw = (found.remote_data or {})["/api/courses"]
-                same = raw["title"] == item.course.title and (raw.get("description") or None) == (
-                    item.course.description
-                )
+            raw = existing.get(item.origin_id)
+            if raw is not None:
+                found = self._course(raw)
+                same = raw.title == item.course.title and (raw.description or None) == item.course.description
                 items.append(
                     ItemResult(key=item.origin_id, id=found.id, remote_id=found.remote_id,
                                status=ItemStatus.UNCHANGED)
@@ -224,7 +285,7 @@ class ToyConnector(Connector[ToyConfig]):
                 json_body={"ref": item.origin_id, "title": item.course.title,
                            "description": item.course.description or ""},
             )
-            created = self._course(response.json())
+            created = self._course(self._wire(response.json(), CourseWire, "POST /api/courses"))
             items.append(ItemResult(key=item.origin_id, id=created.id, remote_id=created.remote_id,
                                     status=ItemStatus.CREATED))
         return ActionResult(action="upsert_courses", items=tuple(items))
@@ -237,10 +298,9 @@ class ToyConnector(Connector[ToyConfig]):
         return ActionResult.one("enroll_user", key=action.user_id, status=ItemStatus.CREATED,
                                 remote_id=remote, id=self.make_id("course_progressions", remote))
 
-    # 6. Scope testing: what the token may do, by the vendor's own scope names.
+    # 7. Scope testing: what the token may do, by the vendor's own scope names.
     async def check_access(self) -> list[CheckItem]:
-        body = await self.http.get_json("/api/me")
-        scopes = set(body["scopes"])
+        scopes = set(self._wire(await self.http.get_json("/api/me"), Me, "GET /api/me").scopes)
         needs = {"users": "users:read", "courses": "courses:read", "course_revisions": "courses:read",
                  "course_progressions": "enrollments:read"}
         action_needs = {"upsert_courses": "courses:write", "enroll_user": "enrollments:write"}
