@@ -446,15 +446,13 @@ async def _cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
                 + (f"; did you mean {close[0]!r}?" if close else "")
                 + f" (models: {', '.join(MODELS)})"
             )
-    from ._api import connect
 
     confirm: bool | list[str] = False
     if args.confirm_deletions == "all":
         confirm = True
     elif args.confirm_deletions:
         confirm = [m.strip() for m in args.confirm_deletions.split(",") if m.strip()]
-    async with connect(args.slug, **config) as lms:
-        await _probe(lms, models)
+    # Rejected credentials or an unknown host stop the sync after one call; cli_sync raises that error.
     return await cli_sync(
         args.slug,
         config,

@@ -5,6 +5,8 @@ the caller can do about it::
 
     LMSConnectError                      code                        what to do
     ├── ConfigurationError               CONFIG.INVALID              fix the connect() arguments
+    │   ├── (a host name that does not  CONFIG.HOST_UNRESOLVED      fix the domain / base URL
+    │   │    resolve: ConfigurationError)
     │   └── PluginLoadError              CONFIG.PLUGIN_BROKEN        fix or reinstall the named distribution
     ├── InvalidInput                     INPUT.INVALID               fix the action input (names the field)
     ├── NotSupported                     LMS.NOT_SUPPORTED           check capabilities before calling

@@ -98,6 +98,10 @@ _NO_SUCH_NAME: Final = frozenset(
 )
 
 
+#: The code of the `ConfigurationError` for a host name that does not resolve (every call would fail).
+HOST_UNRESOLVED: Final = "CONFIG.HOST_UNRESOLVED"
+
+
 def _unresolvable_host(exc: BaseException, slug: str) -> ConfigurationError | None:
     """A host name that does not resolve is a configuration mistake, not a vendor outage: fail at once."""
     if (
@@ -109,6 +113,7 @@ def _unresolvable_host(exc: BaseException, slug: str) -> ConfigurationError | No
             f"the host name {exc.host!r} does not resolve (DNS: {exc.os_error.strerror}): check the "
             f"domain or base URL",
             connector=slug,
+            code=HOST_UNRESOLVED,
         )
     return None
 

@@ -39,7 +39,8 @@ import attrs
 
 from ._changefeed import DELETIONS_HELD, DeletionGuard, resolve_model
 from ._connector import Connector
-from ._errors import ConfigurationError, LMSConnectError
+from ._errors import AuthenticationError, ConfigurationError, LMSConnectError, RateLimited
+from ._http import HOST_UNRESOLVED
 from ._models import MODELS, ModelName, Record
 from ._store import (
     StateStore,
@@ -59,9 +60,12 @@ __all__ = [
     "sync",
 ]
 
-ModelStatus = Literal["reading", "complete", "failed", "skipped"]
+ModelStatus = Literal["reading", "complete", "failed", "skipped", "not_run"]
 ProgressCallback = Callable[["SyncProgress"], "Awaitable[None] | None"]
 _KINDS: Final = ("created", "updated", "deleted")
+_NOT_DONE: Final = ("failed", "not_run")
+#: Codes of errors that fail the whole connection, not one model (see `SyncReport.stopped`).
+_STOP_CODES: Final = (AuthenticationError.code, HOST_UNRESOLVED)
 
 
 @attrs.frozen(kw_only=True)
@@ -80,6 +84,7 @@ class SyncProgress:
     deleted: int = 0
     held_deletions: int = 0
     error: str | None = None
+    error_code: str | None = None
     # Set while the read waits for the connection's rate budget (a spent hourly plan budget): until when.
     waiting_until: dt.datetime | None = None
 
@@ -89,8 +94,13 @@ class ModelReport:
     """One model's outcome. ``created``/``updated``/``deleted`` are the run's entries in the change log
     (exact, across interrupted attempts); ``read`` and ``unchanged`` are of the last attempt.
 
-    ``status`` is ``complete``, ``failed`` (read failed part-way: nothing was marked deleted), or
-    ``skipped`` (a resumed run had already completed this model before it was interrupted).
+    ``status`` is ``complete``, ``failed`` (read failed part-way: nothing was marked deleted),
+    ``skipped`` (a resumed run had already completed this model before it was interrupted), or
+    ``not_run`` (another model's read found the credentials rejected or the host unknown, so this one
+    was not tried: it would have failed the same way).
+    A failed or not-run model carries the error's stable ``error_code`` (e.g. ``REMOTE.AUTHENTICATION``,
+    ``REMOTE.RATE_LIMITED``; None for an error that is not an `LMSConnectError`), and ``retry_after``
+    (seconds) when the vendor said how long to wait.
     ``held_deletions`` > 0: the read was complete, but the mass-deletion guard kept that many unseen
     records from being marked deleted (``code`` is ``SYNC.DELETIONS_HELD``); confirm them with
     ``sync(..., confirm_deletions=[model])`` once you know they are really gone.
@@ -106,10 +116,15 @@ class ModelReport:
     held_deletions: int = 0
     error: str | None = None
     detail: str | None = None
+    error_code: str | None = None
+    retry_after: float | None = None
 
     @property
     def code(self) -> str | None:
-        """``SYNC.DELETIONS_HELD`` when the guard held deletions back, else None."""
+        """The outcome's code: ``error_code`` when the model failed or was not run,
+        ``SYNC.DELETIONS_HELD`` when the guard held deletions back, else None."""
+        if self.error_code:
+            return self.error_code
         return DELETIONS_HELD if self.held_deletions else None
 
 
@@ -125,15 +140,25 @@ class SyncReport:
     duration_s: float
     store_writes: int = 0
     store_s: float = 0.0
+    #: The error that stopped the sync (credentials rejected, host name unknown): the ``not_run``
+    #: models were not tried because every read would have failed the same way. None otherwise.
+    stopped: LMSConnectError | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def ok(self) -> bool:
         """True when every model was read completely."""
-        return all(m.status != "failed" for m in self.models.values())
+        return all(m.status not in _NOT_DONE for m in self.models.values())
 
     @property
     def failed(self) -> tuple[str, ...]:
-        return tuple(k for k, m in self.models.items() if m.status == "failed")
+        """Models not read completely: ``failed`` ones and ``not_run`` ones."""
+        return tuple(k for k, m in self.models.items() if m.status in _NOT_DONE)
+
+    @property
+    def error_codes(self) -> dict[str, str | None]:
+        """Each failed (or not-run) model's stable error code, e.g. ``{"users": "REMOTE.AUTHENTICATION"}``
+        (None for an error that is not an `LMSConnectError`)."""
+        return {k: m.error_code for k, m in self.models.items() if m.status in _NOT_DONE}
 
     @property
     def held(self) -> dict[str, int]:
@@ -158,6 +183,7 @@ class SyncReport:
             "totals": self.totals,
             "held_deletions": self.held,
             "codes": sorted({m.code for m in self.models.values() if m.code}),
+            "error_codes": self.error_codes,
             "models": {k: {**attrs.asdict(m), "code": m.code} for k, m in self.models.items()},
         }
 
@@ -191,8 +217,9 @@ class SyncReport:
         out = [line(head), line(["-" * w for w in widths])]
         out += [line(r) for r in rows[:-1]]
         out += [line(["-" * w for w in widths]), line(rows[-1])]
+        not_run = [m.model for m in self.models.values() if m.status == "not_run"]
         for m in self.models.values():
-            if m.error:
+            if m.error and m.status == "failed":
                 out.append(f"{m.model} failed: {m.error} (nothing was marked deleted)")
             if m.held_deletions:
                 out.append(
@@ -201,6 +228,11 @@ class SyncReport:
                     f"If they are really gone: --confirm-deletions {m.model} "
                     f"(sync(..., confirm_deletions=[{m.model!r}]))"
                 )
+        if not_run:
+            out.append(
+                f"not run: {', '.join(not_run)} ({self.models[not_run[0]].error_code}: every read would "
+                f"fail the same way; nothing was marked deleted)"
+            )
         out.append(
             f"run {self.run_id}{' (resumed)' if self.resumed else ''} of {self.connection}: "
             f"{self.calls} HTTP calls, {self.duration_s:.2f} s"
@@ -258,6 +290,11 @@ class _Run:
         self.writes = 0
         self.store_s = 0.0
         self.last: dict[str, SyncProgress] = {}
+        # Set once the first model's read has got a page (or ended): the credentials were tried once.
+        self.tried = anyio.Event()
+        # The error that stopped the sync (credentials rejected, host unknown): every other model's read
+        # would fail the same way, so they are not tried.
+        self.rejected: LMSConnectError | None = None
 
     async def tell(self, event: SyncProgress) -> None:
         self.last[event.model] = event
@@ -267,9 +304,18 @@ class _Run:
                 await result
 
 
+def _stops_sync(exc: Exception) -> LMSConnectError | None:
+    """`exc` when it fails the whole connection, not one model: rejected credentials, a host that
+    does not resolve."""
+    if isinstance(exc, (AuthenticationError, ConfigurationError)) and exc.code in _STOP_CODES:
+        return exc
+    return None
+
+
 async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state: _Run) -> None:
     read = created = updated = unchanged = 0
     error: str | None = None
+    failure: Exception | None = None
     batch: list[Record] = []
 
     async def flush() -> None:
@@ -300,7 +346,11 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
                 break
             except Exception as exc:  # any read failure fails this model, not the sync
                 error = f"{type(exc).__name__}: {exc}"
+                failure = exc
+                if state.rejected is None:
+                    state.rejected = _stops_sync(exc)
                 break
+            state.tried.set()
             read += 1
             batch.append(record)
             if len(batch) >= state.batch_size:
@@ -308,6 +358,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
         # What was read before a failure is real: apply it. Only deletions need a complete read.
         await flush()
     finally:
+        state.tried.set()
         with anyio.CancelScope(shield=True):
             await stream.aclose()
     guard = state.guards.get(key)
@@ -324,7 +375,14 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             f"{guard.describe()} the guard allows"
         )
     state.reports[key] = ModelReport(
-        model=key, status=status, read=read, unchanged=unchanged, error=error, detail=detail
+        model=key,
+        status=status,
+        read=read,
+        unchanged=unchanged,
+        error=error,
+        detail=detail,
+        error_code=failure.code if isinstance(failure, LMSConnectError) else None,
+        retry_after=failure.retry_after if isinstance(failure, RateLimited) else None,
     )
     await state.tell(
         SyncProgress(
@@ -337,6 +395,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
             deleted=deleted,
             held_deletions=finish.held,
             error=error,
+            error_code=state.reports[key].error_code,
         )
     )
 
@@ -455,7 +514,13 @@ async def sync(
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(heartbeat)
                     async with anyio.create_task_group() as readers:
-                        for k in todo:
+                        # One model first, until its first page: rejected credentials are then one
+                        # failed call, and the other models are not tried with them.
+                        for i, k in enumerate(todo):
+                            if i == 1:
+                                await state.tried.wait()
+                            if state.rejected is not None:
+                                break
                             readers.start_soon(_read_model, connector, run, k, state)
                     outer.cancel_scope.cancel()
             except Exception as exc:
@@ -467,7 +532,21 @@ async def sync(
                 raise leaf from None
             finally:
                 remove_listener()
-            status = "complete" if all(r.status != "failed" for r in state.reports.values()) else "partial"
+            if state.rejected is not None:
+                rejected = state.rejected
+                for k in todo:
+                    if k not in state.reports:
+                        state.reports[k] = ModelReport(
+                            model=k,
+                            status="not_run",
+                            error=f"not run: {type(rejected).__name__}: {rejected}",
+                            error_code=rejected.code,
+                        )
+                        await state.tell(
+                            SyncProgress(model=k, status="not_run", error_code=rejected.code)
+                        )
+            done = all(r.status not in _NOT_DONE for r in state.reports.values())
+            status = "complete" if done else "partial"
             await store.finish_run(run, status=status, owner=owner)
             counts = await store.run_counts(run.run_id)
         finally:
@@ -492,6 +571,7 @@ async def sync(
             duration_s=time.monotonic() - started,
             store_writes=state.writes,
             store_s=state.store_s,
+            stopped=state.rejected,
         )
     finally:
         if opened_here:
@@ -523,6 +603,8 @@ class _ProgressDisplay:
             if event.status != "reading" or event.waiting_until is not None or now - self.last_draw > 0.1:
                 self.last_draw = now
                 self.draw()
+        elif event.error_code in _STOP_CODES:
+            pass  # the connection itself failed: said once, by the summary or as the CLI's error
         elif event.status != "reading" or event.waiting_until is not None:
             self.out.write(self.text(event) + "\n")
             self.out.flush()
@@ -571,7 +653,9 @@ async def cli_sync(
     """``lmsconnect sync SLUG --config-json JSON --db PATH|URL``: live progress per model, then a summary.
 
     Exit codes: 0 every model synced; 1 some model's read failed (the others are recorded, nothing of
-    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store); 3 every
+    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store; the
+    credentials rejected or the host unknown before any model was read: `SyncReport.stopped` is raised,
+    for the CLI to say it once); 3 every
     read completed but the mass-deletion guard held some model's deletions (``SYNC.DELETIONS_HELD``;
     rerun with ``--confirm-deletions MODEL`` to accept them).
     """
@@ -599,6 +683,8 @@ async def cli_sync(
     except LMSConnectError as exc:
         out.write(f"error: {exc}\n")
         return 2
+    if report.stopped is not None and not any(m.status == "complete" for m in report.models.values()):
+        raise report.stopped  # the connection itself failed: said once (exit 2), not once per model
     if as_json:
         out.write(json.dumps(report.to_dict()) + "\n")
     else:

@@ -54,6 +54,7 @@ from ._errors import (
     RateLimited,
     RemoteError,
 )
+from ._http import HOST_UNRESOLVED
 from ._store import StateStore, SyncInProgress, open_store
 from ._store_postgres import DEFAULT_SCHEMA, _split_url, is_postgres_url
 from ._sync import SyncProgress, SyncReport, sync
@@ -186,17 +187,21 @@ class ActionOutcome:
     error: str | None = None
 
 
-def _error_code(message: str | None) -> tuple[str | None, type[LMSConnectError] | None]:
-    """The code and class of a model failure in a `SyncReport` (``"AuthenticationError: ..."``)."""
-    if not message:
-        return None, None
-    from . import _errors
+def _codes(*classes: type[LMSConnectError]) -> frozenset[str]:
+    """The error codes of `classes` and their subclasses (a model failure in a `SyncReport` has one)."""
+    out: set[str] = set()
+    todo = list(classes)
+    while todo:
+        cls = todo.pop()
+        out.add(cls.code)
+        todo += cls.__subclasses__()
+    return frozenset(out)
 
-    name = message.split(":", 1)[0].strip()
-    cls = getattr(_errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, LMSConnectError):
-        return cls.code, cls
-    return None, None
+
+#: Codes of model failures no retry fixes: the connection needs someone's attention.
+_ATTENTION_CODES: Final = _codes(*ATTENTION) | {HOST_UNRESOLVED}
+#: Codes of model failures a retry can fix: a 429, a vendor 5xx or unreadable reply.
+_TRANSIENT_CODES: Final = _codes(RateLimited, RemoteError)
 
 
 class _Retry:
@@ -435,23 +440,24 @@ class Workers:
         return row is not None and row[0] == job_id
 
     async def _record_report(self, key: str, report: SyncReport, job_id: int | None) -> None:
-        failures = [(m, _error_code(r.error)) for m, r in report.models.items() if r.error]
-        if not failures:
+        codes = report.error_codes
+        if not codes:
             await self._record(key, outcome="ok", report=report, job_id=job_id)
             return
-        codes = [code for _, (code, _) in failures if code]
-        classes = [cls for _, (_, cls) in failures if cls is not None]
-        first = report.models[failures[0][0]].error
-        attention = [c for c in classes if issubclass(c, ATTENTION)]
+        first = report.models[next(iter(codes))].error
+        attention = [(m, c) for m, c in codes.items() if c in _ATTENTION_CODES]
         if attention:
-            code = attention[0].code
-            await self._record(key, outcome="needs_attention", report=report, code=code, message=first)
-            raise _NeedsAttention(f"sync of {key} needs attention: {first}")
+            model, code = attention[0]
+            message = report.models[model].error
+            await self._record(key, outcome="needs_attention", report=report, code=code, message=message)
+            raise _NeedsAttention(f"sync of {key} needs attention: {message}")
+        known = [c for c in codes.values() if c]
         await self._record(
-            key, outcome="partial", report=report, code=codes[0] if codes else None, message=first
+            key, outcome="partial", report=report, code=known[0] if known else None, message=first
         )
-        if classes and all(issubclass(c, (RateLimited, RemoteError)) for c in classes):
-            raise _Transient(f"sync of {key} was partial: {first}")
+        if all(c in _TRANSIENT_CODES for c in codes.values()):
+            hints = [r.retry_after for r in report.models.values() if r.retry_after is not None]
+            raise _Transient(f"sync of {key} was partial: {first}", retry_after=max(hints, default=None))
 
     async def _record(
         self,

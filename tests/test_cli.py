@@ -231,6 +231,17 @@ class TestMistakes:
         assert_one_line_error(*result, "does not resolve")
         assert time.monotonic() - started < 5
 
+    @requires["talentlms"]
+    def test_unresolvable_domain_sync_says_it_once(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`sync` against a domain that does not resolve is one configuration line, not one per model."""
+        if not resolver_says_no_such_name():
+            pytest.skip("this machine's resolver cannot answer 'no such name'")
+        config = json.dumps({"domain": UNRESOLVABLE, "api_key": "k" * 30})
+        argv = ["sync", "talentlms", "--config-json", config, "--db", str(tmp_path / "s.sqlite")]
+        assert_one_line_error(*main_in_process(argv, capsys), "does not resolve")
+
     async def test_wrong_key_sync_says_it_once(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -245,7 +256,7 @@ class TestMistakes:
         captured = capsys.readouterr()
         assert_one_line_error(code, captured.out, captured.err, "[toylms]")
         assert "wrong-token" not in captured.err
-        assert sim.calls == 1  # the probe's one read, and nothing after it
+        assert sim.calls == 1  # the sync's first read, and no other model tried
 
     def test_debug_shows_the_traceback(self) -> None:
         """With --debug the same mistake also prints the traceback (a subprocess, as a user runs it)."""

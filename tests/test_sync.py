@@ -23,6 +23,7 @@ from lmsconnect import (
     DeletionGuard,
     InvalidInput,
     NotSupported,
+    RateLimited,
     RemoteError,
     User,
 )
@@ -248,6 +249,12 @@ class TestFailedRead:
         assert not report.ok and report.failed == ("users",)
         assert report.models["users"].status == "failed"
         assert "RemoteError" in (report.models["users"].error or "")
+        assert report.models["users"].error_code == "REMOTE.ERROR"
+        assert report.error_codes == {"users": "REMOTE.ERROR"}
+        as_dict = report.to_dict()
+        assert as_dict["error_codes"] == {"users": "REMOTE.ERROR"}
+        assert as_dict["models"]["users"]["error_code"] == "REMOTE.ERROR"
+        assert as_dict["models"]["courses"]["error_code"] is None
         assert report.models["users"].deleted == 0
         assert report.models["courses"].status == "complete" and report.models["courses"].deleted == 1
         log = await changes(store, since=cursor)
@@ -260,6 +267,45 @@ class TestFailedRead:
         await sync(toy(sim), store, connection=key)
         after = await changes(store, since=cursor)
         assert ("deleted", "users", "20") in after and ("updated", "users", "100") in after
+
+
+class RateLimitedToy(ToyConnector):
+    """Toy connector whose course read ends in a 429 the HTTP layer gave up on, asking for 30 s."""
+
+    async def read_courses(self) -> AsyncIterator[Course]:
+        raise RateLimited("GET /api/courses: 429", retry_after=30.0, connector="toylms")
+        yield  # an async generator  # pragma: no cover
+
+
+class TestFailureCodes:
+    async def test_rate_limited_model_says_when_to_retry(self, sim: ToySimulator, store: Store) -> None:
+        """A rate-limited model's report carries REMOTE.RATE_LIMITED and the vendor's retry_after."""
+        lms = RateLimitedToy.from_config(**sim.connect_config, calls_per_second=1000)
+        report = await sync(lms, store, connection="toy-429")
+        courses = report.models["courses"]
+        assert (courses.status, courses.error_code) == ("failed", "REMOTE.RATE_LIMITED")
+        assert courses.retry_after == 30.0
+        assert courses.code == "REMOTE.RATE_LIMITED"
+        assert report.error_codes == {"courses": "REMOTE.RATE_LIMITED"}
+        assert report.to_dict()["models"]["courses"]["retry_after"] == 30.0
+        assert report.models["users"].status == "complete" and report.models["users"].retry_after is None
+
+    async def test_wrong_key_is_one_call_and_one_error(self, sim: ToySimulator, store: Store) -> None:
+        """Rejected credentials: one failed call, the other models not tried, and one error in the report."""
+        lms = lmsconnect.connect("toylms", base_url=sim.url, token="wrong-token", calls_per_second=1000)
+        report = await sync(lms, store, connection="toy-key")
+        assert sim.calls == 1 and report.calls == 1
+        statuses = {k: m.status for k, m in report.models.items()}
+        assert list(statuses.values()).count("failed") == 1
+        assert set(statuses.values()) == {"failed", "not_run"}
+        assert set(report.error_codes.values()) == {"REMOTE.AUTHENTICATION"}
+        assert report.failed == tuple(report.models) and not report.ok
+        table = report.summary_table()
+        assert table.count("AuthenticationError") == 1 and table.count("not run:") == 1
+        # Nothing was read, nothing marked deleted; with the right key the next sync reads everything.
+        assert await changes(store) == []
+        again = await sync(toy(sim), store, connection="toy-key")
+        assert again.ok and all(m.status == "complete" for m in again.models.values())
 
 
 class TestMassDeletionGuard:

@@ -193,6 +193,9 @@ class TestFailures:
             [health] = await w.health()
             assert health.needs_attention
             assert health.last_error_code == "REMOTE.AUTHENTICATION"
+            # One rejected read (besides the rate-budget lookup): no other model was tried with the key.
+            reads = {r: n for r, n in sim.calls_by_route.items() if r != "GET /v1/ratelimit"}
+            assert sum(reads.values()) == 1, sim.calls_by_route
             jobs = sql(db, f"SELECT status::text, attempts FROM procrastinate_jobs WHERE {SYNCS}")
             assert jobs == [("failed", 1)]
             sql(db, "UPDATE worker_connections SET next_due = now()")
