@@ -135,9 +135,14 @@ def configure_converter(converter: cattrs.Converter) -> None:
         converter.register_structure_hook(enum_cls, lambda v, t: t(v))
 
 
-def make_converter() -> cattrs.Converter:
-    """A new converter with the unified hooks; detailed validation names the failing field."""
-    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
+def make_converter(*, forbid_extra_keys: bool = True) -> cattrs.Converter:
+    """A new converter with the unified hooks; detailed validation names the failing field.
+
+    Unknown keys are refused by default (right for our own input and stored data); a plugin's wire
+    converter passes ``forbid_extra_keys=False``, since vendors add fields to their answers at any time and
+    a field we do not read must not fail a read.
+    """
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=forbid_extra_keys)
     configure_converter(converter)
     return converter
 

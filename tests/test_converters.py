@@ -87,3 +87,13 @@ class TestLists:
         message = str(info.value)
         assert "Listing.items" in message and "more)" not in message and "items[2]" not in message
 
+
+
+class TestExtraKeys:
+    def test_wire_converter_ignores_fields_it_does_not_read(self) -> None:
+        """A vendor field added to an answer does not fail a wire read; our own input still refuses it."""
+        raw = {"id": 1, "name": "a", "last_login": "yesterday"}
+        wire = make_converter(forbid_extra_keys=False)
+        assert structure_wire(wire, raw, Wire, where="GET /x") == Wire(id=1, name="a")
+        with pytest.raises(InvalidRemoteResponse, match="last_login"):
+            structure_wire(make_converter(), raw, Wire, where="GET /x")

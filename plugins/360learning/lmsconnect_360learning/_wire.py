@@ -19,7 +19,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from lmsconnect.plugin import configure_converter, parse_datetime
+from lmsconnect.plugin import make_converter as unified_converter
+from lmsconnect.plugin import parse_datetime
 
 __all__ = [
     "MAX_TOKEN_LIFETIME_S",
@@ -198,8 +199,7 @@ def make_wire_converter() -> cattrs.Converter:
       (`AccessToken`: RFC 6750 characters, so none can break a header) and token lifetimes (`Lifetime`:
       a positive number or numeric string, at most `MAX_TOKEN_LIFETIME_S`).
     """
-    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
-    configure_converter(converter)
+    converter = unified_converter(forbid_extra_keys=False)
     converter.register_structure_hook(RemoteId, _remote_id)
     converter.register_structure_hook(AccessToken, _access_token)
     converter.register_structure_hook(PlatformName, _platform_name)

@@ -28,7 +28,7 @@ from typing import Any, Final, NewType
 import attrs
 import cattrs
 
-from lmsconnect.plugin import configure_converter
+from lmsconnect.plugin import make_converter as unified_converter
 
 __all__ = [
     "CONVERTER",
@@ -120,8 +120,7 @@ def make_converter() -> cattrs.Converter:
 
     Extra keys are allowed: Moodle adds keys by version and by the caller's capabilities.
     """
-    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
-    configure_converter(converter)
+    converter = unified_converter(forbid_extra_keys=False)
     converter.register_structure_hook(Id, _id)
     converter.register_structure_hook(UnixTime, _unix_time)
     converter.register_structure_hook(Flag, _flag)

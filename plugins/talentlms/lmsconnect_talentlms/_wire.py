@@ -23,7 +23,7 @@ import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn
 
-from lmsconnect.plugin import configure_converter
+from lmsconnect.plugin import make_converter as unified_converter
 
 __all__ = [
     "MAX_NUMBER",
@@ -380,8 +380,7 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
     - ignores fields a record does not declare (``remote_data`` keeps the raw answer);
     - reads ``list[EnrolledUser]`` from a list of objects and nothing else (not ``null``, not an object).
     """
-    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
-    configure_converter(converter)
+    converter = unified_converter(forbid_extra_keys=False)
     converter.register_structure_hook(TalentId, lambda v, _: talent_id(v))
     converter.register_structure_hook(Text, lambda v, _: text(v))
     converter.register_structure_hook(Role, lambda v, _: role(v))

@@ -144,7 +144,7 @@ class ErrorBody:
     scope: str | None = None
 
 
-_CONVERTER = make_converter()
+_CONVERTER = make_converter(forbid_extra_keys=False)  # vendors add fields: ignore what we do not read
 
 
 def _ts(value: int) -> dt.datetime | None:
@@ -189,85 +189,88 @@ class ToyConnector(Connector[ToyConfig]):
         return structure_wire(_CONVERTER, raw, cls, where=where, connector=self.slug, scrub=self.http.scrub)
 
     # 5. Reads: async generators, streaming page by page.
-    async def _pages(self, path: str, cls: type[Page[T]]) -> AsyncIterator[T]:
+    async def _pages(self, path: str, cls: type[Page[T]]) -> AsyncIterator[tuple[T, Any]]:
         # Toy LMS pages are numbered from 1 and the body says how many there are. PageGuard stops a
         # server that keeps answering the same page (a huge "pages" would otherwise loop forever).
+        # Each item comes as its checked wire record and its raw payload (kept whole as remote_data).
         guard = PageGuard(f"GET {path}", connector=self.slug)
         page, pages = 1, 1
         while page <= pages:
-            body = self._wire(await self.http.get_json(path, params={"page": page}), cls, f"GET {path}")
+            raw = await self.http.get_json(path, params={"page": page})
+            body = self._wire(raw, cls, f"GET {path}")
             guard.page(body.data)
             pages = body.pages
-            for item in body.data:
+            for item in zip(body.data, raw["data"], strict=True):
                 yield item
             page += 1
 
     async def read_users(self) -> AsyncIterator[User]:
-        async for raw in self._pages("/api/users", Page[UserWire]):
+        async for wire, raw in self._pages("/api/users", Page[UserWire]):
             yield User(
-                id=self.make_id("users", raw.id),
-                remote_id=str(raw.id),
-                first_name=raw.first or None,
-                last_name=raw.last or None,
-                work_email=raw.email or None,
-                status=UserStatus.ACTIVE if raw.active else UserStatus.INACTIVE,
-                remote_data={"/api/users": attrs.asdict(raw)},
+                id=self.make_id("users", wire.id),
+                remote_id=str(wire.id),
+                first_name=wire.first or None,
+                last_name=wire.last or None,
+                work_email=wire.email or None,
+                status=UserStatus.ACTIVE if wire.active else UserStatus.INACTIVE,
+                remote_data={"/api/users": raw},
             )
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        async for raw in self._pages("/api/courses", Page[CourseWire]):
-            yield self._course(raw)
+        async for wire, raw in self._pages("/api/courses", Page[CourseWire]):
+            yield self._course(wire, raw)
 
-    def _course(self, raw: CourseWire) -> Course:
+    def _course(self, wire: CourseWire, raw: Any) -> Course:
         return Course(
-            id=self.make_id("courses", raw.id),
-            remote_id=str(raw.id),
-            origin_id=raw.ref or None,
-            remote_created_at=_ts(raw.created),
-            remote_data={"/api/courses": attrs.asdict(raw)},
+            id=self.make_id("courses", wire.id),
+            remote_id=str(wire.id),
+            origin_id=wire.ref or None,
+            remote_created_at=_ts(wire.created),
+            remote_data={"/api/courses": raw},
         )
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
         # Toy LMS has no versions: one revision per course, sharing its remote id.
-        async for raw in self._pages("/api/courses", Page[CourseWire]):
+        async for wire, raw in self._pages("/api/courses", Page[CourseWire]):
             yield CourseRevision(
-                id=self.make_id("course_revisions", raw.id),
-                remote_id=str(raw.id),
-                course_id=self.make_id("courses", raw.id),
-                title=raw.title,
-                description=raw.description or None,
-                status=RevisionStatus.ACTIVE if raw.published else RevisionStatus.INACTIVE,
-                remote_data={"/api/courses": attrs.asdict(raw)},
+                id=self.make_id("course_revisions", wire.id),
+                remote_id=str(wire.id),
+                course_id=self.make_id("courses", wire.id),
+                title=wire.title,
+                description=wire.description or None,
+                status=RevisionStatus.ACTIVE if wire.published else RevisionStatus.INACTIVE,
+                remote_data={"/api/courses": raw},
             )
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
-        async def enrollments(course: CourseWire) -> list[EnrollmentWire]:
+        async def enrollments(course: CourseWire) -> list[tuple[EnrollmentWire, Any]]:
             body = await self.http.get_json("/api/enrollments", params={"course": course.id})
-            return self._wire(body, Page[EnrollmentWire], "GET /api/enrollments").data
+            page = self._wire(body, Page[EnrollmentWire], "GET /api/enrollments")
+            return list(zip(page.data, body["data"], strict=True))
 
-        courses = self._pages("/api/courses", Page[CourseWire])
+        courses = (wire async for wire, _ in self._pages("/api/courses", Page[CourseWire]))
         async for batch in stream_map(courses, enrollments, concurrency=8):
-            for raw in batch:
-                remote = f"{raw.course}:{raw.user}"
+            for wire, raw in batch:
+                remote = f"{wire.course}:{wire.user}"
                 yield CourseProgression(
                     id=self.make_id("course_progressions", remote),
                     remote_id=remote,
-                    user_id=self.make_id("users", raw.user),
-                    course_revision_id=self.make_id("course_revisions", raw.course),
-                    status=ProgressionStatus.COMPLETED if raw.done else ProgressionStatus.ENROLLED,
-                    completed_at=_ts(raw.done),
-                    remote_data={"/api/enrollments": attrs.asdict(raw)},
+                    user_id=self.make_id("users", wire.user),
+                    course_revision_id=self.make_id("course_revisions", wire.course),
+                    status=ProgressionStatus.COMPLETED if wire.done else ProgressionStatus.ENROLLED,
+                    completed_at=_ts(wire.done),
+                    remote_data={"/api/enrollments": raw},
                 )
 
     # 6. Actions: validated input in, per-item results out.
     async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
-        existing = {c.ref: c async for c in self._pages("/api/courses", Page[CourseWire]) if c.ref}
+        existing = {c.ref: c async for c, _ in self._pages("/api/courses", Page[CourseWire]) if c.ref}
         items = []
         for item in action.items:
-            raw = existing.get(item.origin_id)
-            if raw is not None:
-                found = self._course(raw)
-                same = raw.title == item.course.title and (raw.description or None) == item.course.description
+            wire = existing.get(item.origin_id)
+            if wire is not None:
+                found = self._course(wire, None)
+                same = (wire.title, wire.description or None) == (item.course.title, item.course.description)
                 items.append(
                     ItemResult(key=item.origin_id, id=found.id, remote_id=found.remote_id,
                                status=ItemStatus.UNCHANGED)
@@ -285,7 +288,8 @@ class ToyConnector(Connector[ToyConfig]):
                 json_body={"ref": item.origin_id, "title": item.course.title,
                            "description": item.course.description or ""},
             )
-            created = self._course(self._wire(response.json(), CourseWire, "POST /api/courses"))
+            body = response.json()
+            created = self._course(self._wire(body, CourseWire, "POST /api/courses"), body)
             items.append(ItemResult(key=item.origin_id, id=created.id, remote_id=created.remote_id,
                                     status=ItemStatus.CREATED))
         return ActionResult(action="upsert_courses", items=tuple(items))
