@@ -485,6 +485,10 @@ async def sync(
     key = connection or connection_key(connector)
     owner = uuid.uuid4().hex
     started = time.monotonic()
+    if connector.shared_budget is None:
+        shared = store.shared_budget(key)
+        if shared is not None:
+            connector.share_budget(shared)
     opened_here = False
     try:
         connector.http  # noqa: B018 - raises when not open

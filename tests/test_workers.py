@@ -612,3 +612,94 @@ class TestUnreachableDatabase:
         assert time.monotonic() - started < 15
         assert "cannot open" in err and "127.0.0.1:1" in err and "refused" in err
         assert "hunter2" not in err
+
+
+class TestStoreSharedBudgets:
+    async def test_a_store_with_shared_budgets_counts_every_sync_in_them(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """`open_store(url, shared_budgets=True)`: a sync whose connector was given no budget counts its
+        calls in the store's shared budgets under the connection key; the default store does not."""
+        async with lmsconnect.open_store(db) as plain:
+            async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:
+                await lmsconnect.sync(lms, plain, connection="local", models=["users"])
+        async with lmsconnect.open_store(db, shared_budgets=True) as store:
+            assert store.budgets is not None
+            async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:
+                report = await lmsconnect.sync(lms, store, connection="acme", models=["users"])
+                counted = await store.budgets.calls("acme", within_s=60)
+                assert lms.shared_budget == lmsconnect.SharedBudget(store.budgets, "acme")
+            assert await store.budgets.calls("local", within_s=60) == 0
+        assert report.calls > 0 and counted == report.calls
+
+    async def test_the_url_switch_and_a_connectors_own_budget(self, db: str, sim: TalentLMSSimulator) -> None:
+        """``?budgets=shared`` in the URL turns them on; a connector given ``budget=`` keeps its own; a
+        bad value and SQLite are refused with a message saying what to use."""
+        async with (
+            lmsconnect.open_store(f"{db}&budgets=shared") as store,
+            lmsconnect.PostgresBudgets(db) as own,
+        ):
+            assert store.budgets is not None
+            config = sim.connect_config
+            async with lmsconnect.connect("talentlms", budget=own.tenant("mine"), **config) as lms:
+                await lmsconnect.sync(lms, store, connection="acme", models=["users"])
+            assert await store.budgets.calls("acme", within_s=60) == 0
+            assert await own.calls("mine", within_s=60) > 0
+        with pytest.raises(lmsconnect.InvalidInput, match="budgets=shared"):
+            async with lmsconnect.open_store(f"{db}&budgets=yes"):
+                pass
+        with pytest.raises(lmsconnect.InvalidInput, match="PostgreSQL"):
+            async with lmsconnect.open_store(":memory:", shared_budgets=True):
+                pass
+
+
+HOURLY_CLIENT = textwrap.dedent(
+    """
+    import asyncio, json, os, sys
+    import lmsconnect
+
+    async def main():
+        config = json.loads(os.environ["CONFIG"])
+        admitted = limited = 0
+        async with lmsconnect.PostgresBudgets(os.environ["DB"]) as budgets:
+            http = lmsconnect.HttpOptions(max_wait_s=5.0)
+            async with lmsconnect.connect("talentlms", budget=budgets.tenant("acme"), http=http,
+                                          **config) as lms:
+                for _ in range(int(os.environ["CALLS"])):
+                    try:
+                        await lms.passthrough("GET", "/v1/users/id:1")
+                        admitted += 1
+                    except lmsconnect.RateLimited:
+                        limited += 1
+                print(admitted, limited, lms.stats.rejected)
+
+    asyncio.run(main())
+    """
+)
+
+
+class TestSharedHourlyPlan:
+    async def test_two_processes_draw_from_one_hourly_plan_window(self, db: str) -> None:
+        """TalentLMS's hourly plan budget (30 calls here) is one window for two processes sharing the
+        tenant: together they spend exactly 30 (each one's opening GET /v1/ratelimit, free at TalentLMS,
+        is counted in the shared window too), the rest are refused locally as RateLimited, and the
+        vendor never answers 429 (each process alone would have spent 30)."""
+        async with lmsconnect.PostgresBudgets(db):  # the tables exist before the processes race
+            pass
+        async with TalentLMSSimulator(api_key=SECRET, hourly_limit=30) as server:
+            env = {**os.environ, "DB": db, "CONFIG": json.dumps(server.connect_config), "CALLS": "25"}
+            procs = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", HOURLY_CLIENT, env=env, stdout=asyncio.subprocess.PIPE
+                )
+                for _ in range(2)
+            ]
+            outputs = [await asyncio.wait_for(p.communicate(), 120) for p in procs]
+            rejected = server.rejected_calls
+            calibrations = server.calls_by_route["GET /v1/ratelimit"]
+        counts = [[int(n) for n in out.split()] for out, _ in outputs]
+        assert all(p.returncode == 0 for p in procs) and len(counts) == 2, outputs
+        assert calibrations == 2
+        assert sum(c[0] for c in counts) + calibrations == 30, counts
+        assert sum(c[0] + c[1] for c in counts) == 50, counts
+        assert rejected == 0 and all(c[2] == 0 for c in counts), counts
