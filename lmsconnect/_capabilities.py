@@ -116,7 +116,10 @@ class FeatureCapability:
 
 
 def _spec_fields(
-    names: Iterable[str], partial: Mapping[str, str], notes: Mapping[str, str]
+    names: Iterable[str],
+    partial: Mapping[str, str],
+    notes: Mapping[str, str],
+    unsupported: Mapping[str, str] | None = None,
 ) -> dict[str, FieldCapability]:
     fields = {n: FieldCapability(support=Support.SUPPORTED, note=notes.get(n, "")) for n in names}
     for name, note in partial.items():
@@ -124,6 +127,10 @@ def _spec_fields(
     for name in notes:
         if name not in fields:
             raise ValueError(f"a note is given for {name!r}, which is not listed as supported or partial")
+    for name, reason in (unsupported or {}).items():
+        if name in fields:
+            raise ValueError(f"{name!r} is listed as supported or partial and as unsupported")
+        fields[name] = FieldCapability(support=Support.UNSUPPORTED, note=reason)
     return fields
 
 
@@ -132,13 +139,17 @@ def model_support(
     note: str = "",
     notes: Mapping[str, str] | None = None,
     partial: Mapping[str, str] | None = None,
+    unsupported: Mapping[str, str] | None = None,
 ) -> ModelCapability:
     """A supported model: the listed fields supported (``id``, ``remote_id``, ``changed_at``,
     ``remote_deleted_at`` and ``remote_data`` implied), ``partial`` fields with their note, the rest
-    unsupported."""
+    unsupported — ``unsupported`` gives the reason for some of them (the vendor's API does not return
+    it, it would cost a call per record, ...), which the docs show."""
     listed = tuple(dict.fromkeys(BASE_FIELDS + fields))
     return ModelCapability(
-        supported=True, note=note, fields=_spec_fields(listed, partial or {}, notes or {})
+        supported=True,
+        note=note,
+        fields=_spec_fields(listed, partial or {}, notes or {}, unsupported),
     )
 
 
@@ -372,12 +383,18 @@ def _markdown_sections(
         if entry.note:
             out += [_md(entry.note), ""]
         out += [f"| {column} | support | note |", "|---|---|---|"]
+        # Unsupported fields are shown when the table says why; the others are named in one line.
         out += [
             f"| `{f}` | {c.support.value} | {_md(c.note)} |"
             for f, c in entry.fields.items()
-            if c.support is not Support.UNSUPPORTED
+            if c.support is not Support.UNSUPPORTED or c.note
         ]
         out.append("")
+        silent = [
+            f"`{f}`" for f, c in entry.fields.items() if c.support is Support.UNSUPPORTED and not c.note
+        ]
+        if silent:
+            out += ["Not available: " + ", ".join(silent) + ".", ""]
     missing = [
         f"`{k}`" + (f" ({_md(e.note)})" if e.note else "") for k, e in entries.items() if not e.supported
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 from lmsconnect_toylms import ToyConnector
 from lmsconnect_toylms.testing import ToySimulator
@@ -634,3 +635,35 @@ class TestRateBudgetWaits:
         assert "max_wait_s" in (report.models["users"].error or "")
         assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
         assert len(await by_remote(store, User)) == 130
+
+
+class _ToyWithProgress(ToyConnector):
+    """The Toy connector as a later lmsconnect would ship it: it also fills `progress` (a field added
+    after the store was written), for completed enrolments only."""
+
+    async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        async for record in super().read_course_progressions():
+            done = record.status is lmsconnect.ProgressionStatus.COMPLETED
+            yield attrs.evolve(record, progress=100.0) if done else record
+
+
+class TestUpgrade:
+    async def test_new_fields_make_one_update_only_where_they_have_a_value(
+        self, sim: ToySimulator, store: Store
+    ) -> None:
+        """After an upgrade, records that gain a value for a new field are `updated` once; no others are."""
+        for enrollment in list(sim.enrollments.values())[::3]:
+            enrollment["done"] = 1_700_000_000
+        completed = {f"{c}:{u}" for (c, u), e in sim.enrollments.items() if e["done"]}
+        old = toy(sim)
+        await sync(old, store, connection="acme")
+        new = _ToyWithProgress.from_config(**sim.connect_config, calls_per_second=1000)
+        first = await sync(new, store, connection="acme")
+        assert first.models["course_progressions"].updated == len(completed) > 0
+        assert sum(m.updated for m in first.models.values()) == len(completed)
+        updated = {rid for kind, model, rid in await changes(store) if kind == "updated"}
+        assert updated == completed
+        stored = await by_remote(store, CourseProgression)
+        assert {rid for rid, p in stored.items() if p.progress == 100.0} == completed
+        second = await sync(new, store, connection="acme")
+        assert sum(m.updated for m in second.models.values()) == 0
