@@ -78,6 +78,9 @@ class ModelCapability:
     supported: bool
     note: str = ""
     fields: Mapping[str, FieldCapability] = attrs.field(factory=dict)
+    # False: read only when asked for (`sync(models=...)`, `lms.list`), because it costs calls the
+    # default models do not make (the note says how many); `sync` without `models=` leaves it out.
+    by_default: bool = True
 
     def field(self, name: str) -> FieldCapability:
         return self.fields.get(name, _UNSUPPORTED_FIELD)
@@ -140,16 +143,19 @@ def model_support(
     notes: Mapping[str, str] | None = None,
     partial: Mapping[str, str] | None = None,
     unsupported: Mapping[str, str] | None = None,
+    by_default: bool = True,
 ) -> ModelCapability:
     """A supported model: the listed fields supported (``id``, ``remote_id``, ``changed_at``,
     ``remote_deleted_at`` and ``remote_data`` implied), ``partial`` fields with their note, the rest
     unsupported — ``unsupported`` gives the reason for some of them (the vendor's API does not return
-    it, it would cost a call per record, ...), which the docs show."""
+    it, it would cost a call per record, ...), which the docs show. ``by_default=False``: a sync reads
+    the model only when `models=` names it (say in ``note`` what it costs)."""
     listed = tuple(dict.fromkeys(BASE_FIELDS + fields))
     return ModelCapability(
         supported=True,
         note=note,
         fields=_spec_fields(listed, partial or {}, notes or {}, unsupported),
+        by_default=by_default,
     )
 
 
@@ -264,7 +270,12 @@ class Capabilities:
             "slug": self.slug,
             "name": self.name,
             "models": {
-                k: {"supported": v.supported, "note": v.note, "fields": fields(v.fields)}
+                k: {
+                    "supported": v.supported,
+                    "by_default": v.by_default,
+                    "note": v.note,
+                    "fields": fields(v.fields),
+                }
                 for k, v in self.models.items()
             },
             "actions": {
@@ -297,7 +308,12 @@ class Capabilities:
             slug=data["slug"],
             name=data["name"],
             models={
-                k: ModelCapability(supported=v["supported"], note=v["note"], fields=fields(v["fields"]))
+                k: ModelCapability(
+                    supported=v["supported"],
+                    note=v["note"],
+                    fields=fields(v["fields"]),
+                    by_default=v.get("by_default", True),
+                )
                 for k, v in data["models"].items()
             },
             actions={
@@ -325,7 +341,9 @@ class Capabilities:
             "## Models",
             "",
         ]
-        out += _markdown_sections(self.models, "field", lambda _: "")
+        out += _markdown_sections(
+            self.models, "field", lambda m: "" if m.by_default else "read by `sync` only when asked for"
+        )
         out += ["## Actions", ""]
         out += _markdown_sections(
             self.actions,
@@ -431,7 +449,8 @@ def _model_cell(cap: ModelCapability) -> str:
     if not cap.supported:
         return "—"
     partial = any(f.support is Support.PARTIAL for f in cap.fields.values())
-    return "partial" if partial else "yes"
+    cell = "partial" if partial else "yes"
+    return cell if cap.by_default else f"{cell} (on request)"
 
 
 def _action_cell(cap: ActionCapability) -> str:

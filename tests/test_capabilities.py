@@ -99,7 +99,7 @@ class TestRendering:
         assert data["models"]["users"]["fields"]["status"] == {
             "support": "partial", "note": "no suspended state"}
         assert data["models"]["skills"] == {
-            "supported": False, "note": "Probe LMS has no skills.",
+            "supported": False, "by_default": True, "note": "Probe LMS has no skills.",
             "fields": {f: {"support": "unsupported", "note": ""} for f in data["models"]["skills"]["fields"]},
         }
         action = data["actions"]["deactivate_course"]

@@ -667,3 +667,34 @@ class TestUpgrade:
         assert {rid for rid, p in stored.items() if p.progress == 100.0} == completed
         second = await sync(new, store, connection="acme")
         assert sum(m.updated for m in second.models.values()) == 0
+
+
+class _ToyProgressionsOnRequest(ToyConnector):
+    """The Toy connector with progressions declared as costing extra calls (read only when asked for)."""
+
+    capabilities = attrs.evolve(
+        ToyConnector.capabilities,
+        models={
+            **ToyConnector.capabilities.models,
+            "course_progressions": attrs.evolve(
+                ToyConnector.capabilities.models["course_progressions"], by_default=False
+            ),
+        },
+    )
+
+
+class TestModelsOnRequest:
+    async def test_a_model_not_read_by_default_is_read_only_when_named(
+        self, sim: ToySimulator, store: Store
+    ) -> None:
+        """A sync without models= skips an on-request model (no calls for it); naming it reads it."""
+        lms = _ToyProgressionsOnRequest.from_config(**sim.connect_config, calls_per_second=1000)
+        default = await sync(lms, store, connection="acme")
+        assert "course_progressions" not in default.models and "users" in default.models
+        assert sim.calls_by_route["GET /api/enrollments"] == 0
+        named = await sync(lms, store, connection="acme", models=["course_progressions"])
+        assert named.models["course_progressions"].created == len(sim.enrollments)
+        assert sim.calls_by_route["GET /api/enrollments"] > 0
+        assert "yes (on request)" in str(
+            lmsconnect._capabilities.matrix_rows([lms.capabilities])[1]
+        )
