@@ -206,17 +206,11 @@ _V2: Final = ("ALTER TABLE {s}.run_models ADD COLUMN held integer NOT NULL DEFAU
 # written since the last `_sequence`, which reads all of it. Idempotent, as a store whose version was
 # set back may have them.
 _V3: Final = (
+    # A change-log row without its cursor, numbered by (batch, n): the order its writer wrote it in.
     """CREATE TABLE IF NOT EXISTS {s}.pending_changes (
-        batch bigint NOT NULL,
-        n bigint NOT NULL,
-        connection text COLLATE "C" NOT NULL,
-        model text NOT NULL,
-        record_id text COLLATE "C" NOT NULL,
-        remote_id text NOT NULL,
-        kind text NOT NULL CHECK (kind IN ('created', 'updated', 'deleted')),
-        at timestamptz NOT NULL,
-        run_id bigint NOT NULL
+        batch bigint NOT NULL, n bigint NOT NULL, LIKE {s}.changes INCLUDING CONSTRAINTS
     )""",
+    "ALTER TABLE {s}.pending_changes DROP COLUMN IF EXISTS cursor",
     "CREATE SEQUENCE IF NOT EXISTS {s}.change_batches",
     # Each statement of a plpgsql function takes a fresh snapshot (READ COMMITTED): the move sees every
     # move committed before this one took the lock.
