@@ -151,6 +151,34 @@ async def test_sync_spans_and_metrics(slug: str, otel: tuple[Any, Any], tmp_path
     assert_nothing_leaks(strings_of(spans, points), secrets, remote_ids)
 
 
+async def test_retries_429s_and_budget_waits_are_counted(otel: tuple[Any, Any], tmp_path: Path) -> None:
+    """Against a vendor limit tighter than the client's budget: 429s, retries and budget waits are spans
+    and metrics, in the same numbers as ``lms.stats``."""
+    from lmsconnect_360learning.testing import Learning360Simulator
+
+    exporter, reader = otel
+    async with (
+        Learning360Simulator(users=1200, courses=3, enrollments=30, read_limit=2, rate_window=0.2) as sim,
+        lmsconnect.connect("360learning", **sim.connect_config, reads_per_second=50) as lms,
+        lmsconnect.open_store(str(tmp_path / "state.db")) as store,
+    ):
+        report = await lmsconnect.sync(lms, store)
+        stats = attrs.evolve(lms.stats)
+    assert report.ok
+    assert stats.rejected > 0 and stats.retries > 0 and stats.waits > 0
+    spans = exporter.get_finished_spans()
+    points = metric_points(reader)
+    refused = [s for s in spans if s.attributes.get("http.response.status_code") == 429]
+    assert len(refused) == stats.rejected
+    assert all(s.status.status_code.name == "ERROR" and s.attributes["error.type"] == "429" for s in refused)
+    assert sum(1 for s in spans if s.attributes.get("http.request.resend_count")) == stats.retries
+    assert total(points, "lmsconnect.http.calls", **{"http.response.status_code": 429}) == stats.rejected
+    assert total(points, "lmsconnect.http.rate_limited") == stats.rejected
+    assert total(points, "lmsconnect.http.retries", **{"lmsconnect.retry.reason": "429"}) == stats.retries
+    assert total(points, "lmsconnect.budget.waits") == stats.waits
+    assert 0 < total(points, "lmsconnect.budget.wait_time") <= stats.wait_s
+
+
 @pytest.mark.parametrize("slug", SLUGS)
 async def test_action_span_and_metrics(slug: str, otel: tuple[Any, Any]) -> None:
     """An action is a span with its item count and outcomes, its HTTP calls its children, its items
