@@ -289,3 +289,17 @@ async def test_api_without_sdk_records_nothing() -> None:
     ):
         users = [u async for u in lms.list("users")]
     assert len(users) == 5
+
+
+def test_every_instrument_is_documented() -> None:
+    """docs/observability.md lists each metric lmsconnect creates, with its instrument kind and unit."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from lmsconnect._telemetry import Instruments
+
+    page = (ROOT / "docs" / "observability.md").read_text()
+    created = vars(Instruments(MeterProvider().get_meter("probe"))).values()
+    assert len(created) >= 9
+    for instrument in created:
+        kind = "histogram" if "Histogram" in type(instrument).__name__ else "counter"
+        assert f"| `{instrument.name}` | {kind} | `{instrument.unit}` |" in page, instrument.name
