@@ -151,6 +151,28 @@ async def test_sync_spans_and_metrics(slug: str, otel: tuple[Any, Any], tmp_path
     assert_nothing_leaks(strings_of(spans, points), secrets, remote_ids)
 
 
+async def test_a_failed_sync_says_why_by_its_code(otel: tuple[Any, Any], tmp_path: Path) -> None:
+    """Rejected credentials: the read that tried them and the sync are failed spans with the error's code,
+    the HTTP span carries the 401, and the rejected key appears nowhere."""
+    exporter, reader = otel
+    async with simulator("talentlms", **SIZE) as sim:
+        config = {**sim.connect_config, "api_key": "wrong-key-0123456789abcdef012345"}
+        async with (
+            lmsconnect.connect("talentlms", **config) as lms,
+            lmsconnect.open_store(str(tmp_path / "state.db")) as store,
+        ):
+            report = await lmsconnect.sync(lms, store)
+    code = lmsconnect.AuthenticationError.code
+    assert not report.ok
+    spans = exporter.get_finished_spans()
+    [root] = [s for s in spans if s.name == "sync talentlms"]
+    assert root.status.status_code.name == "ERROR" and root.attributes["error.type"] == code
+    failed = [s for s in spans if s.name.startswith("read ") and s.status.status_code.name == "ERROR"]
+    assert failed and all(s.attributes["error.type"] == code for s in failed)
+    assert 401 in {s.attributes.get("http.response.status_code") for s in spans}
+    assert_nothing_leaks(strings_of(spans, metric_points(reader)), {config["api_key"]}, set())
+
+
 async def test_retries_429s_and_budget_waits_are_counted(otel: tuple[Any, Any], tmp_path: Path) -> None:
     """Against a vendor limit tighter than the client's budget: 429s, retries and budget waits are spans
     and metrics, in the same numbers as ``lms.stats``."""
