@@ -571,6 +571,10 @@ _ROUTE_WORD: Final = re.compile(r"[A-Za-z][A-Za-z_-]{0,47}(?:\d{1,2})?(?:\.[a-z]
 _ROUTE_KEY: Final = re.compile(r"[A-Za-z_]{1,48}")
 _ROUTE_PARAM: Final = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 _OPERATION: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+# OpenTelemetry's known HTTP methods; any other (a passthrough's own) is recorded as "_OTHER".
+_KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
 
 
 def route_template(path: str) -> str:
@@ -930,9 +934,10 @@ class HttpClient:
         template = self.route_of(url)
         operation = self._operation_of(params)
         _, host, port = self._origin
+        known = method in _KNOWN_METHODS
         common: dict[str, Any] = {
             telemetry.CONNECTOR: self.slug,
-            "http.request.method": method,
+            "http.request.method": method if known else "_OTHER",
             "url.template": template,
         }
         if operation is not None:
@@ -944,7 +949,7 @@ class HttpClient:
             attributes["http.request.resend_count"] = attempt - 1
         meters = telemetry.instruments()
         started = time.monotonic()
-        with telemetry.http_span(method, operation or template, attributes) as span:
+        with telemetry.http_span(method if known else "HTTP", operation or template, attributes) as span:
             try:
                 response = await send
             except BaseException as exc:

@@ -261,6 +261,22 @@ def test_declared_routes_name_ids_that_look_like_words() -> None:
     assert http._operation_of({"fn": "x; DROP TABLE"}) == "{operation}"
 
 
+async def test_passthrough_calls_are_templated_too(otel: tuple[Any, Any]) -> None:
+    """A passthrough call's span is named by the derived template, and an unusual method by "_OTHER"."""
+    exporter, _ = otel
+    async with (
+        simulator("talentlms", **SIZE) as sim,
+        lmsconnect.connect("talentlms", **sim.connect_config) as lms,
+    ):
+        user = await anext(lms.list("users"))
+        exporter.clear()
+        await lms.passthrough("GET", f"/v1/users/id:{user.remote_id}")
+        await lms.passthrough("PROPFIND", "/v1/users", raise_for_status=False)
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["GET /api/v1/users/id:{id}", "HTTP /api/v1/users"]
+    assert exporter.get_finished_spans()[1].attributes["http.request.method"] == "_OTHER"
+
+
 def test_works_without_opentelemetry(tmp_path: Path) -> None:
     """With opentelemetry not importable, lmsconnect imports, syncs and acts as before."""
     script = textwrap.dedent(
