@@ -159,7 +159,7 @@ def _render_user(ctx: Context, user: User) -> dict[str, Any]:
         confirmed=True,
         lang=user.lang,
         theme="",
-        timezone="99",
+        timezone=user.timezone,
         mailformat=1,
         trackforums=0,
     )
@@ -309,7 +309,16 @@ def _render_course_full(ctx: Context, course: Course) -> dict[str, Any]:
     return out
 
 
-_PURPOSE: Final = {"forum": "collaboration", "assign": "assessment", "quiz": "assessment"}
+_PURPOSE: Final = {
+    "forum": "collaboration",
+    "glossary": "collaboration",
+    "assign": "assessment",
+    "quiz": "assessment",
+    "h5pactivity": "interactivecontent",
+    "scorm": "interactivecontent",
+    "feedback": "communication",
+    "bigbluebuttonbn": "communication",
+}
 _PLURAL: Final = {
     "forum": "Forums",
     "page": "Pages",
@@ -317,6 +326,14 @@ _PLURAL: Final = {
     "quiz": "Quizzes",
     "url": "URLs",
     "label": "Text and media areas",
+    "resource": "Files",
+    "h5pactivity": "H5P",
+    "glossary": "Glossaries",
+    "folder": "Folders",
+    "feedback": "Feedback",
+    "bigbluebuttonbn": "BigBlueButton",
+    "scorm": "SCORM packages",
+    "book": "Books",
 }
 _RULE: Final = {"view": ("completionview", "View"), "grade": ("completionusegrade", "Receive a grade")}
 
@@ -832,7 +849,7 @@ def get_contents(ctx: Context, params: dict[str, Any]) -> Any:
             {
                 "id": section.id,
                 "name": section.name,
-                "visible": 1,
+                "visible": section.visible,
                 "summary": "",
                 "summaryformat": 1,
                 "section": section.section,
@@ -1219,7 +1236,7 @@ def get_users_courses(ctx: Context, params: dict[str, Any]) -> Any:
             startdate=course.startdate,
             enddate=course.enddate,
             marker=0,
-            lastaccess=None,
+            lastaccess=site.enrolments[(user.id, course.id)].lastaccess,
             isfavourite=False,
             hidden=False,
             overviewfiles=[],

@@ -111,6 +111,8 @@ class User:
     deleted: bool = False
     timecreated: int = SEED_TIME
     lang: str = "en"
+    timezone: str = "99"
+    """An IANA name, or "99": the site's default."""
 
     @property
     def fullname(self) -> str:
@@ -142,6 +144,7 @@ class Section:
     id: int
     section: int
     name: str
+    visible: int = 1
 
 
 @attrs.define
@@ -215,6 +218,8 @@ class Enrolment:
     timestart: int = 0
     timeend: int = 0
     timecreated: int = SEED_TIME
+    lastaccess: int | None = None
+    """When the user last accessed the course (``user_lastaccess``); None: never."""
 
     def active(self, now: int) -> bool:
         return self.status == 0 and self.timestart <= now and (self.timeend == 0 or self.timeend > now)
@@ -919,6 +924,7 @@ def generate_site(
                     site.seed_completion(uid, mod, 1, when)
 
     site.seed_aggregate_all()
+    _add_variety(site)
 
     nfw = max(1, min(5, courses // 40 + 1))
     for f in range(1, nfw + 1):
@@ -944,6 +950,53 @@ def generate_site(
                 id=ccid, courseid=cid, competencyid=comp, sortorder=order
             )
     return site
+
+
+_EXTRA_CONTENT: Final = (
+    ("resource", "slides"),
+    ("h5pactivity", "interactive video"),
+    ("glossary", "glossary"),
+    ("folder", "handouts"),
+    ("feedback", "course feedback"),
+    ("bigbluebuttonbn", "live session"),
+    ("scorm", "e-learning package"),
+    ("book", "handbook"),
+)
+
+
+def _add_variety(site: Site) -> None:
+    """What the connector reads beyond completion: time zones, course languages, last course accesses and
+    content of more module types, hidden sections and modules among it. Derived from ids, with no draws
+    from the site's random generator, so the rest of the generated site is the same with or without it."""
+    for user in site.users.values():
+        if user.id > 2 and user.id % 7 == 0:
+            user.timezone = "Europe/Paris" if user.id % 2 else "America/New_York"
+    for index, cid in enumerate(sorted(c for c in site.courses if c != 1)):
+        course = site.courses[cid]
+        if index % 5 == 2:
+            course.lang = site.languages[index % len(site.languages)]
+        kind, name = _EXTRA_CONTENT[index % len(_EXTRA_CONTENT)]
+        add_module(site, course, course.numsections, kind, f"{course.fullname}: {name}")
+        if index % 4 == 1:
+            hidden = add_module(site, course, 1, "resource", f"{course.fullname}: draft notes")
+            hidden.visible = 0
+        if index % 6 == 3:
+            course.numsections += 1
+            course.sections.append(
+                Section(
+                    id=site.new_id("course_sections"),
+                    section=course.numsections,
+                    name="Next term (hidden)",
+                    visible=0,
+                )
+            )
+            draft = add_module(site, course, course.numsections, "page", "Next term: syllabus draft")
+            draft.visible = 0
+    for (userid, cmid), completion in site.completions.items():
+        module = site.modules[cmid]
+        enrolment = site.enrolments.get((userid, module.course))
+        if enrolment is not None and completion.timecompleted:
+            enrolment.lastaccess = max(enrolment.lastaccess or 0, completion.timecompleted)
 
 
 def fixture_site() -> Site:
