@@ -21,6 +21,7 @@ from ._site import (
     ASSIGNABLE_ROLES,
     HIDDEN_COURSE_ROLES,
     ROLES,
+    Category,
     Competency,
     Course,
     CourseCompetency,
@@ -814,6 +815,13 @@ def get_categories(ctx: Context, params: dict[str, Any]) -> Any:
     counts: dict[int, int] = {}
     for course in ctx.site.courses.values():
         counts[course.categoryid] = counts.get(course.categoryid, 0) + 1
+
+    def ancestry(category: Category) -> list[int]:
+        chain = [category.id]
+        while (top := ctx.site.categories.get(chain[0])) is not None and top.parent not in (0, *chain):
+            chain.insert(0, top.parent)
+        return chain
+
     return [
         {
             "id": c.id,
@@ -827,8 +835,8 @@ def get_categories(ctx: Context, params: dict[str, Any]) -> Any:
             "visible": c.visible,
             "visibleold": c.visible,
             "timemodified": c.timemodified,
-            "depth": 1,
-            "path": f"/{c.id}",
+            "depth": len(ancestry(c)),
+            "path": "".join(f"/{i}" for i in ancestry(c)),
             "theme": "",
         }
         for c in cats
