@@ -82,16 +82,13 @@ CAPABILITIES: Final = Capabilities.build(
             "status",
             "username",
             "locale",
+            "timezone",
             "custom_fields",
             note="One call (core_user_get_users) for every user; the guest account is left out. Users "
             "Moodle has deleted are not listed, so lmsconnect.sync marks them deleted (remote_deleted_at). "
             "With include_deleted_users=True they are listed too: Moodle keeps their rows, which only "
             "core_user_get_users_by_field returns, so they are looked for in the gaps of the id sequence "
             "(and up to 100 ids past the highest), 100 ids per call.",
-            partial={
-                "timezone": "The user's own time zone (an IANA name) when they chose one; None when they "
-                "keep the site's default (Moodle's '99'), which no function the connector holds names.",
-            },
             unsupported={
                 "remote_created_at": "core_user_get_users does not return when an account was created.",
                 "remote_updated_at": "core_user_get_users does not return when a profile last changed.",
@@ -105,6 +102,8 @@ CAPABILITIES: Final = Capabilities.build(
             notes={
                 "username": "The login name; None for listed deleted users, whose username Moodle rewrote.",
                 "locale": "The user's language pack name as Moodle gives it, e.g. 'en', 'pt_br'.",
+                "timezone": "The user's own time zone (an IANA name) when they chose one; None when they "
+                "keep the site's default (Moodle's '99'), which no function the connector holds names.",
                 "custom_fields": "Custom profile fields with a value, by short name (e.g. 'employeeid'), "
                 "values as Moodle stores them (a checkbox '1', a date as Unix seconds).",
                 "status": "Suspended users are INACTIVE (deleted ones too, when listed).",
@@ -136,12 +135,11 @@ CAPABILITIES: Final = Capabilities.build(
             "remote_created_at",
             "remote_url",
             "code",
+            "languages",
             "remote_updated_at",
             note="Moodle has no course versions: one revision per course, with the course's id. With "
             "course_categories, one more call (core_course_get_categories) for the whole site.",
             partial={
-                "languages": "The course's forced language (one language pack name, e.g. 'en'); None when "
-                "the course forces none and each learner sees it in their own language.",
                 "categories": "Only with course_categories (one more call per read): the names of the "
                 "course's category and its parents, outermost first.",
             },
@@ -154,6 +152,8 @@ CAPABILITIES: Final = Capabilities.build(
             },
             notes={
                 "code": "The course short name (unique on the site).",
+                "languages": "The course's forced language (one language pack name, e.g. 'en'); None when "
+                "the course forces none and each learner sees it in their own language.",
                 "remote_updated_at": "When the course settings last changed (timemodified); not its content.",
                 "title": "The course full name.",
                 "description": "The course summary (HTML as Moodle stores it).",
