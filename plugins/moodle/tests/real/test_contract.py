@@ -224,6 +224,10 @@ async def scenario(target: Target, store_path: Path) -> dict[str, Any]:
             await t.read(f"read.{model}", lms, model)
         async with lmsconnect.connect("moodle", **target.config, include_deleted_users=True) as deleted:
             await t.read("read.users_with_deleted", deleted, "users")
+        async with lmsconnect.connect("moodle", **target.config, course_categories=True) as named:
+            await t.read("read.course_revisions_with_categories", named, "course_revisions")
+        async with lmsconnect.connect("moodle", **target.config, progression_scores=True) as scored:
+            await t.read("read.course_progressions_with_scores", scored, "course_progressions")
         t["sync.1"] = _report(await lmsconnect.sync(lms, store))
         cursor = await store.last_cursor()
 
