@@ -191,8 +191,9 @@ CAPABILITIES: Final = Capabilities.build(
                 "progress": "Moodle's progress: the percentage of the course's activities with completion "
                 "tracking that the learner completed (failed ones do not count). None where completion is "
                 "not tracked (a course without it, a teacher) and, by default, in hidden courses and "
-                "dropped enrolments; with progressions_via_report from the report, to one decimal. A value "
-                "outside 0-100 is refused (InvalidRemoteResponse).",
+                "dropped enrolments. With progressions_via_report the report's 'Student progress', to one "
+                "decimal, for every enrolment: 0 also where completion is not tracked (the report cannot say "
+                "which). A value outside 0-100 is refused (InvalidRemoteResponse).",
                 "completed_at": "By default the time Moodle completed the last completion criterion (any "
                 "criterion for courses completed by 'any'). With progressions_via_report the course "
                 "completion time Moodle's aggregation recorded, to the minute only (the report formats "
