@@ -992,6 +992,7 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             sortorder=category.sortorder + 1,
             contextid=site.new_id("context"),
             coursegradeitem=site.new_id("grade_items"),
+            gradecategory=site.new_id("grade_categories"),
         )
         course.sections = [
             Section(id=site.new_id("course_sections"), section=i, name="General" if i == 0 else f"Topic {i}")
@@ -1538,6 +1539,10 @@ _FAIL: Final = (
 
 def _user_grades(ctx: Context, course: Course, user: User) -> dict[str, Any]:
     site = ctx.site
+    if not course.coursegradeitem:
+        # A course nobody graded yet gets its course total and top category when the gradebook is read.
+        course.coursegradeitem = site.new_id("grade_items")
+        course.gradecategory = site.new_id("grade_categories")
     graded = site.graded_modules(course.id)
     grades = {m.id: site.grades.get((user.id, m.id)) for m in graded}
     has_any = any(g is not None and g.raw is not None for g in grades.values())
@@ -1555,7 +1560,7 @@ def _user_grades(ctx: Context, course: Course, user: User) -> dict[str, Any]:
             "iteminstance": m.instance,
             "itemnumber": 0,
             "idnumber": "",
-            "categoryid": course.coursegradeitem,
+            "categoryid": course.gradecategory,
             "outcomeid": None,
             "scaleid": None,
             "locked": False,
@@ -1601,7 +1606,7 @@ def _user_grades(ctx: Context, course: Course, user: User) -> dict[str, Any]:
             "itemname": None,
             "itemtype": "course",
             "itemmodule": None,
-            "iteminstance": course.coursegradeitem,
+            "iteminstance": course.gradecategory,
             "itemnumber": None,
             "idnumber": None,
             "categoryid": None,

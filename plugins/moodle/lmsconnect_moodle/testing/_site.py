@@ -203,6 +203,9 @@ class Course:
     """Course-completion criteria: the cmids whose completion is required (aggregation "all")."""
     sections: list[Section] = attrs.field(factory=list)
     coursegradeitem: int = 0
+    """The course total's grade item; 0 until Moodle creates it (on the first look at the gradebook)."""
+    gradecategory: int = 0
+    """The course's top grade category (the course total's ``iteminstance``); 0 until created."""
 
     @property
     def is_site(self) -> bool:
@@ -758,6 +761,7 @@ def _new_course(site: Site, **kwargs: object) -> Course:
     site.bump("course", course.id)
     course.contextid = site.new_id("context")
     course.coursegradeitem = site.new_id("grade_items")
+    course.gradecategory = site.new_id("grade_categories")
     course.sections = [
         Section(id=site.new_id("course_sections"), section=i, name="General" if i == 0 else f"Topic {i}")
         for i in range(course.numsections + 1)
@@ -1152,9 +1156,11 @@ def fixture_site() -> Site:
             course.sections.append(Section(id=section_id, section=i, name=name))
             section_id += 1
         course.coursegradeitem = {2: 1, 3: 4}.get(cid, 0)
+        course.gradecategory = {2: 1, 3: 2}.get(cid, 0)
         site.courses[cid] = course
         site.bump("course", cid)
     site.bump("course_sections", section_id - 1)
+    site.bump("grade_categories", 2)
     site.next_ids["context"] = 23
     py, ds, mgt, leg = (site.courses[i] for i in (2, 3, 4, 5))
     for course, cmid in ((py, 1), (ds, 2), (mgt, 3), (leg, 4)):
