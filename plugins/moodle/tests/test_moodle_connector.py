@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from lmsconnect_moodle import NO_GRADED_ACTIVITY, NO_MANUAL_ENROLMENT, MoodleConnector
 from lmsconnect_moodle.testing import MoodleSimulator
-from lmsconnect_moodle.testing._site import Category, add_module
+from lmsconnect_moodle.testing._site import Category, add_module, add_subsection
 
 import lmsconnect
 from lmsconnect import (
@@ -637,6 +637,23 @@ class TestCourseItems:
         assert "module:8" not in items and "module:9" not in items and "section:4" not in items
         assert items["module:7"].position == 0
         assert items["section:5"].position == 3  # positions close up over the hidden section
+
+    async def test_a_subsection_holds_its_own_modules(self, sim: MoodleSimulator, lms: Any) -> None:
+        """Moodle 5 subsections: a SECTION item in its section, its delegated section's modules inside it."""
+        course = sim.site.courses[2]
+        sub, inner = add_subsection(sim.site, course, 4, "Week 4: extra practice")
+        quiz = add_module(sim.site, course, inner, "quiz", "Practice quiz")
+        hidden = add_module(sim.site, course, inner, "page", "Draft")
+        hidden.visible = 0
+        items = items_of(await by_remote(lms, "course_items"), 2)
+        subsection = items[f"module:{sub.id}"]
+        assert (subsection.type, subsection.remote_type) == (CourseItemType.SECTION, "subsection")
+        assert (subsection.parent_id, subsection.position) == (items["section:5"].id, 0)
+        inside = items[f"module:{quiz.id}"]
+        assert (inside.parent_id, inside.position) == (subsection.id, 0)
+        assert f"module:{hidden.id}" not in items
+        # The delegated section is the subsection itself, not another top-level section.
+        assert len([i for i in items.values() if i.parent_id is None]) == 5
 
     async def test_on_request_only_and_one_call_per_course(self, sim: MoodleSimulator, tmp_path: Any) -> None:
         """A sync without models= leaves course_items out; naming it costs one call per course."""

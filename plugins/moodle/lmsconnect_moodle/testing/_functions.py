@@ -863,8 +863,8 @@ def get_contents(ctx: Context, params: dict[str, Any]) -> Any:
                 "section": section.section,
                 "hiddenbynumsections": 0,
                 "uservisible": True,
-                "component": None,
-                "itemid": None,
+                "component": section.component,
+                "itemid": section.itemid,
                 "modules": [_render_module(ctx, m) for m in modules if m.section == section.section],
             }
         )

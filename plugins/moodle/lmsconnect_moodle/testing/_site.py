@@ -145,6 +145,10 @@ class Section:
     section: int
     name: str
     visible: int = 1
+    component: str | None = None
+    """``mod_subsection`` for a section delegated to a subsection module (Moodle 5), else None."""
+    itemid: int | None = None
+    """The subsection's instance id, for a delegated section."""
 
 
 @attrs.define
@@ -756,6 +760,23 @@ def add_module(
     return module
 
 
+def add_subsection(site: Site, course: Course, section: int, name: str) -> tuple[Module, int]:
+    """A Moodle 5 subsection in ``section``: its module, and the number of the section it delegates to
+    (listed after the course's own sections, as Moodle numbers them)."""
+    module = add_module(site, course, section, "subsection", name)
+    number = max(s.section for s in course.sections) + 1
+    course.sections.append(
+        Section(
+            id=site.new_id("course_sections"),
+            section=number,
+            name=name,
+            component="mod_subsection",
+            itemid=module.instance,
+        )
+    )
+    return module, number
+
+
 def _new_course(site: Site, **kwargs: object) -> Course:
     course = Course(**kwargs)  # type: ignore[arg-type]
     site.bump("course", course.id)
@@ -996,6 +1017,9 @@ def _add_variety(site: Site) -> None:
             )
             draft = add_module(site, course, course.numsections, "page", "Next term: syllabus draft")
             draft.visible = 0
+        if index % 7 == 4:  # after the course's own sections: delegated ones are numbered last
+            _, inner = add_subsection(site, course, 1, "Going further")
+            add_module(site, course, inner, "book", f"{course.fullname}: further reading")
     for (userid, cmid), completion in site.completions.items():
         module = site.modules[cmid]
         enrolment = site.enrolments.get((userid, module.course))
