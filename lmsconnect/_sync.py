@@ -419,12 +419,20 @@ def _wait_reporter(state: _Run) -> Callable[[Any], Awaitable[None]]:
 
 
 def _single(exc: BaseException) -> BaseException:
-    """The one error inside (nested) exception groups of one error each; else `exc` itself."""
-    while True:
-        inner = getattr(exc, "exceptions", None)
-        if not isinstance(inner, tuple) or len(inner) != 1:
-            return exc
-        exc = inner[0]
+    """The error inside (nested) exception groups that hold one error, or several of one type (a
+    progress callback that raised in two concurrent model reads at once); else `exc` itself."""
+    leaves: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        inner = getattr(current, "exceptions", None)
+        if isinstance(inner, tuple):
+            todo.extend(reversed(inner))
+        else:
+            leaves.append(current)
+    if leaves and all(type(leaf) is type(leaves[0]) for leaf in leaves):
+        return leaves[0]
+    return exc
 
 
 async def _acquire(store: StateStore, key: str, owner: str, *, wait: float, lease_s: float) -> None:
