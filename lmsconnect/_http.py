@@ -53,6 +53,7 @@ from ._errors import (
     RateLimited,
     RemoteError,
 )
+from ._progress import count_call
 from ._secrets import scrub
 
 __all__ = [
@@ -821,6 +822,7 @@ class HttpClient:
             where=shown,
             connector=self.slug,
         )
+        count_call()  # for the sync's per-model progress: a budget slot taken is a call about to go out
 
     async def _send(
         self,

@@ -184,6 +184,22 @@ MISTAKES = {
     ),
     "bad-log-level": (["--log-level", "loud", "plugins"], "argument --log-level"),
     "port-out-of-range": (["simulate", "toylms", "--port", "99999"], "a port is a number from 0 to 65535"),
+    "sync-config-missing-field": (
+        ["sync", "toylms", "--config-json", '{"token": "x"}', "--db", "s.sqlite"],
+        "missing required config field(s) for 'toylms'",
+    ),
+    "sync-unknown-confirm-model": (
+        ["sync", "toylms", "--config-json", '{"base_url": "http://127.0.0.1:9", "token": "x"}', "--db",
+         "s.sqlite", "--confirm-deletions", "skills"],
+        "skills",
+    ),
+    "changes-no-store": (
+        ["changes", "--db", "missing.sqlite"], "no store at 'missing.sqlite'. Run `lmsconnect sync"
+    ),
+    "bad-progress-every": (
+        ["sync", "toylms", "--config-json", "{}", "--db", "s.sqlite", "--progress-every", "0"],
+        "a number of seconds > 0",
+    ),
     "unwritable-docs-folder": (["docs", "toylms", "--out", "/proc/lmsconnect-docs"], "cannot use /proc"),
 }
 

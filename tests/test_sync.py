@@ -568,11 +568,13 @@ class TestCli:
         assert "users" in text and "created" in text and "HTTP calls" in text
         assert sim.token not in text
 
-    async def test_cli_sync_bad_config_exits_2(self, tmp_path: Path) -> None:
-        """A configuration error is printed (without secrets) with exit code 2."""
+    async def test_cli_sync_bad_config_raises_for_the_cli(self, tmp_path: Path) -> None:
+        """A configuration error is raised (for the CLI to print on stderr, exit 2), writing nothing."""
         out = io.StringIO()
-        code = await cli_sync("toylms", {"token": "s3cret"}, str(tmp_path / "x.db"), out=out)
-        assert code == 2 and "error:" in out.getvalue() and "s3cret" not in out.getvalue()
+        with pytest.raises(lmsconnect.ConfigurationError) as caught:
+            await cli_sync("toylms", {"token": "s3cret"}, str(tmp_path / "x.db"), out=out)
+        assert out.getvalue() == "" and "s3cret" not in str(caught.value)
+        assert not (tmp_path / "x.db").exists()
 
     async def test_cli_changes_text_and_json(
         self, sim: ToySimulator, tmp_path: Path, store_location: str
@@ -591,8 +593,9 @@ class TestCli:
         assert await cli_changes(db, len(rows) + 3, False, out) == 0
         assert out.getvalue().strip().endswith(f"--since {len(rows) + 5}")
         missing = io.StringIO()
-        assert await cli_changes(str(tmp_path / "nope.db"), 0, False, missing) == 2
-        assert not (tmp_path / "nope.db").exists()
+        with pytest.raises(lmsconnect.StoreError, match="no store at"):
+            await cli_changes(str(tmp_path / "nope.db"), 0, False, missing)
+        assert missing.getvalue() == "" and not (tmp_path / "nope.db").exists()
 
 
 def test_change_kind_values() -> None:
