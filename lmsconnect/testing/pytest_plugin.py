@@ -17,7 +17,9 @@ from . import load_simulator
 _LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
 
 
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
     """Give pytest-asyncio's ``asyncio_default_fixture_loop_scope`` the default "function", the scope of
     every fixture of the kit, so that a plugin project with no pytest configuration runs without
     pytest-asyncio's "is unset" deprecation warning. A project's own setting still wins: this changes
