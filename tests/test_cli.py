@@ -194,12 +194,6 @@ class TestCheck:
 # -- mistakes: one line, a documented exit code, never a traceback ------------------------------------
 
 
-async def settle() -> None:
-    """Let the in-process simulator see the CLI's connections close before it stops (else their
-    server-side sockets may be left for the garbage collector, a ResourceWarning in a later test)."""
-    await asyncio.sleep(0.2)
-
-
 def main_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     try:
         code = main(argv)
@@ -352,7 +346,6 @@ class TestMistakes:
             config = json.dumps({**sim.connect_config, "token": "wrong-token-wrong-token"})
             argv = ["sync", "toylms", "--config-json", config, "--db", str(tmp_path / "s.sqlite")]
             code = await asyncio.to_thread(main, argv)
-            await settle()
         captured = capsys.readouterr()
         assert_one_line_error(code, captured.out, captured.err, "[toylms]")
         assert "wrong-token" not in captured.err
@@ -423,7 +416,6 @@ class TestConfigSources:
                 main, ["sync", "toylms", "--config-json", f"@{creds}", "--db", str(tmp_path / "s.sqlite"),
                        "--json", "--models", "users", "--connection", "acme"], out,
             )
-            await settle()
         assert code == 0
         report = json.loads(out.getvalue())
         assert report["connection"] == "acme"
@@ -438,5 +430,4 @@ class TestConfigSources:
             out = io.StringIO()
             argv = ["check", "toylms", "--config-env", "TOY_CREDS", "--json"]
             code = await asyncio.to_thread(main, argv, out)
-            await settle()
         assert code == 0 and json.loads(out.getvalue())["ok"] is True
