@@ -624,7 +624,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("sync", "sync a connection into a state store, with live progress",
                 "Read every supported model (or --models) into the state store, recording changes and "
                 "deletions for the change feed. One read first verifies the credentials and the host, so "
-                "a wrong key is reported once.")
+                "a wrong key is reported once. Progress per model (records, of how many when the vendor "
+                "says, calls, rate, ETA, rate-budget waits) is redrawn live on a terminal, and written as "
+                "a line every --progress-every seconds when the output is a pipe or a file.")
     p.add_argument("slug", help=slug_help)
     _add_config_options(p)
     p.add_argument("--db", required=True, metavar="PATH|URL",
