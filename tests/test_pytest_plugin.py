@@ -14,7 +14,7 @@ def run_pytest(project: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONWARNINGS"))}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
     )
 
 
@@ -37,3 +37,12 @@ def test_the_projects_own_loop_scope_setting_wins(tmp_path: Path) -> None:
     )
     result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_project_with_a_wider_loop_scope_runs_the_kit(tmp_path: Path) -> None:
+    """A project whose fixtures default to a module-wide loop still runs the kit green (each kit test
+    and its simulator share one loop)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = module\n")
+    (tmp_path / "test_toylms_conformance.py").write_text(guide_conformance_block())
+    result = run_pytest(tmp_path)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout + result.stderr

@@ -38,7 +38,7 @@ def pytest_load_initial_conftests(
         )
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def lms_simulator() -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """Start simulators by slug on loopback; all are stopped when the test ends."""
     started: list[Any] = []
