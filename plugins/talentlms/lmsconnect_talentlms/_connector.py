@@ -742,8 +742,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 remote_data={"/v1/courses": raw},
             )
 
-    async def _course_details(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(course id, ``GET /v1/courses/id:N`` answer) of every course, one call each, concurrently."""
+    async def _course_details(self) -> AsyncGenerator[tuple[str, str, dict[str, Any]], None]:
+        """(course id, its detail path, the detail) of every course: one call each, concurrently."""
         course_ids = [row.id for row, _ in await self._course_rows()]
         # stream_map is an async generator, typed as the iterator it promises.
         details = cast(
@@ -755,13 +755,11 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         async with contextlib.aclosing(details):
             async for course_id, detail in details:
                 if detail is not None:  # None: deleted between the list and the detail call
-                    yield course_id, detail
+                    yield course_id, f"/v1/courses/id:{course_id}", detail
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
-        details = cast("AsyncGenerator[tuple[str, dict[str, Any]], None]", self._course_details())
-        async with contextlib.aclosing(details):
-            async for course_id, detail in details:
-                path = f"/v1/courses/id:{course_id}"
+        async with contextlib.aclosing(self._course_details()) as details:
+            async for course_id, path, detail in details:
                 rows = self._wire(detail, CourseDetail, f"GET {path}").users
                 seen: set[str] = set()
                 for row, raw in zip(rows, detail["users"], strict=True):
@@ -773,10 +771,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                         yield progression
 
     async def read_course_items(self) -> AsyncIterator[CourseItem]:
-        details = cast("AsyncGenerator[tuple[str, dict[str, Any]], None]", self._course_details())
-        async with contextlib.aclosing(details):
-            async for course_id, detail in details:
-                path = f"/v1/courses/id:{course_id}"
+        async with contextlib.aclosing(self._course_details()) as details:
+            async for course_id, path, detail in details:
                 units = self._wire(detail, CourseUnits, f"GET {path}").units
                 for item in self._course_items(course_id, units, detail["units"], path):
                     yield item
