@@ -64,6 +64,7 @@ from ._wire import (
     CategoryRow,
     Code,
     CourseDetail,
+    CourseRevisionRow,
     CourseRow,
     CourseUnits,
     CreatedCourse,
@@ -721,7 +722,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
         course_rows = await self._course_rows()
         paths = await self._category_paths() if self.config.category_names else None
-        for row, raw in course_rows:
+        for course, raw in course_rows:
+            row = self._wire(raw, CourseRevisionRow, f"GET /v1/courses (course {course.id})")
             categories = None
             if paths is not None and row.category_id is not None:
                 categories = paths.get(row.category_id) or None

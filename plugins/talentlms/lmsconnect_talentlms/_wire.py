@@ -31,6 +31,7 @@ __all__ = [
     "CategoryRow",
     "Code",
     "CourseDetail",
+    "CourseRevisionRow",
     "CourseRow",
     "CourseUnits",
     "CreatedCourse",
@@ -91,7 +92,7 @@ Number = NewType("Number", int)
 Percentage = NewType("Percentage", int)
 Stamp = NewType("Stamp", dt.datetime)
 DateText = NewType("DateText", dt.datetime)
-NonNegative = NewType("NonNegative", int)
+NonNegative = NewType("NonNegative", Number)  # a Number that is never negative
 TimeText = NewType("TimeText", int)
 Url = NewType("Url", str)
 
@@ -373,6 +374,17 @@ class CourseRow:
     description: Text | None = None
     status: Text | None = None
     creation_date: DateText | None = None
+    time_limit: Number | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CourseRevisionRow(CourseRow):
+    """An entry of ``GET /v1/courses`` read for a course revision: the course and its descriptive fields.
+
+    Apart from `CourseRow` so that an odd value in a field only revisions show (a course image that is
+    not a URL) fails the read of revisions, not the reads of courses and progressions or an upsert.
+    """
+
     time_limit: NonNegative | None = None
     category_id: Number | None = None
     last_update_on: DateText | None = None
@@ -472,7 +484,7 @@ class CreatedCourse:
     """The answer of ``POST /v1/createcourse``."""
 
     id: TalentId
-    time_limit: NonNegative | None = None
+    time_limit: Number | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -540,8 +552,8 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
         lambda t: t == list[UnitRow], lambda v, _: _rows(v, converter, UnitRow, "units")
     )
     records = (
-        CourseRow, EnrolledUser, CourseDetail, CreatedCourse, RoleRow, RateLimitRow, UnitRow, CourseUnits,
-        CategoryRow, CustomFieldRow,
+        CourseRow, CourseRevisionRow, EnrolledUser, CourseDetail, CreatedCourse, RoleRow, RateLimitRow,
+        UnitRow, CourseUnits, CategoryRow, CustomFieldRow,
     )  # fmt: skip
     for cls in records:
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter))

@@ -132,6 +132,18 @@ class TestRecordsAreValidated:
         assert field in str(caught.value)
         assert "GET /v1/" in str(caught.value)
 
+    async def test_an_odd_revision_only_field_fails_only_the_revisions(
+        self, sim: TamperedTalentLMS, lms: Connector[Any]
+    ) -> None:
+        """A course image that is not a URL fails course_revisions; courses and progressions still read."""
+        sim.tamper.rewrite = json_rewrite("/v1/courses", lambda body: [
+            {**row, "big_avatar": "javascript:alert(1)"} for row in body
+        ] if isinstance(body, list) else body)
+        with pytest.raises(InvalidRemoteResponse, match="big_avatar"):
+            await read(lms, "course_revisions")
+        assert await read(lms, "courses")
+        assert await read(lms, "course_progressions")
+
     async def test_every_documented_looseness_still_reads(self, sim: TamperedTalentLMS) -> None:
         """Int ids, "" for empty, null timestamps and "Never" read exactly like the simulator's strings."""
 
