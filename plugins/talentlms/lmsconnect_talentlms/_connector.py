@@ -79,6 +79,7 @@ from ._wire import (
     error_of,
     is_talent_id,
     make_wire_converter,
+    minutes_from_days,
 )
 
 __all__ = ["TalentLMSConfig", "TalentLMSConnector"]
@@ -106,7 +107,6 @@ MAX_DURATION_DAYS: Final = 3650
 MAX_DURATION_MINUTES: Final = MAX_DURATION_DAYS * 24 * 60
 
 _T = TypeVar("_T")
-_MINUTES_PER_DAY: Final = 24 * 60
 
 #: TalentLMS's default account types (the v1 reference and its examples). Custom types are named by the
 #: domain's admins and say nothing reliable about the role: they are UNKNOWN, with the name kept.
@@ -727,7 +727,6 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             categories = None
             if paths is not None and row.category_id is not None:
                 categories = paths.get(row.category_id) or None
-            days = row.time_limit
             yield CourseRevision(
                 id=self.make_id("course_revisions", row.id),
                 remote_id=row.id,
@@ -737,7 +736,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 status=None if row.status is None else RevisionStatus(row.status.upper()),
                 remote_created_at=row.creation_date,
                 code=row.code,
-                duration=days * _MINUTES_PER_DAY if days else None,
+                duration=minutes_from_days(row.time_limit),
                 categories=categories,
                 thumbnail_url=row.big_avatar or row.avatar,
                 remote_updated_at=row.last_update_on,

@@ -49,6 +49,7 @@ __all__ = [
     "error_of",
     "is_talent_id",
     "make_wire_converter",
+    "minutes_from_days",
     "non_negative",
     "number",
     "parse_str",
@@ -317,6 +318,11 @@ def date_text(value: Any, utc_offset: dt.timedelta = dt.timedelta(0)) -> dt.date
 def days_from_minutes(minutes: int) -> int:
     """TalentLMS keeps course time limits in whole days: round minutes up (1 → 1, 1440 → 1, 1441 → 2)."""
     return -(-minutes // _MINUTES_PER_DAY)
+
+
+def minutes_from_days(days: int | None) -> int | None:
+    """A `time_limit` in days as minutes (1 → 1440); None for no limit (0 or missing)."""
+    return days * _MINUTES_PER_DAY if days else None
 
 
 def error_of(body: Any) -> tuple[str | None, str | None]:
