@@ -549,8 +549,12 @@ class TalentLMSSimulator(SimulatorServer):
         """The hourly window as ``/v1/ratelimit`` reports it, with ints."""
         now = time.monotonic()
         self._roll_hour(now)
-        start = self._hour_start if self._hour_start is not None else now
-        reset = math.ceil(time.time() + (start + self.hourly_window - now))
+        if self._hour_start is None:
+            # The window this answer describes starts now, so the reset it reports holds: starting it at
+            # the next counted call instead made the real reset later than the one reported, and a
+            # client that trusted the report met a 429 (a flaky test under load).
+            self._hour_start = now
+        reset = math.ceil(time.time() + (self._hour_start + self.hourly_window - now))
         return {
             "limit": self.hourly_limit,
             "remaining": max(0, self.hourly_limit - self._hour_count),
