@@ -89,6 +89,8 @@ SLUG: Final = "talentlms"
 DEFAULT_HOURLY_BUDGET: Final = 2000
 BURST_LIMIT: Final = 200
 BURST_PERIOD_S: Final = 5.0
+#: Seconds added to each window's end for the gap between our send time and TalentLMS's count of the call.
+RATE_MARGIN_S: Final = 0.25
 HOUR_S: Final = 3600.0
 #: Times a write refused with 429 is sent again (after the budget's pause) before RateLimited is raised.
 WRITE_429_ATTEMPTS: Final = 5
@@ -218,18 +220,21 @@ class _PlanWindow(RateWindow):
 
     Seeded from ``/v1/ratelimit`` (limit, remaining, reset), so calls other integrations already spent
     this hour are not ours to spend again; each later window starts full.
+
+    A spent window is taken as over `RATE_MARGIN_S` after its reset: TalentLMS starts its next window
+    at the first call it receives, a little after we sent it, so its window ends a little after ours.
     """
 
     def __init__(self, limit: int, *, period: float = HOUR_S) -> None:
-        super().__init__(limit, period, name=f"{limit}/hour")
+        super().__init__(limit, period, name=f"{limit}/hour", margin=RATE_MARGIN_S)
         self.remaining = limit
         self.reset_at = time.monotonic() + period
 
     def delay(self, now: float) -> float:
-        if now >= self.reset_at:
+        if now >= self.reset_at + RATE_MARGIN_S:
             self.remaining = self.limit
             self.reset_at = now + self.period
-        return 0.0 if self.remaining > 0 else self.reset_at - now
+        return 0.0 if self.remaining > 0 else self.reset_at + RATE_MARGIN_S - now
 
     def record(self, now: float) -> None:
         self.remaining -= 1
@@ -492,7 +497,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             self.config.hourly_budget or DEFAULT_HOURLY_BUDGET, period=self.plan_window_s
         )
         budget = RateBudget(
-            RateWindow(BURST_LIMIT, BURST_PERIOD_S, name="200/5s", margin=0.25), self._plan_window
+            RateWindow(BURST_LIMIT, BURST_PERIOD_S, name="200/5s", margin=RATE_MARGIN_S),
+            self._plan_window,
         )
         return HttpClient(
             slug=SLUG,
