@@ -25,7 +25,7 @@ import enum
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload, runtime_checkable
 
 import attrs
 import cattrs
@@ -33,6 +33,9 @@ import cattrs
 from ._converters import make_converter, parse_datetime
 from ._errors import InvalidInput, LMSConnectError, trim
 from ._models import ENUMS, MODELS, ModelName, Record, model_name
+
+if TYPE_CHECKING:
+    from ._http import SharedBudget
 
 __all__ = [
     "DELETIONS_HELD",
@@ -75,7 +78,9 @@ PAGE: Final = 500
 # The schema version both stores are at: migration i brings a store from version i to i + 1. Each engine
 # has its own SQL for each step; the numbering is shared so that a version means the same content.
 # 1: records, changes, runs, run_models, locks.  2: run_models.held (deletions held by the guard).
-SCHEMA_VERSION: Final = 2
+# 3: PostgreSQL's pending_changes, where writers append before a change gets its cursor (SQLite, whose
+# writers take turns anyway, has nothing to add).
+SCHEMA_VERSION: Final = 3
 # The stable code of a model whose deletions the guard held back.
 DELETIONS_HELD: Final = "SYNC.DELETIONS_HELD"
 
@@ -246,6 +251,11 @@ class StateStore(Protocol):
     Fencing: mutating calls take the lock ``owner`` token and fail with `StoreError` when the lock is no
     longer theirs, so a sync whose lease expired can never write over the one that took over.
     """
+
+    def shared_budget(self, connection: str) -> SharedBudget | None:
+        """The rate budget `sync` counts a connection's calls in when the connector has none of its own
+        (``connect(budget=...)``): the store's shared budgets under the connection key, or ``None`` (each
+        process counts its own calls)."""
 
     async def acquire_lock(self, connection: str, owner: str, *, lease_s: float) -> LockHolder | None:
         """Take the connection's lock (``None``), or return who holds it."""

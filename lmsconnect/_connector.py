@@ -241,6 +241,13 @@ class Connector(abc.ABC, Generic[C]):
         """HTTP calls made so far (retries included), retries, 429s received."""
         return self.http.stats
 
+    def share_budget(self, shared: SharedBudget) -> None:
+        """Count this connection's calls in `shared` from now on (``connect(budget=...)`` does it
+        before the connection opens; `sync` does it for a store with shared budgets)."""
+        self.shared_budget = shared
+        if self._http is not None:
+            self._http.share_budgets(shared)
+
     async def open(self) -> None:
         if self._http is None:
             self._http = self.create_http()

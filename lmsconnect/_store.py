@@ -62,7 +62,10 @@ __all__ = [
 
 @contextlib.asynccontextmanager
 async def open_store(
-    target: str | os.PathLike[str] = ":memory:", *, schema: str | None = None
+    target: str | os.PathLike[str] = ":memory:",
+    *,
+    schema: str | None = None,
+    shared_budgets: bool | None = None,
 ) -> AsyncIterator[SQLiteStore | PostgresStore]:
     """Open (creating or migrating) a state store: a SQLite file path (``":memory:"`` for a throwaway),
     or a PostgreSQL URL (``postgresql://`` or ``postgres://``; needs ``pip install
@@ -73,12 +76,21 @@ async def open_store(
     ...     await lmsconnect.sync(lms, store)
     >>> async with lmsconnect.open_store("postgresql://lms@db.internal/app") as store:
     ...     await lmsconnect.sync(lms, store)
+
+    ``shared_budgets=True`` (PostgreSQL only; or ``?budgets=shared`` in the URL): every `sync` into the
+    store counts the connector's calls in rate budgets shared with every process that does, under the
+    connection key (see `PostgresStore`), unless the connector has ``connect(budget=...)``.
     """
     store: SQLiteStore | PostgresStore
     if is_postgres_url(target):
-        store = PostgresStore(os.fspath(target), schema=schema)
+        store = PostgresStore(os.fspath(target), schema=schema, shared_budgets=shared_budgets)
     elif schema is not None:
         raise InvalidInput("schema= applies to PostgreSQL stores only", field="schema")
+    elif shared_budgets:
+        raise InvalidInput(
+            "shared_budgets= needs a PostgreSQL store (the processes sharing a budget need one database)",
+            field="shared_budgets",
+        )
     else:
         store = SQLiteStore(target)
     await store.open()

@@ -19,14 +19,28 @@ What differs from SQLite, and how:
   lease was taken over can never write after the new holder started. (An advisory lock rather than
   ``SELECT ... FOR SHARE``: a row lock is written to the WAL, which would make every batch, even one
   that changes nothing, wait for a disk flush at commit.)
-- **The change feed never skips.** Sequence values are handed out before commit, so with several
-  writers a consumer could read cursor 101 (committed) and save it before cursor 100 commits. Here the
-  append to the change log is serialised per store: a transaction takes a transaction-level advisory
-  lock just before it appends (its last statement before COMMIT), computes its cursors as the current
-  maximum + 1, 2, ..., and holds the lock until it has committed — PostgreSQL makes a commit visible
-  before it releases the transaction's locks. So cursors are assigned in commit order and without gaps:
-  whoever can see cursor n can see every cursor below it. The cost is that appends (not the rest of a
-  batch's work) of all connections in one store take turns.
+- **The change feed never skips, and writers do not take turns.** Sequence values are handed out
+  before commit, so with several writers a consumer could read cursor 101 (committed) and save it before
+  cursor 100 commits. A writer therefore does not give its changes a cursor: it appends them to
+  ``pending_changes`` (numbered by a sequence, in the order it wrote them), with no lock, in the batch's
+  own transaction. Cursors are given by `_sequence`: one statement (the function ``sequence_changes``,
+  run in autocommit, so the server commits it without waiting for the client) that takes a store-wide
+  advisory lock, moves every committed pending row into ``changes`` with the cursors ``max + 1, 2, ...``
+  in the order the rows were written, and commits; PostgreSQL makes a commit visible before it releases
+  the transaction's locks, and each statement of the function sees what committed before it. So cursors
+  are assigned in the order the moves commit and without gaps: whoever can see cursor n can see every
+  cursor below it. Every reader of the log (`changes`, `last_cursor`) moves the pending rows first, so it
+  sees every change committed before it asked; and a batch that wrote changes moves them right after
+  its commit, so, as on SQLite, its changes have cursors when `apply_batch` returns (`finish_run` moves
+  any left behind by a batch cancelled between the two). The lock is held for one server-side statement,
+  never across a round trip to a client, and batches no longer wait for each other's commits.
+  Why not the alternatives: the first version took that lock inside every batch transaction, just
+  before its append, until its COMMIT; the lock then spanned the client's round trip to send COMMIT, and
+  with a hundred syncs on busy event loops the batches of all tenants queued behind it (4 workers synced
+  no faster than 1). Cursors per connection would lose the store-wide feed (`changes()` without a
+  connection). Delivering only rows older than the oldest running transaction (``pg_current_snapshot()``)
+  would need cursors with gaps (transaction ids) and would stall the feed behind any long transaction
+  in the service's database.
 - **What a read saw** is kept in an UNLOGGED table (``seen``) instead of SQLite's temporary table,
   because consecutive transactions of a sync run on different pooled connections.
 """
@@ -73,6 +87,9 @@ if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
 
+    from ._budget_postgres import PostgresBudgets
+    from ._http import SharedBudget
+
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "is_postgres_url"]
 
 T = TypeVar("T")
@@ -89,12 +106,22 @@ def is_postgres_url(target: object) -> bool:
     return isinstance(target, str) and target.startswith(_SCHEMES)
 
 
+# Query parameters of a store URL that are lmsconnect's, not libpq's.
+_OWN_PARAMS: Final = ("schema", "budgets")
+
+
+def url_option(url: str, name: str) -> str | None:
+    """The value of lmsconnect's own query parameter `name` (see `_OWN_PARAMS`) in a store URL."""
+    query = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    return next((v for k, v in query if k == name), None)
+
+
 def _split_url(url: str) -> tuple[str, str | None, str]:
     """(URL for psycopg, the ``schema`` query parameter if any, the URL for messages: no password)."""
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urllib.parse.urlencode([(k, v) for k, v in query if k != "schema"])
+    schema = url_option(url, "schema")
+    rest = urllib.parse.urlencode([(k, v) for k, v in query if k not in _OWN_PARAMS])
     clean = urllib.parse.urlunsplit(parts._replace(query=rest))
     host = parts.hostname or "localhost"
     shown = f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}"
@@ -175,27 +202,80 @@ _V1: Final = (
     )""",
 )
 _V2: Final = ("ALTER TABLE {s}.run_models ADD COLUMN held integer NOT NULL DEFAULT 0",)
-MIGRATIONS: Final = (_V1, _V2)
+# Changes not yet given a cursor (see the module docstring). No index: the table holds only the changes
+# written since the last `_sequence`, which reads all of it. Idempotent, as a store whose version was
+# set back may have them.
+_V3: Final = (
+    # A change-log row without its cursor, numbered by (batch, n): the order its writer wrote it in.
+    """CREATE TABLE IF NOT EXISTS {s}.pending_changes (
+        batch bigint NOT NULL, n bigint NOT NULL, LIKE {s}.changes INCLUDING CONSTRAINTS
+    )""",
+    "ALTER TABLE {s}.pending_changes DROP COLUMN IF EXISTS cursor",
+    "CREATE SEQUENCE IF NOT EXISTS {s}.change_batches",
+    # Each statement of a plpgsql function takes a fresh snapshot (READ COMMITTED): the move sees every
+    # move committed before this one took the lock.
+    """CREATE OR REPLACE FUNCTION {s}.sequence_changes(lock_key bigint) RETURNS bigint
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        moved bigint;
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM {s}.pending_changes) THEN
+            RETURN 0;
+        END IF;
+        PERFORM pg_advisory_xact_lock(lock_key);
+        WITH gone AS (DELETE FROM {s}.pending_changes RETURNING *)
+        INSERT INTO {s}.changes (cursor, connection, model, record_id, remote_id, kind, at, run_id)
+        SELECT (SELECT COALESCE(MAX(cursor), 0) FROM {s}.changes)
+               + row_number() OVER (ORDER BY batch, n),
+               connection, model, record_id, remote_id, kind, at, run_id
+        FROM gone;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        RETURN moved;
+    END
+    $fn$""",
+)
+MIGRATIONS: Final = (_V1, _V2, _V3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 class PostgresStore(FeedReader):
     """The store for several workers on several machines: PostgreSQL, in its own schema (default
     ``lmsconnect``) so it can live in the service's database. Open it with `lmsconnect.open_store`
-    (``postgresql://...`` or ``postgres://...``; ``?schema=name`` or ``schema=`` picks the schema)."""
+    (``postgresql://...`` or ``postgres://...``; ``?schema=name`` or ``schema=`` picks the schema).
+
+    ``shared_budgets=True`` (or ``?budgets=shared`` in the URL) makes every `sync` into this store count
+    the connector's calls in `PostgresBudgets` in the same schema, under the connection key, with every
+    other process that does (unless the connector was given ``connect(budget=...)``): no process needs
+    to pass ``budget=`` for its syncs to share the vendor's windows. `budgets` is then that instance
+    (``budgets.tenant(key)`` for a connection opened only for actions).
+    """
 
     def __init__(
         self,
         url: str,
         *,
         schema: str | None = None,
+        shared_budgets: bool | None = None,
         min_connections: int = 1,
         max_connections: int = 8,
         connect_timeout_s: float = 30.0,
     ) -> None:
         if not is_postgres_url(url):
             raise InvalidInput("a PostgreSQL store URL starts with postgresql:// or postgres://", field="url")
+        self._raw_url = url
         self._url, from_url, self.url = _split_url(url)
+        if shared_budgets is None:
+            option = url_option(url, "budgets")
+            if option not in (None, "shared", "local"):
+                raise InvalidInput(
+                    f"budgets={option!r} in the store URL: use budgets=shared (count rate budgets in the "
+                    "store, with every process) or budgets=local (each process counts its own)",
+                    field="url",
+                )
+            shared_budgets = option == "shared"
+        self._share = shared_budgets
+        #: The shared rate budgets (open with the store) when ``shared_budgets``; else None.
+        self.budgets: PostgresBudgets | None = None
         self.schema = schema or from_url or DEFAULT_SCHEMA
         if not _IDENTIFIER.fullmatch(self.schema):
             raise InvalidInput(
@@ -212,6 +292,9 @@ class PostgresStore(FeedReader):
     def __repr__(self) -> str:
         state = "open" if self._pool is not None else "closed"
         return f"<PostgresStore {self.url!r} schema={self.schema!r} {state}>"
+
+    def shared_budget(self, connection: str) -> SharedBudget | None:
+        return None if self.budgets is None else self.budgets.tenant(connection)
 
     def _q(self, sql: str) -> str:
         return sql.replace("{s}", self._s)
@@ -264,6 +347,16 @@ class PostgresStore(FeedReader):
             await pool.close()
             raise StoreError(f"cannot open a connection pool to {self.url!r}: {exc}") from None
         self._pool = pool
+        if self._share:
+            from ._budget_postgres import PostgresBudgets
+
+            budgets = PostgresBudgets(self._raw_url, schema=self.schema)
+            try:
+                await budgets.open()
+            except BaseException:
+                await self.aclose()
+                raise
+            self.budgets = budgets
         return self
 
     async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> int:
@@ -291,6 +384,9 @@ class PostgresStore(FeedReader):
         return SCHEMA_VERSION
 
     async def aclose(self) -> None:
+        if self.budgets is not None:
+            budgets, self.budgets = self.budgets, None
+            await budgets.aclose()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -303,8 +399,9 @@ class PostgresStore(FeedReader):
     ) -> None:
         await self.aclose()
 
-    async def _run(self, func: Callable[[Cursor], Awaitable[T]]) -> T:
-        """`func` in one transaction on a pooled connection; psycopg's errors become StoreError."""
+    async def _run(self, func: Callable[[Cursor], Awaitable[T]], *, transaction: bool = True) -> T:
+        """`func` in one transaction on a pooled connection (or, ``transaction=False``, each of its
+        statements committed on its own); psycopg's errors become StoreError."""
         import psycopg
 
         pool = self._pool
@@ -313,8 +410,12 @@ class PostgresStore(FeedReader):
         try:
             # No pipeline mode: it would save round trips, but a sync cancelled mid-batch leaves
             # psycopg's pipeline to be finalised by the garbage collector, which then raises.
-            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                return await func(cur)
+            async with pool.connection() as conn:
+                if not transaction:
+                    async with conn.cursor() as cur:
+                        return await func(cur)
+                async with conn.transaction(), conn.cursor() as cur:
+                    return await func(cur)
         except psycopg.Error as exc:
             raise StoreError(
                 f"the PostgreSQL store {self.url!r} failed: {type(exc).__name__}: {str(exc).strip()}"
@@ -333,10 +434,14 @@ class PostgresStore(FeedReader):
         if row is None or row[0] != owner:
             raise lock_lost(connection)
 
-    async def _append_lock(self, cur: Cursor) -> None:
-        """Serialise change-log appends (see the module docstring): call just before the append, as the
-        transaction's last statements; the lock is held until COMMIT."""
-        await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._append_key,))
+    async def _sequence(self) -> None:
+        """Give every committed pending change its cursor (see the module docstring). One statement in
+        autocommit: the server commits it, and releases the lock, without a round trip to us."""
+
+        async def op(cur: Cursor) -> None:
+            await cur.execute(self._q("SELECT {s}.sequence_changes(%s)"), (self._append_key,))
+
+        await self._run(op, transaction=False)
 
     # -- lock ------------------------------------------------------------------------------------
 
@@ -449,15 +554,19 @@ class PostgresStore(FeedReader):
             )
 
         await self._run(op)
+        await self._sequence()  # changes of a batch cancelled between its commit and its move
 
     async def run_counts(self, run_id: int) -> dict[str, dict[str, int]]:
         async def op(cur: Cursor) -> dict[str, dict[str, int]]:
             out: dict[str, dict[str, int]] = {}
+            # A change may still be pending (a run whose changes have no cursor yet): count both tables.
             await cur.execute(
                 self._q(
-                    "SELECT model, kind, COUNT(*) FROM {s}.changes WHERE run_id = %s GROUP BY model, kind"
+                    "SELECT model, kind, COUNT(*) FROM (SELECT model, kind FROM {s}.changes WHERE run_id = %s"
+                    " UNION ALL SELECT model, kind FROM {s}.pending_changes WHERE run_id = %s) AS c"
+                    " GROUP BY model, kind"
                 ),
-                (run_id,),
+                (run_id, run_id),
             )
             for model, kind, count in await cur.fetchall():
                 out.setdefault(model, {})[kind] = int(count)
@@ -542,11 +651,10 @@ class PostgresStore(FeedReader):
                 (conn, model, plan.ids),
             )
             if plan.changes:
-                await self._append_lock(cur)
                 await cur.execute(
                     s(
-                        "INSERT INTO {s}.changes (cursor, connection, model, record_id, remote_id, kind, at,"
-                        " run_id) SELECT (SELECT COALESCE(MAX(cursor), 0) FROM {s}.changes) + t.n,"
+                        "INSERT INTO {s}.pending_changes (batch, n, connection, model, record_id, remote_id,"
+                        " kind, at, run_id) SELECT (SELECT nextval('{s}.change_batches')), t.n,"
                         " %s, %s, t.i, t.r, t.k, now(), %s"
                         " FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(i, r, k, n)"
                     ),
@@ -555,6 +663,8 @@ class PostgresStore(FeedReader):
             return plan.result()
 
         result = await self._run(op)
+        if result.created or result.updated:
+            await self._sequence()  # as on SQLite, the batch's changes have cursors when it returns
         return BatchResult(
             created=result.created,
             updated=result.updated,
@@ -604,14 +714,13 @@ class PostgresStore(FeedReader):
                 else:
                     # Same transaction as the run_models row: a crash leaves either all of a model's
                     # deletions recorded and the model marked complete, or neither.
-                    await self._append_lock(cur)
                     await cur.execute(
                         s(
                             "WITH gone AS (UPDATE {s}.records AS r SET remote_deleted_at = now(),"
                             f" changed_at = now() WHERE {unseen_sql} RETURNING id, remote_id)"
-                            " INSERT INTO {s}.changes (cursor, connection, model, record_id, remote_id, kind,"
-                            " at, run_id) SELECT (SELECT COALESCE(MAX(cursor), 0) FROM {s}.changes)"
-                            " + row_number() OVER (ORDER BY id), %s, %s, id, remote_id, 'deleted', now(), %s"
+                            " INSERT INTO {s}.pending_changes (batch, n, connection, model, record_id,"
+                            " remote_id, kind, at, run_id) SELECT (SELECT nextval('{s}.change_batches')),"
+                            " row_number() OVER (ORDER BY id), %s, %s, id, remote_id, 'deleted', now(), %s"
                             " FROM gone"
                         ),
                         (conn, model, conn, model, run.run_id),
@@ -631,7 +740,10 @@ class PostgresStore(FeedReader):
             )
             return outcome
 
-        return await self._run(op)
+        outcome = await self._run(op)
+        if outcome.deleted:
+            await self._sequence()
+        return outcome
 
     # -- reading back (the paging and decoding are FeedReader's) ------------------------------------
 
@@ -671,6 +783,7 @@ class PostgresStore(FeedReader):
         if connection is not None:
             sql += " AND connection = %s"
             args.append(connection)
+        await self._sequence()  # every change committed before this read has its cursor
         return await self._fetch(sql + " ORDER BY cursor LIMIT %s", [*args, size])
 
     async def _fetch(self, sql: str, args: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
@@ -684,6 +797,7 @@ class PostgresStore(FeedReader):
     async def last_cursor(self, *, connection: str | None = None) -> int:
         """The newest cursor in the log (0 when empty): where a new consumer that wants only future
         changes starts."""
+        await self._sequence()
         if connection is None:
             rows = await self._fetch("SELECT MAX(cursor) FROM {s}.changes", ())
         else:

@@ -120,7 +120,12 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE run_models ADD COLUMN held INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (_v1, _v2)
+def _v3(db: sqlite3.Connection) -> None:
+    """Nothing: version 3 is PostgreSQL's pending changes; SQLite's writers take turns, so each change
+    gets its cursor as it is written."""
+
+
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (_v1, _v2, _v3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -172,6 +177,10 @@ class SQLiteStore(FeedReader):
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} {'open' if self._db is not None else 'closed'}>"
+
+    def shared_budget(self, connection: str) -> None:
+        """None: one SQLite file serves one machine, whose processes count their own calls."""
+        return None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -486,12 +486,20 @@ def _wait_reporter(state: _Run) -> Callable[[Any], Awaitable[None]]:
 
 
 def _single(exc: BaseException) -> BaseException:
-    """The one error inside (nested) exception groups of one error each; else `exc` itself."""
-    while True:
-        inner = getattr(exc, "exceptions", None)
-        if not isinstance(inner, tuple) or len(inner) != 1:
-            return exc
-        exc = inner[0]
+    """The error inside (nested) exception groups that hold one error, or several of one type (a
+    progress callback that raised in two concurrent model reads at once); else `exc` itself."""
+    leaves: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        inner = getattr(current, "exceptions", None)
+        if isinstance(inner, tuple):
+            todo.extend(reversed(inner))
+        else:
+            leaves.append(current)
+    if leaves and all(type(leaf) is type(leaves[0]) for leaf in leaves):
+        return leaves[0]
+    return exc
 
 
 async def _acquire(store: StateStore, key: str, owner: str, *, wait: float, lease_s: float) -> None:
@@ -656,6 +664,10 @@ async def sync(
     key = connection or connection_key(connector)
     owner = uuid.uuid4().hex
     started = time.monotonic()
+    if connector.shared_budget is None:
+        shared = store.shared_budget(key)
+        if shared is not None:
+            connector.share_budget(shared)
     opened_here = False
     try:
         connector.http  # noqa: B018 - raises when not open

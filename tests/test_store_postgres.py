@@ -112,11 +112,13 @@ class TestConcurrentFeed:
                 cursor = 0  # "saved" after each change, as a consumer does with its own effect
                 while True:
                     finished = done.is_set()
+                    read = 0
                     async for change in store.changes(since=cursor, limit=rng_limit.choice((7, 50, 500))):
                         seen.append((change.cursor, change.connection, change.id, change.kind.value))
                         cursor = change.cursor
-                    if finished:
-                        return
+                        read += 1
+                    if finished and not read:
+                        return  # the writers are done and the log is read to its end
                     await anyio.lowlevel.checkpoint()
 
         rng_limit = random.Random(0)

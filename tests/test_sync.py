@@ -542,6 +542,33 @@ class TestProgressAndModels:
         assert ends["users"].read == 130 and ends["users"].created == 130
         assert any(e.status == "reading" and e.model == "users" for e in events)
 
+    async def test_a_callback_raising_in_two_reads_at_once_gives_its_error_itself(
+        self, sim: ToySimulator, store: Store
+    ) -> None:
+        """A progress callback that raises in two concurrent model reads at the same moment (a worker
+        stopping for shutdown) reaches the caller as that error, not as an exception group."""
+
+        class Stop(Exception):
+            pass
+
+        inside = 0
+        both = anyio.Event()
+
+        async def stop_when_two_are_in(event: SyncProgress) -> None:
+            nonlocal inside
+            if event.status != "reading":
+                return
+            inside += 1
+            if inside == 2:
+                both.set()
+            await both.wait()
+            raise Stop
+
+        with pytest.raises(Stop):
+            await sync(
+                toy(sim), store, models=["users", "courses"], progress=stop_when_two_are_in, batch_size=5
+            )
+
     async def test_progress_carries_calls_pages_rate_and_eta(self, store: Store) -> None:
         """Each event says the model's calls so far and, where the vendor announced pages, how many of
         them are read; the end says all of them, and a read that lasts gets a rate and an ETA."""

@@ -615,3 +615,180 @@ class TestUnreachableDatabase:
         assert time.monotonic() - started < 15
         assert "cannot open" in err and "127.0.0.1:1" in err and "refused" in err
         assert "hunter2" not in err
+
+
+class TestStoreSharedBudgets:
+    async def test_a_store_with_shared_budgets_counts_every_sync_in_them(
+        self, db: str, sim: TalentLMSSimulator
+    ) -> None:
+        """`open_store(url, shared_budgets=True)`: a sync whose connector was given no budget counts its
+        calls in the store's shared budgets under the connection key; the default store does not."""
+        async with (
+            lmsconnect.open_store(db) as plain,
+            lmsconnect.connect("talentlms", **sim.connect_config) as lms,
+        ):
+            await lmsconnect.sync(lms, plain, connection="local", models=["users"])
+        async with lmsconnect.open_store(db, shared_budgets=True) as store:
+            assert store.budgets is not None
+            async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:
+                report = await lmsconnect.sync(lms, store, connection="acme", models=["users"])
+                counted = await store.budgets.calls("acme", within_s=60)
+                assert lms.shared_budget == lmsconnect.SharedBudget(store.budgets, "acme")
+            assert await store.budgets.calls("local", within_s=60) == 0
+        assert report.calls > 0 and counted == report.calls
+
+    async def test_the_url_switch_and_a_connectors_own_budget(self, db: str, sim: TalentLMSSimulator) -> None:
+        """``?budgets=shared`` in the URL turns them on; a connector given ``budget=`` keeps its own; a
+        bad value and SQLite are refused with a message saying what to use."""
+        async with (
+            lmsconnect.open_store(f"{db}&budgets=shared") as store,
+            lmsconnect.PostgresBudgets(db) as own,
+        ):
+            assert store.budgets is not None
+            config = sim.connect_config
+            async with lmsconnect.connect("talentlms", budget=own.tenant("mine"), **config) as lms:
+                await lmsconnect.sync(lms, store, connection="acme", models=["users"])
+            assert await store.budgets.calls("acme", within_s=60) == 0
+            assert await own.calls("mine", within_s=60) > 0
+        with pytest.raises(lmsconnect.InvalidInput, match="budgets=shared"):
+            async with lmsconnect.open_store(f"{db}&budgets=yes"):
+                pass
+        with pytest.raises(lmsconnect.InvalidInput, match="PostgreSQL"):
+            async with lmsconnect.open_store(":memory:", shared_budgets=True):
+                pass
+
+
+HOURLY_CLIENT = textwrap.dedent(
+    """
+    import asyncio, json, os, sys
+    import lmsconnect
+
+    async def main():
+        config = json.loads(os.environ["CONFIG"])
+        admitted = limited = 0
+        async with lmsconnect.PostgresBudgets(os.environ["DB"]) as budgets:
+            http = lmsconnect.HttpOptions(max_wait_s=5.0)
+            async with lmsconnect.connect("talentlms", budget=budgets.tenant("acme"), http=http,
+                                          **config) as lms:
+                for _ in range(int(os.environ["CALLS"])):
+                    try:
+                        await lms.passthrough("GET", "/v1/users/id:1")
+                        admitted += 1
+                    except lmsconnect.RateLimited:
+                        limited += 1
+                print(admitted, limited, lms.stats.rejected)
+
+    asyncio.run(main())
+    """
+)
+
+
+class TestSharedHourlyPlan:
+    async def test_two_processes_draw_from_one_hourly_plan_window(self, db: str) -> None:
+        """TalentLMS's hourly plan budget (30 calls here) is one window for two processes sharing the
+        tenant: together they spend exactly 30 (each one's opening GET /v1/ratelimit, free at TalentLMS,
+        is counted in the shared window too), the rest are refused locally as RateLimited, and the
+        vendor never answers 429 (each process alone would have spent 30)."""
+        async with lmsconnect.PostgresBudgets(db):  # the tables exist before the processes race
+            pass
+        async with TalentLMSSimulator(api_key=SECRET, hourly_limit=30) as server:
+            env = {**os.environ, "DB": db, "CONFIG": json.dumps(server.connect_config), "CALLS": "25"}
+            procs = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", HOURLY_CLIENT, env=env, stdout=asyncio.subprocess.PIPE
+                )
+                for _ in range(2)
+            ]
+            outputs = [await asyncio.wait_for(p.communicate(), 120) for p in procs]
+            rejected = server.rejected_calls
+            calibrations = server.calls_by_route["GET /v1/ratelimit"]
+        counts = [[int(n) for n in out.split()] for out, _ in outputs]
+        assert all(p.returncode == 0 for p in procs) and len(counts) == 2, outputs
+        assert calibrations == 2
+        assert sum(c[0] for c in counts) + calibrations == 30, counts
+        assert sum(c[0] + c[1] for c in counts) == 50, counts
+        assert rejected == 0 and all(c[2] == 0 for c in counts), counts
+
+
+def crash_after_the_vendor_answered(db: str, job: int) -> None:
+    """The state a worker killed between the vendor's answer and the result record leaves once
+    procrastinate recovers the stalled job: the job back to ``todo``, no recorded result."""
+    sql(db, "DELETE FROM action_results WHERE job_id = %s", job)
+    sql(db, "UPDATE procrastinate_jobs SET status = 'todo' WHERE id = %s", job)
+
+
+@contextlib.asynccontextmanager
+async def vendor(slug: str) -> AsyncIterator[Any]:
+    if slug == "talentlms":
+        async with TalentLMSSimulator(api_key=SECRET, hourly_limit=100_000) as talentlms:
+            yield talentlms
+    elif slug == "360learning":
+        from lmsconnect_360learning.testing import Learning360Simulator
+
+        async with Learning360Simulator() as learning360:
+            learning360.processing_delay = 0
+            yield learning360
+    else:
+        from lmsconnect_moodle.testing import MoodleSimulator
+
+        async with MoodleSimulator(site="fixture") as moodle:
+            yield moodle
+
+
+def enrolment(slug: str, sim: Any, course_remote_id: str) -> dict[str, Any]:
+    """An enroll_user payload of a learner the vendor has not enrolled in that course."""
+    if slug == "talentlms":
+        learners = [u for u in sim.users if sim.role_for(u) == "learner"]
+        user = next(u for u in learners if sim.enrollment(u.id, course_remote_id) is None).id
+    elif slug == "360learning":
+        user = next(u for u in sim.company.users.values() if u.status == "active").id
+    else:
+        user = 5
+    return {"user_id": f"remote:{user}", "course_revision_id": f"remote:{course_remote_id}"}
+
+
+class TestActionRerunAfterCrash:
+    @pytest.mark.parametrize("slug", ["talentlms", "360learning", "moodle"])
+    async def test_an_action_run_again_after_its_worker_died_leaves_the_same_state(
+        self, db: str, slug: str
+    ) -> None:
+        """upsert_courses then enroll_user run by a worker; then each is run again as after a worker
+        killed between the vendor's answer and the result record: the re-runs answer ``unchanged``,
+        and a sync after them finds nothing created, updated or deleted (the vendor's state is the one
+        the first runs left)."""
+        async with vendor(slug) as sim:
+            config = sim.connect_config
+            async with Workers(db, resolve=lambda key: (slug, config)) as w:
+
+                async def run(action: Any, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+                    job = await w.defer_action(action, "acme", payload)
+                    await w.run_worker(concurrency=1, wait=False)
+                    outcome = await w.action_outcome(job)
+                    assert outcome.status == "succeeded" and outcome.result is not None, outcome
+                    return job, dict(outcome.result)
+
+                course = {"title": "Rerun 101", "description": "Safe to run twice"}
+                if slug == "360learning":
+                    course["course_url"] = "https://content.example.com/rerun-101"
+                upsert = {"items": [{"origin_id": "rerun-101", "course": course}]}
+                upsert_job, created = await run("upsert_courses", upsert)
+                assert [i["status"] for i in created["items"]] == ["created"]
+                enroll = enrolment(slug, sim, str(created["items"][0]["remote_id"]))
+                enroll_job, enrolled = await run("enroll_user", enroll)
+                assert [i["status"] for i in enrolled["items"]] in (["created"], ["accepted"])
+                async with lmsconnect.connect(slug, **config) as lms:
+                    await lmsconnect.sync(lms, w.store, connection="acme")
+                before = await snapshot(w.store, "acme")
+
+                for job in (upsert_job, enroll_job):
+                    crash_after_the_vendor_answered(db, job)
+                    await w.run_worker(concurrency=1, wait=False)
+                    again = await w.action_outcome(job)
+                    assert again.status == "succeeded" and again.result is not None, again
+                    assert [i["status"] for i in again.result["items"]] == ["unchanged"], again
+                async with lmsconnect.connect(slug, **config) as lms:
+                    report = await lmsconnect.sync(lms, w.store, connection="acme")
+                after = await snapshot(w.store, "acme")
+        changed = {k: (m.created, m.updated, m.deleted) for k, m in report.models.items()}
+        assert all(c == (0, 0, 0) for c in changed.values()), changed
+        assert after == before
