@@ -34,11 +34,30 @@ CAPABILITIES = Capabilities.build(
             "last_name",
             "work_email",
             "status",
+            "username",
+            "locale",
+            "job_title",
             note="GET /api/v2/users, 500 per page, following the Link header.",
             notes={
                 "status": "`active` is ACTIVE; `invited` (never logged in) and `deleted` are INACTIVE.",
                 "work_email": "The user's `mail`.",
                 "remote_deleted_at": "For deleted users, the last of 360Learning's `deletedAt` dates.",
+                "username": "`username`: the log-in name, which 360Learning sends only where the "
+                "platform allows logging in by username (users are otherwise known by `mail`).",
+                "locale": "`lang`, the user's language as 360Learning codes it (`en`, `fr`, `nl_BE`, ...).",
+                "job_title": "`job` (\"the role title of the user\").",
+            },
+            unsupported={
+                "role": "360Learning roles (admin, coach, editor, learner, owner, ...) are per group "
+                "membership, listed by GET /api/v2/users/{id}/roles or GET /api/v2/groups/{id}/roles: a "
+                "call per user or per group that the users read does not make.",
+                "remote_role": "As `role`: roles are per group membership, not on the user.",
+                "timezone": "UserDTO has no time zone.",
+                "custom_fields": "Custom field values come one user at a time "
+                "(GET /api/v2/users/{id}/custom-fields/values), a call per user; the user's `custom` "
+                "string is the profile's \"Additional information\", not custom fields (kept in "
+                "remote_data).",
+                "remote_updated_at": "UserDTO has no modification date.",
             },
         ),
         "course_providers": model_support(
@@ -70,6 +89,9 @@ CAPABILITIES = Capabilities.build(
             "remote_url",
             "status",
             "remote_created_at",
+            "languages",
+            "duration",
+            "remote_updated_at",
             note=(
                 "360Learning exposes only a course's current version (`currentVersionNumber`), so each "
                 "course has one revision, sharing the course's remote id."
@@ -79,6 +101,20 @@ CAPABILITIES = Capabilities.build(
                 "remote_url": "The course's page in the 360Learning web app, `<web_url>/course/play/<id>` "
                 "(the form 360Learning's own links take; `web_url` defaults to the API host).",
                 "status": "`published` is ACTIVE; `archived` and `deleted` are INACTIVE.",
+                "languages": "`defaultLang`, then `sourceLang` (the language it was written in), then the "
+                "`lang` of each published translation, each once, as 360Learning codes them (`en`, "
+                "`pt_BR`, ...).",
+                "duration": "`duration`, the estimated time to complete it, in minutes (rounded to a whole "
+                "minute); absent when the author set none.",
+                "remote_updated_at": "`modifiedAt`. 360Learning does not move it when a translation "
+                "changes or the course is archived or restored.",
+            },
+            unsupported={
+                "code": "CourseDTO has no course code.",
+                "categories": "Courses carry tags, but only as ids through a call per course "
+                "(GET /api/v2/courses/{id}/tags), which the course read does not make.",
+                "thumbnail_url": "CourseDTO has no image; only an external course's import record "
+                "(GET /api/v2/integrations/{id}/courses/{externalId}, a call per course) has `imageUrl`.",
             },
         ),
         "course_progressions": model_support(
@@ -87,6 +123,11 @@ CAPABILITIES = Capabilities.build(
             "status",
             "enrolled_at",
             "completed_at",
+            "started_at",
+            "last_activity_at",
+            "progress",
+            "score",
+            "time_spent",
             note=(
                 "One progression per attempt, as GET /api/v2/courses/stats lists them (500 per page); "
                 "a learner who retakes a course has one per attempt. The remote id is "
@@ -97,6 +138,18 @@ CAPABILITIES = Capabilities.build(
                 "ENROLLED otherwise.",
                 "enrolled_at": "The attempt's `firstActivityAt`: API v2 has no enrollment date.",
                 "completed_at": "The attempt's `completedAt`.",
+                "started_at": "The attempt's `firstActivityAt`.",
+                "last_activity_at": "The attempt's `lastActivityAt`.",
+                "progress": "The attempt's `progress`, a percentage (0–100).",
+                "score": "The attempt's `score`, a percentage (0–100); absent until the learner is scored.",
+                "time_spent": "The attempt's `timeSpent`, which 360Learning counts in milliseconds, in "
+                "whole seconds.",
+            },
+            unsupported={
+                "due_at": "Course attempts carry no due date; deadlines belong to path sessions, "
+                "which the connector does not read.",
+                "remote_updated_at": "CourseStatDTO has no modification date (`last_activity_at` is the "
+                "learner's last activity).",
             },
         ),
     },
@@ -178,5 +231,7 @@ CAPABILITIES = Capabilities.build(
     unsupported_notes={
         "skills": "360Learning API v2 exposes no skills.",
         "revision_skills": "360Learning API v2 exposes no skills.",
+        "course_items": "360Learning API v2 lists no course content: no endpoint returns a course's "
+        "chapters or activities (steps exist only for paths, whose steps are whole courses).",
     },
 )

@@ -512,6 +512,9 @@ class Learning360Connector(Connector[Learning360Config]):
                 first_name=user.first_name or None,
                 last_name=user.last_name or None,
                 work_email=user.mail or None,
+                username=user.username or None,
+                locale=user.lang or None,
+                job_title=user.job or None,
                 status=UserStatus.ACTIVE if user.status == "active" else UserStatus.INACTIVE,
                 remote_deleted_at=user.deleted_at[-1]
                 if user.status == "deleted" and user.deleted_at
@@ -577,6 +580,9 @@ class Learning360Connector(Connector[Learning360Config]):
             remote_url=f"{web}/course/play/{course.id}",
             status=RevisionStatus.ACTIVE if course.status == "published" else RevisionStatus.INACTIVE,
             remote_created_at=course.created_at,
+            languages=course.languages or None,
+            duration=round(course.duration) if course.duration is not None else None,
+            remote_updated_at=course.modified_at,
             remote_data={COURSES: raw},
         )
 
@@ -600,6 +606,12 @@ class Learning360Connector(Connector[Learning360Config]):
             status=status,
             enrolled_at=stat.first_activity_at,
             completed_at=stat.completed_at,
+            started_at=stat.first_activity_at,
+            last_activity_at=stat.last_activity_at,
+            progress=stat.progress,
+            score=stat.score,
+            # 360Learning counts milliseconds; the unified field is whole seconds.
+            time_spent=round(stat.time_spent / 1000),
             remote_data={STATS: raw},
         )
 
@@ -979,7 +991,7 @@ class Learning360Connector(Connector[Learning360Config]):
             "userIdentifier": {"type": "internalId", "value": user_id},
             "progress": 100,
             "result": "success",
-            "timeSpent": max(attempt.time_spent, 1),
+            "timeSpent": max(round(attempt.time_spent), 1),
             # firstActivityAt inside the open attempt's window makes 360Learning update that attempt
             # instead of opening a new one; a 100 % import's lastActivityAt is its completion date.
             "firstActivityAt": _iso(started),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +19,13 @@ from lmsconnect import (
     CheckStatus,
     ConfigurationError,
     Course,
+    CourseItem,
     CourseProgression,
     CourseProvider,
     CourseRevision,
     HttpOptions,
     ItemStatus,
+    NotSupported,
     PermissionDenied,
     ProgressionStatus,
     RevisionStatus,
@@ -300,6 +303,86 @@ class TestReads:
         for model, records in clean.items():
             assert [r.id for r in noisy[model]] == [r.id for r in records], model
             assert noisy[model] == records, model
+
+
+class TestBeyondTheCoverageTable:
+    """Issue 13: the fields 360Learning returns in the answers the connector already reads."""
+
+    async def test_progressions_carry_progress_score_time_and_activity(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """Each attempt's progress, score, time spent (ms → s) and activity times are on its progression."""
+        progressions = [p async for p in lms.list(CourseProgression)]
+        attempts = sim.company.attempts
+        assert len(progressions) == len(attempts)
+        for progression in progressions:
+            attempt = attempts[progression.remote_id.split(":")[2]]
+            assert progression.progress == attempt.progress
+            assert progression.score == attempt.score
+            assert progression.time_spent == round(attempt.time_spent / 1000)
+            assert progression.started_at is not None
+            assert progression.started_at.isoformat()[:19] == attempt.first_activity_at[:19]
+            assert progression.last_activity_at is not None
+            assert progression.last_activity_at.isoformat()[:19] == attempt.last_activity_at[:19]
+            assert progression.due_at is None and progression.remote_updated_at is None
+        done = [p for p in progressions if p.status is ProgressionStatus.COMPLETED]
+        assert done and all(p.progress == 100 and p.score is not None for p in done)
+        assert any(p.time_spent and p.time_spent > 60 for p in progressions)
+
+    async def test_users_carry_username_language_and_job(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """username, locale (`lang`) and job title (`job`) come from the user; role stays unknown (None)."""
+        users = {u.remote_id: u async for u in lms.list(User)}
+        for remote_id, sim_user in sim.company.users.items():
+            user = users[remote_id]
+            assert user.username == sim_user.username
+            assert user.locale == sim_user.lang
+            assert user.job_title == sim_user.job
+            assert user.role is None and user.remote_role is None and user.custom_fields is None
+        assert any(u.job_title for u in users.values())
+
+    async def test_revisions_carry_languages_duration_and_modification(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """languages lists the default language then published translations only; duration in minutes."""
+        course = next(c for c in sim.company.courses.values() if c.translations)
+        course.draft_translations = ["ja"]
+        course.duration = 37
+        revisions = {r.remote_id: r async for r in lms.list(CourseRevision)}
+        revision = revisions[course.id]
+        assert revision.languages == (course.default_lang, *course.translations)
+        assert "ja" not in (revision.languages or ())
+        assert revision.duration == 37
+        assert revision.remote_updated_at is not None
+        assert revision.remote_updated_at.isoformat()[:19] == course.modified_at[:19]
+        assert all(r.code is None and r.thumbnail_url is None for r in revisions.values())
+
+    async def test_course_items_are_not_supported_and_say_why(self, lms: Connector[Any]) -> None:
+        """Listing CourseItem raises NotSupported quoting the reason, before any call."""
+        before = lms.stats.calls
+        with pytest.raises(NotSupported, match="lists no course content"):
+            lms.list(CourseItem)
+        assert lms.stats.calls == before
+
+    async def test_progress_moving_upstream_is_an_update_in_the_change_feed(
+        self, sim: Learning360Simulator, lms: Connector[Any], tmp_path: Path
+    ) -> None:
+        """An attempt whose progress and time spent grow upstream is one `updated` on the next sync."""
+        async with lmsconnect.open_store(tmp_path / "s.sqlite") as store:
+            first = await lmsconnect.sync(lms, store, models=["course_progressions"])
+            attempt = next(a for a in sim.company.attempts.values() if 0 < a.progress < 90)
+            attempt.progress += 10
+            attempt.time_spent += 120_000
+            second = await lmsconnect.sync(lms, store, models=["course_progressions"])
+            progression = await store.get(
+                CourseProgression,
+                lms.make_id("course_progressions", f"{attempt.course_id}:{attempt.user_id}:{attempt.id}"),
+            )
+        assert first.ok and second.ok
+        assert second.models["course_progressions"].updated == 1
+        assert progression is not None and progression.progress == attempt.progress
+        assert progression.time_spent == round(attempt.time_spent / 1000)
 
 
 class TestUpsertAndArchive:

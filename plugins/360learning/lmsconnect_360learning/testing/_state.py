@@ -215,6 +215,8 @@ class SimCourse:
     version: int = 1
     external_platform: str | None = None
     translations: list[str] = attrs.field(factory=list)
+    # Translations under way: listed with ``published: false`` (learners cannot take them yet).
+    draft_translations: list[str] = attrs.field(factory=list)
     # External courses only: the integration that owns the course and its ExternalCourseDTO.
     integration_id: str | None = None
     external: JSON | None = None
@@ -237,11 +239,11 @@ class SimCourse:
             "translations": [
                 {
                     "lang": lang,
-                    "published": True,
+                    "published": lang not in self.draft_translations,
                     "translatorIds": [self.author_id],
                     "translatedFields": {"name": f"{self.name} ({lang})"},
                 }
-                for lang in self.translations
+                for lang in (*self.translations, *self.draft_translations)
             ],
         }
         if self.description is not None:
