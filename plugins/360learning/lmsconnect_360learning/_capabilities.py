@@ -47,11 +47,17 @@ CAPABILITIES = Capabilities.build(
                 "locale": "`lang`, the user's language as 360Learning codes it (`en`, `fr`, `nl_BE`, ...).",
                 "job_title": "`job` (\"the role title of the user\").",
             },
+            partial={
+                "role": "Only with the `read_roles=True` option: 360Learning roles are per group "
+                "membership, not on the user, so it costs GET /api/v2/groups plus one "
+                "GET /api/v2/groups/{id}/roles per group (groups:read scope). The user's strongest role: "
+                "owner, admin, userAdmin are ADMIN; editor, coach, contributor INSTRUCTOR; learner "
+                "LEARNER; analyst (and a role name 360Learning adds later) UNKNOWN. None without the "
+                "option, and for a user in no group.",
+                "remote_role": "Only with `read_roles=True`: the 360Learning name of the user's strongest "
+                "group role (as `role`).",
+            },
             unsupported={
-                "role": "360Learning roles (admin, coach, editor, learner, owner, ...) are per group "
-                "membership, listed by GET /api/v2/users/{id}/roles or GET /api/v2/groups/{id}/roles: a "
-                "call per user or per group that the users read does not make.",
-                "remote_role": "As `role`: roles are per group membership, not on the user.",
                 "timezone": "UserDTO has no time zone.",
                 "custom_fields": "Custom field values come one user at a time "
                 "(GET /api/v2/users/{id}/custom-fields/values), a call per user; the user's `custom` "

@@ -37,6 +37,7 @@ from lmsconnect import (
     UpsertCourseItem,
     UpsertCourses,
     User,
+    UserRole,
     UserStatus,
 )
 from lmsconnect.plugin import (
@@ -66,6 +67,8 @@ from ._wire import (
     CourseDTO,
     CourseStatDTO,
     ExternalCourseDTO,
+    GroupDTO,
+    GroupRoleDTO,
     IntegrationDTO,
     UserDTO,
     is_remote_id,
@@ -81,6 +84,7 @@ TOKEN_PATH = "/api/v2/oauth2/token"
 REGIONS: Mapping[str, str] = {"eu": "https://app.360learning.com", "us": "https://app.us.360learning.com"}
 
 USERS = "/api/v2/users"
+GROUPS = "/api/v2/groups"
 COURSES = "/api/v2/courses"
 STATS = "/api/v2/courses/stats"
 INTEGRATIONS = "/api/v2/integrations"
@@ -95,6 +99,24 @@ MAX_POLL_INTERVAL_S = 5.0
 # Submitting a bulk operation when three are running gets 429 bulkOperationsConcurrencyLimitReached;
 # that request was not applied, so it is safe to send again.
 BULK_SUBMIT_ATTEMPTS = 8
+
+# With read_roles: the groups whose memberships are read at once.
+ROLE_READS_AT_ONCE = 8
+#: 360Learning's group roles (the OpenAPI ``Membership.role``), the strongest first, and the unified role
+#: each reads as: a user holding several (in one group or many) gets the first of them. `analyst` (reports
+#: only) has no unified counterpart; a name not listed here is UNKNOWN too, and weaker than all of them.
+GROUP_ROLES: Final[tuple[tuple[str, UserRole], ...]] = (
+    ("owner", UserRole.ADMIN),
+    ("admin", UserRole.ADMIN),
+    ("userAdmin", UserRole.ADMIN),
+    ("editor", UserRole.INSTRUCTOR),
+    ("coach", UserRole.INSTRUCTOR),
+    ("contributor", UserRole.INSTRUCTOR),
+    ("learner", UserRole.LEARNER),
+    ("analyst", UserRole.UNKNOWN),
+)
+_ROLE_RANK: Final = {name: rank for rank, (name, _) in enumerate(GROUP_ROLES)}
+_ROLE_OF: Final = dict(GROUP_ROLES)
 
 REFERENCE_CACHE_SIZE = 50_000
 # Accepted items remembered for wait_until_visible().
@@ -182,6 +204,12 @@ class Learning360Config:
     wait_for_processing_s: float = config_field(
         default=0.0,
         help="If > 0, enroll_user and complete_course wait up to this long for the change to be visible",
+    )
+    read_roles: bool = config_field(
+        default=False,
+        help="Fill User.role and remote_role from group memberships, at a price: GET /api/v2/groups, then "
+        "GET /api/v2/groups/{id}/roles once per group (1,000 memberships a page), before the users; "
+        "needs the groups:read scope",
     )
 
     def __attrs_post_init__(self) -> None:
@@ -503,9 +531,30 @@ class Learning360Connector(Connector[Learning360Config]):
             found = self._reference_ids[key] = self.make_id(model, remote_id)
         return found
 
+    async def _user_roles(self) -> dict[str, str]:
+        """Each user's strongest group role (`GROUP_ROLES`), by 360Learning id: every group's memberships."""
+        strongest: dict[str, str] = {}
+        weakest = len(GROUP_ROLES)
+
+        async def read_group(group: GroupDTO) -> None:
+            path = f"{GROUPS}/{quote(group.id, safe='')}/roles"
+            async for raw in self._records(path):
+                membership = self._wire(raw, GroupRoleDTO, f"GET {GROUPS}/{{id}}/roles")
+                held = strongest.get(membership.user_id)
+                rank = _ROLE_RANK.get(membership.role, weakest)
+                if held is None or rank < _ROLE_RANK.get(held, weakest):
+                    strongest[membership.user_id] = membership.role
+
+        groups = (self._wire(raw, GroupDTO, f"GET {GROUPS}") async for raw in self._records(GROUPS))
+        async for _ in stream_map(groups, read_group, concurrency=ROLE_READS_AT_ONCE):
+            pass
+        return strongest
+
     async def read_users(self) -> AsyncIterator[User]:
+        roles = await self._user_roles() if self.config.read_roles else {}
         async for raw in self._records(USERS):
             user = self._wire(raw, UserDTO, f"GET {USERS}")
+            remote_role = roles.get(user.id)
             yield User(
                 id=self.make_id("users", user.id),
                 remote_id=user.id,
@@ -515,6 +564,8 @@ class Learning360Connector(Connector[Learning360Config]):
                 username=user.username or None,
                 locale=user.lang or None,
                 job_title=user.job or None,
+                role=_ROLE_OF.get(remote_role, UserRole.UNKNOWN) if remote_role else None,
+                remote_role=remote_role,
                 status=UserStatus.ACTIVE if user.status == "active" else UserStatus.INACTIVE,
                 remote_deleted_at=user.deleted_at[-1]
                 if user.status == "deleted" and user.deleted_at
@@ -1126,6 +1177,7 @@ class Learning360Connector(Connector[Learning360Config]):
     async def check_access(self) -> Sequence[CheckItem]:
         probes = {
             "users:read": USERS,
+            **({"groups:read": GROUPS} if self.config.read_roles else {}),
             "integrations:read": INTEGRATIONS,
             "courses:read": COURSES,
             "courseStats:read": STATS,
@@ -1155,8 +1207,8 @@ class Learning360Connector(Connector[Learning360Config]):
                 kind="credentials", name="credentials", status=CheckStatus.OK, detail="token issued"
             )
         items = [credentials]
-        model_needs = {
-            "users": ("users:read",),
+        model_needs: dict[str, tuple[str, ...]] = {
+            "users": ("users:read", "groups:read") if self.config.read_roles else ("users:read",),
             "course_providers": ("integrations:read", "courses:read"),
             "courses": ("integrations:read", "courses:read"),
             "course_revisions": ("courses:read",),

@@ -31,6 +31,8 @@ __all__ = [
     "CourseStatDTO",
     "CourseTranslationDTO",
     "ExternalCourseDTO",
+    "GroupDTO",
+    "GroupRoleDTO",
     "IntegrationDTO",
     "UserDTO",
     "is_remote_id",
@@ -51,6 +53,7 @@ Lifetime = NewType("Lifetime", float)
 Percent = NewType("Percent", float)
 Milliseconds = NewType("Milliseconds", float)
 Minutes = NewType("Minutes", float)
+RoleName = NewType("RoleName", str)
 
 
 def is_remote_id(value: Any) -> bool:
@@ -117,6 +120,16 @@ def _minutes(value: Any, _: Any) -> float:
     return _number(value, 0.0, 525_600.0, "minutes")
 
 
+def _role_name(value: Any, _: Any) -> str:
+    # A role is one word of 360Learning's list (admin, coach, ...); an unknown one is kept as sent, but
+    # not a page of text.
+    if not isinstance(value, str):
+        raise TypeError(f"expected a role name, got {type(value).__name__}")
+    if not 0 < len(value) <= 64:
+        raise ValueError(f"expected a role name of 1 to 64 characters, got {len(value):,}")
+    return value
+
+
 @attrs.frozen(kw_only=True)
 class AccessTokenDTO:
     """The answer of ``POST /api/v2/oauth2/token``."""
@@ -139,6 +152,20 @@ class UserDTO:
     job: str | None = None
     # Every deletion and reactivation is kept, oldest first.
     deleted_at: tuple[dt.datetime, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class GroupDTO:
+    id: RemoteId
+
+
+@attrs.frozen(kw_only=True)
+class GroupRoleDTO:
+    """One entry of ``GET /api/v2/groups/{groupId}/roles`` (the spec's ``UserRole``): a role a user
+    holds in the group; a user holding several is listed once per role."""
+
+    user_id: RemoteId
+    role: RoleName
 
 
 @attrs.frozen(kw_only=True)
@@ -266,6 +293,7 @@ def make_wire_converter() -> cattrs.Converter:
     converter.register_structure_hook(Percent, _percent)
     converter.register_structure_hook(Milliseconds, _milliseconds)
     converter.register_structure_hook(Minutes, _minutes)
+    converter.register_structure_hook(RoleName, _role_name)
 
     def optional_datetime(value: Any, _: Any) -> dt.datetime | None:
         return parse_datetime(value) if value not in (None, "") else None
@@ -274,6 +302,8 @@ def make_wire_converter() -> cattrs.Converter:
     for cls in (
         AccessTokenDTO,
         UserDTO,
+        GroupDTO,
+        GroupRoleDTO,
         IntegrationDTO,
         CourseTranslationDTO,
         CourseDTO,

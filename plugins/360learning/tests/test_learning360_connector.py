@@ -30,6 +30,7 @@ from lmsconnect import (
     ProgressionStatus,
     RevisionStatus,
     User,
+    UserRole,
     UserStatus,
 )
 from lmsconnect.plugin import Connector
@@ -357,6 +358,58 @@ class TestBeyondTheCoverageTable:
         assert revision.remote_updated_at is not None
         assert revision.remote_updated_at.isoformat()[:19] == course.modified_at[:19]
         assert all(r.code is None and r.thumbnail_url is None for r in revisions.values())
+
+    async def test_read_roles_gives_each_user_the_strongest_group_role(
+        self, sim: Learning360Simulator
+    ) -> None:
+        """With read_roles, role/remote_role come from group memberships: one call per group, no more."""
+        company = sim.company
+        # A second group makes the learner an editor: the stronger role wins across groups.
+        learner = next(u for u in company.users if u != company.admin_id)
+        other = next(g for g in company.groups if learner not in {
+            m.user_id for m in company.memberships.get(g, {}).values()
+        })
+        company.add_membership(other, learner, "editor")
+        sim.reset_counters()
+        async with lmsconnect.connect("360learning", **sim.connect_config, read_roles=True) as lms:
+            users = {u.remote_id: u async for u in lms.list(User)}
+        assert sim.calls_by_route["GET /api/v2/groups"] == 1
+        assert sim.calls_by_route["GET /api/v2/groups/{groupId}/roles"] == len(company.groups)
+        admin = users[company.admin_id]
+        assert admin.role is UserRole.ADMIN and admin.remote_role == "owner"
+        assert users[learner].role is UserRole.INSTRUCTOR and users[learner].remote_role == "editor"
+        held: dict[str, set[str]] = {}
+        for memberships in company.memberships.values():
+            for m in memberships.values():
+                held.setdefault(m.user_id, set()).add(m.role)
+        for remote_id, user in users.items():
+            if held.get(remote_id) == {"learner"}:
+                assert user.role is UserRole.LEARNER and user.remote_role == "learner"
+            if held.get(remote_id) == {"learner", "analyst"}:
+                assert user.role is UserRole.LEARNER  # analyst is weaker: it maps to no unified role
+        assert {UserRole.ADMIN, UserRole.INSTRUCTOR, UserRole.LEARNER} <= {u.role for u in users.values()}
+
+    async def test_without_read_roles_no_group_is_read(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """By default the users read calls no group endpoint and leaves role None."""
+        sim.reset_counters()
+        users = [u async for u in lms.list(User)]
+        assert users and all(u.role is None for u in users)
+        assert not any("groups" in route for route in sim.calls_by_route)
+
+    async def test_read_roles_without_the_groups_scope_is_named(self) -> None:
+        """read_roles with a credential lacking groups:read: PermissionDenied and check() name the scope."""
+        async with (
+            Learning360Simulator(**SMALL, scopes=ALL_SCOPES - {"groups:read"}) as sim,
+            lmsconnect.connect("360learning", **sim.connect_config, read_roles=True) as lms,
+        ):
+            with pytest.raises(PermissionDenied) as info:
+                await lms.list(User).__anext__()
+            report = await lms.check()
+        assert info.value.permission == "groups:read"
+        item = report.get("model", "users")
+        assert item.status is CheckStatus.MISSING_PERMISSION and item.permissions == ("groups:read",)
 
     async def test_course_items_are_not_supported_and_say_why(self, lms: Connector[Any]) -> None:
         """Listing CourseItem raises NotSupported quoting the reason, before any call."""

@@ -12,7 +12,7 @@ from aiohttp import web
 from lmsconnect_360learning.testing import Learning360Simulator
 
 import lmsconnect
-from lmsconnect import CheckStatus, InvalidInput, InvalidRemoteResponse, ItemStatus
+from lmsconnect import CheckStatus, InvalidInput, InvalidRemoteResponse, ItemStatus, UserRole
 from lmsconnect._models import ModelName
 from lmsconnect.plugin import Connector
 from lmsconnect.testing import AnswerTamper, Rewrite, WitnessServer, json_rewrite
@@ -234,6 +234,36 @@ class TestRecordsAreValidated:
         courses = await read(lms, "courses")
         native = [c for c in courses if c.remote_data["/api/v2/courses"]["type"] != "external"]
         assert native and all(c.provider_id is None for c in native)
+
+
+class TestGroupRoles:
+    """With read_roles, the memberships answers are validated like every other."""
+
+    async def test_a_role_360learning_adds_later_is_unknown_with_its_name_kept(
+        self, sim: TamperedLearning360
+    ) -> None:
+        """An unlisted role name reads as UserRole.UNKNOWN, the name in remote_role."""
+        sim.tamper.rewrite = json_rewrite(
+            "/roles", lambda body: [{**m, "role": "superLearner"} for m in body]
+        )
+        async with lmsconnect.connect("360learning", **sim.connect_config, **FAST, read_roles=True) as lms:
+            users = await read(lms, "users")
+        grouped = [u for u in users if u.remote_role is not None]
+        assert grouped
+        assert all(u.role is UserRole.UNKNOWN and u.remote_role == "superLearner" for u in grouped)
+
+    @pytest.mark.parametrize(
+        ("role", "field"), [("r" * 65, "role"), (7, "role"), (None, "role")], ids=["long", "int", "null"]
+    )
+    async def test_a_membership_that_does_not_fit_fails_the_read(
+        self, sim: TamperedLearning360, role: Any, field: str
+    ) -> None:
+        """A role that is not a short string is InvalidRemoteResponse naming the endpoint and field."""
+        sim.tamper.rewrite = json_rewrite("/roles", lambda body: [{**m, "role": role} for m in body])
+        async with lmsconnect.connect("360learning", **sim.connect_config, **FAST, read_roles=True) as lms:
+            with pytest.raises(InvalidRemoteResponse) as caught:
+                await read(lms, "users")
+        assert field in str(caught.value) and "GET /api/v2/groups/{id}/roles" in str(caught.value)
 
 
 class TestTokenAnswers:

@@ -59,6 +59,7 @@ PAGE_SIZES = {
     "courses": 500,
     "attempts": 500,
     "groups": 500,
+    "memberships": 1000,
     "integrations": 100,
     "operations": 20,
 }
@@ -93,6 +94,7 @@ _FILTERS: dict[str, dict[str, tuple[frozenset[str], Callable[[Any], Any]]]] = {
         "completedAt": (frozenset({"lt", "gte"}), lambda a: a.completed_at),
     },
     "groups": {},
+    "memberships": {},
     "integrations": {"externalPlatform": (frozenset({"eq"}), lambda i: i.external_platform)},
     "operations": {},
 }
@@ -308,6 +310,8 @@ class Learning360Simulator(SimulatorServer):
             },
             "counts": {
                 "users": len(company.users),
+                "groups": len(company.groups),
+                "memberships": sum(len(m) for m in company.memberships.values()),
                 "integrations": len(company.integrations),
                 "courses": len(company.courses),
                 "external_courses": sum(1 for c in company.courses.values() if c.type == "external"),
@@ -346,6 +350,7 @@ class Learning360Simulator(SimulatorServer):
             ("GET", f"{v2}/users", self._list_users, "read", "users:read"),
             ("GET", f"{v2}/users/{{userId}}", self._get_user, "read", "users:read"),
             ("GET", f"{v2}/groups", self._list_groups, "read", "groups:read"),
+            ("GET", f"{v2}/groups/{{groupId}}/roles", self._list_group_roles, "read", "groups:read"),
             ("GET", f"{v2}/integrations", self._list_integrations, "read", "integrations:read"),
             ("POST", f"{v2}/integrations", self._create_integration, "write", "integrations:write"),
             (
@@ -522,16 +527,25 @@ class Learning360Simulator(SimulatorServer):
         return [(field, op, tuple(values)) for (field, op), values in grouped.items()]
 
     def _paged(
-        self, request: web.Request, collection: str, records: dict[str, Any], render: Callable[[Any], JSON]
+        self,
+        request: web.Request,
+        collection: str,
+        records: Mapping[str, Any],
+        render: Callable[[Any], JSON],
+        *,
+        kind: str | None = None,
     ) -> web.Response:
+        """One page of `collection`; `kind` names its page size and filters when they are shared by
+        several collections (each group's memberships)."""
+        kind = kind or collection
         token = request.query.get("next")
         if token:
             after, filters = _decode_cursor(token)
         else:
-            after, filters = None, self._filters(request, collection)
-        getters = {field: getter for field, (_ops, getter) in _FILTERS[collection].items()}
+            after, filters = None, self._filters(request, kind)
+        getters = {field: getter for field, (_ops, getter) in _FILTERS[kind].items()}
         page, last = self.company.page(
-            collection, records, filters, getters, after=after, size=PAGE_SIZES[collection]
+            collection, records, filters, getters, after=after, size=PAGE_SIZES[kind]
         )
         headers: dict[str, str] = {}
         if last is not None:
@@ -610,6 +624,18 @@ class Learning360Simulator(SimulatorServer):
 
     async def _list_groups(self, request: web.Request) -> web.Response:
         return self._paged(request, "groups", self.company.groups, lambda g: g.to_json())
+
+    async def _list_group_roles(self, request: web.Request) -> web.Response:
+        group_id = request.match_info["groupId"]
+        if group_id not in self.company.groups:
+            raise ApiError(404, "groupNotFound", "group not found")
+        return self._paged(
+            request,
+            f"roles:{group_id}",
+            self.company.memberships.get(group_id, {}),
+            lambda m: m.to_json(),
+            kind="memberships",
+        )
 
     async def _list_integrations(self, request: web.Request) -> web.Response:
         return self._paged(request, "integrations", self.company.integrations, lambda i: i.to_json())

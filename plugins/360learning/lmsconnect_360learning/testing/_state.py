@@ -174,6 +174,22 @@ class SimGroup:
 
 
 @attrs.define
+class SimMembership:
+    """One role of one user in one group (``UserRole`` in the OpenAPI files); a user may hold several."""
+
+    user_id: str
+    role: str
+
+    @property
+    def id(self) -> str:
+        # Listed "sorted per user", so the key orders by user first.
+        return f"{self.user_id}:{self.role}"
+
+    def to_json(self) -> JSON:
+        return {"userId": self.user_id, "role": self.role}
+
+
+@attrs.define
 class SimIntegration:
     id: str
     external_platform: str
@@ -371,6 +387,8 @@ class Company:
     root_group_id: str = ""
     users: dict[str, SimUser] = attrs.field(factory=dict)
     groups: dict[str, SimGroup] = attrs.field(factory=dict)
+    # group id -> membership key -> membership (GET /api/v2/groups/{groupId}/roles).
+    memberships: dict[str, dict[str, SimMembership]] = attrs.field(factory=dict)
     integrations: dict[str, SimIntegration] = attrs.field(factory=dict)
     courses: dict[str, SimCourse] = attrs.field(factory=dict)
     attempts: dict[str, SimAttempt] = attrs.field(factory=dict)
@@ -516,6 +534,7 @@ class Company:
             self._add_course(course)
             course_ids.append(course.id)
 
+        self._seed_memberships(root.id, group_ids)
         user_ids = [u for u in self.order["users"] if self.users[u].status != "invited"]
         if not user_ids or not course_ids:
             return
@@ -543,6 +562,29 @@ class Company:
             elif progress and rng.random() < 0.5:
                 attempt.score = rng.randint(0, 100)
             self._add_attempt(attempt)
+
+    def _seed_memberships(self, root_id: str, group_ids: list[str]) -> None:
+        """Every user a learner of one group; a few also coach, edit, administer or analyse it; the
+        admin owns the root group. A stream of its own, so the rest of the data does not depend on it."""
+        rng = random.Random(f"360learning-roles-{self.seed}")
+        self.add_membership(root_id, self.admin_id, "owner")
+        for user_id in self.order["users"]:
+            if user_id == self.admin_id:
+                continue
+            group_id = rng.choice(group_ids)
+            self.add_membership(group_id, user_id, "learner")
+            roll = rng.random()
+            extra = "coach" if roll < 0.05 else "editor" if roll < 0.08 else "admin" if roll < 0.1 else (
+                "analyst" if roll < 0.12 else None
+            )
+            if extra is not None:
+                self.add_membership(group_id, user_id, extra)
+
+    def add_membership(self, group_id: str, user_id: str, role: str) -> SimMembership:
+        membership = SimMembership(user_id=user_id, role=role)
+        self.memberships.setdefault(group_id, {})[membership.id] = membership
+        bisect.insort(self.order.setdefault(f"roles:{group_id}", []), membership.id)
+        return membership
 
     def _add_user(self, user: SimUser) -> None:
         self.users[user.id] = user
@@ -577,7 +619,7 @@ class Company:
         size: int,
     ) -> tuple[list[Any], str | None]:
         """One page of a collection in ``_id`` order, after ``after``; returns the last id if more remain."""
-        ids = self.order[collection]
+        ids = self.order.get(collection, [])
         start = bisect.bisect_right(ids, after) if after else 0
         out: list[Any] = []
         for position in range(start, len(ids)):
