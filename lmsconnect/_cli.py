@@ -409,7 +409,9 @@ def _cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
     pages[target / "README.md"] = matrix_markdown(tables)
     # The comparison with Kombo and Truto is a page of the docs, beside the capability folder.
     comparison = Path(args.comparison) if args.comparison else target.parent / "comparison.md"
-    pages[comparison] = comparison_markdown(tables)
+    pages[comparison] = comparison_markdown(
+        tables, pages=Path(os.path.relpath(target.resolve(), comparison.resolve().parent)).as_posix()
+    )
     stale = [path for path, text in pages.items() if not path.exists() or path.read_text() != text]
     if args.check:
         again = f"lmsconnect docs --out {target} --comparison {comparison} {' '.join(slugs)}"

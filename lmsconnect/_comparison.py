@@ -213,10 +213,10 @@ def _has(table: Capabilities, model: ModelName, field: str) -> bool:
     return _ours(table, model, field) != _NONE
 
 
-def comparison_markdown(tables: Iterable[Capabilities]) -> str:
-    """The comparison page for the installed connectors' tables (in the order given)."""
+def comparison_markdown(tables: Iterable[Capabilities], *, pages: str | None = None) -> str:
+    """The comparison page for the installed connectors' tables (in the order given); `pages` is the
+    capability pages' folder relative to the page, to link them."""
     tables = list(tables)
-    slugs = [t.slug for t in tables]
     out = [
         "# lmsconnect, Kombo and Truto, field by field",
         "",
@@ -228,15 +228,21 @@ def comparison_markdown(tables: Iterable[Capabilities]) -> str:
         "whether Kombo's connector for the same LMS fills it (Kombo's coverage tables), and the field of",
         "Truto's unified LMS model with the same meaning (*same* when the name is ours; Truto publishes one",
         "model, not per-connector coverage, and its only integration is TalentLMS). *n/a*: Kombo has no",
-        "connector for that LMS.",
+        "connector for that LMS. Truto stores nothing (it passes each call through), so its `id` is the",
+        "LMS's own (our `remote_id`) and it has no `changed_at` or `remote_deleted_at`.",
         "",
+        *(
+            ["Why a field is partial or missing, connector by connector: "
+             + ", ".join(f"[{t.name}]({pages}/{t.slug}.md)" for t in tables) + ".", ""]
+            if pages is not None and tables else []
+        ),
         "## Summary",
         "",
-        "Fields filled per model (the base fields `id`, `remote_id`, `changed_at`, `remote_deleted_at`,",
-        "`remote_data` included):",
+        "Fields filled per model, partial ones included (the base fields `id`, `remote_id`, `changed_at`,",
+        "`remote_deleted_at`, `remote_data` too):",
         "",
         f"| model | {_pairs(tables)} |",
-        "|---|" + "---|---|" * len(slugs),
+        "|---|" + "---|---|" * len(tables),
     ]
     for model in MODELS:
         cells = []
