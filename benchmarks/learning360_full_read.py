@@ -14,7 +14,8 @@ latency per call; the rate limit adds its own floor when the calls outnumber wha
 last line of ``--json`` output is one JSON object with ``api_calls``, ``records``, ``wall_s``, ``floor_s``,
 ``records_per_s``, ``peak_rss_mb`` and ``rejected_calls`` (429s the simulator answered). Targets:
 ``rejected_calls`` 0, ``wall_s`` within 1.2x ``floor_s``. ``--read-roles`` connects with ``read_roles=True``
-(users' roles from group memberships: one call for the groups, then one per group), to show its price.
+(users' roles from group memberships: one call for the groups, then one per group), to show its price;
+``--read-custom-fields`` with ``read_custom_fields=True`` (one call for the field names, then one per user).
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ PAGE = {"users": 500, "courses": 500, "stats": 500, "integrations": 100, "groups
 
 
 def floor_seconds(
-    counts: dict[str, int], limits: dict[str, float], read_calls: int, latency: float, *, roles: bool = False
+    counts: dict[str, int], limits: dict[str, float], read_calls: int, latency: float, *,
+    roles: bool = False, custom_fields: bool = False,
 ) -> float:
     pages = lambda count, size: max(1, math.ceil(count / size))  # noqa: E731 - a local formula
     integrations = pages(counts["integrations"], PAGE["integrations"])
     # With read_roles the users wait for the groups, then (concurrently) each group's first page at least.
     before_users = pages(counts.get("groups", 0), PAGE["groups"]) + 1 if roles else 0
+    # With read_custom_fields the users wait for the field names (one page); the per-user calls overlap
+    # the pages, so the rate limit is their floor.
+    before_users += 1 if custom_fields else 0
     chains = {
         "users": before_users + pages(counts["users"], PAGE["users"]),
         "course_providers": integrations + pages(counts["external_courses"], PAGE["courses"]),
@@ -72,7 +77,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with simulator, aiohttp.ClientSession() as session:
         url = str(simulator.config["base_url"])
         began = time.perf_counter()
-        options = {"read_roles": True} if args.read_roles else {}
+        options = {"read_roles": args.read_roles, "read_custom_fields": args.read_custom_fields}
         async with lmsconnect.connect("360learning", **simulator.config, **options) as lms:
 
             async def count(model: Any) -> None:
@@ -91,7 +96,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stats = await response.json()
     api_calls = int(stats["calls"])
     reads = api_calls - int(stats["calls_by_route"].get("POST /api/v2/oauth2/token", 0))
-    floor = floor_seconds(stats["counts"], stats["limits"], reads, args.latency, roles=args.read_roles)
+    floor = floor_seconds(
+        stats["counts"], stats["limits"], reads, args.latency,
+        roles=args.read_roles, custom_fields=args.read_custom_fields,
+    )
     records = sum(counts.values())
     return {
         "benchmark": "learning360_full_read",
@@ -100,6 +108,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "progressions": args.progressions,
         "latency_s": args.latency,
         "read_roles": args.read_roles,
+        "read_custom_fields": args.read_custom_fields,
         "limits": stats["limits"],
         "records_by_model": counts,
         "api_calls": api_calls,
@@ -116,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--read-roles", action="store_true",
                         help="connect with read_roles=True (roles from group memberships), to show its price")
+    parser.add_argument("--read-custom-fields", action="store_true",
+                        help="connect with read_custom_fields=True (a call per user), to show its price")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))

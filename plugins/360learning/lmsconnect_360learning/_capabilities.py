@@ -56,13 +56,15 @@ CAPABILITIES = Capabilities.build(
                 "option, and for a user in no group.",
                 "remote_role": "Only with `read_roles=True`: the 360Learning name of the user's strongest "
                 "group role (as `role`).",
+                "custom_fields": "Only with the `read_custom_fields=True` option: values come one user at "
+                "a time, so it costs GET /api/v2/custom-fields (the names; customFields:read scope) plus "
+                "one GET /api/v2/users/{id}/custom-fields/values per user. Name -> value; a date field's "
+                "value is its `YYYY-MM-DD` string. None without the option and for a user with no value. "
+                "The user's `custom` string is the profile's \"Additional information\", not a custom "
+                "field (kept in remote_data).",
             },
             unsupported={
                 "timezone": "UserDTO has no time zone.",
-                "custom_fields": "Custom field values come one user at a time "
-                "(GET /api/v2/users/{id}/custom-fields/values), a call per user; the user's `custom` "
-                "string is the profile's \"Additional information\", not custom fields (kept in "
-                "remote_data).",
                 "remote_updated_at": "UserDTO has no modification date.",
             },
         ),

@@ -66,6 +66,8 @@ from ._wire import (
     BulkResultDTO,
     CourseDTO,
     CourseStatDTO,
+    CustomFieldDTO,
+    CustomFieldValueDTO,
     ExternalCourseDTO,
     GroupDTO,
     GroupRoleDTO,
@@ -85,6 +87,7 @@ REGIONS: Mapping[str, str] = {"eu": "https://app.360learning.com", "us": "https:
 
 USERS = "/api/v2/users"
 GROUPS = "/api/v2/groups"
+CUSTOM_FIELDS = "/api/v2/custom-fields"
 COURSES = "/api/v2/courses"
 STATS = "/api/v2/courses/stats"
 INTEGRATIONS = "/api/v2/integrations"
@@ -102,6 +105,9 @@ BULK_SUBMIT_ATTEMPTS = 8
 
 # With read_roles: the groups whose memberships are read at once.
 ROLE_READS_AT_ONCE = 8
+# With read_custom_fields: the users whose custom field values are read at once (the GET budget still
+# paces them).
+CUSTOM_FIELD_READS_AT_ONCE = 16
 #: 360Learning's group roles (the OpenAPI ``Membership.role``), the strongest first, and the unified role
 #: each reads as: a user holding several (in one group or many) gets the first of them. `analyst` (reports
 #: only) has no unified counterpart; a name not listed here is UNKNOWN too, and weaker than all of them.
@@ -147,6 +153,7 @@ _SCOPES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
         ("GET", r"^/api/v2/groups(/|$)", "groups:read"),
         ("POST PATCH PUT DELETE", r"^/api/v2/groups(/|$)", "groups:write"),
         ("GET", r"^/api/v2/paths(/|$)", "paths:read"),
+        ("GET", r"^/api/v2/custom-fields(/|$)", "customFields:read"),
         ("POST PATCH PUT DELETE", r"^/api/v2/paths(/|$)", "paths:write"),
     )
 )
@@ -210,6 +217,11 @@ class Learning360Config:
         help="Fill User.role and remote_role from group memberships, at a price: GET /api/v2/groups, then "
         "GET /api/v2/groups/{id}/roles once per group (1,000 memberships a page), before the users; "
         "needs the groups:read scope",
+    )
+    read_custom_fields: bool = config_field(
+        default=False,
+        help="Fill User.custom_fields (name -> value), at a price: GET /api/v2/custom-fields, then "
+        "GET /api/v2/users/{id}/custom-fields/values once per user; needs the customFields:read scope",
     )
 
     def __attrs_post_init__(self) -> None:
@@ -550,28 +562,65 @@ class Learning360Connector(Connector[Learning360Config]):
             pass
         return strongest
 
+    async def _user_field_names(self) -> dict[str, str]:
+        """The names of the custom fields of users, by custom field id."""
+        names: dict[str, str] = {}
+        async for raw in self._records(CUSTOM_FIELDS):
+            field = self._wire(raw, CustomFieldDTO, f"GET {CUSTOM_FIELDS}")
+            if field.target_type == "users":
+                names[field.id] = field.name
+        return names
+
+    async def _custom_values(self, user_id: str, names: Mapping[str, str]) -> dict[str, str] | None:
+        """A user's custom field values by field name (by id for a field not listed), None when none."""
+        where = f"GET {USERS}/{{id}}/custom-fields/values"
+        try:
+            body = await self._get(f"{USERS}/{quote(user_id, safe='')}/custom-fields/values")
+        except NotFound:
+            return None  # deleted between the list and this call: it has no values to read
+        if not isinstance(body, list):
+            raise InvalidRemoteResponse(f"{where} returned {type(body).__name__}, not a list", connector=SLUG)
+        values = [self._wire(entry, CustomFieldValueDTO, f"{where} [{i}]") for i, entry in enumerate(body)]
+        return {names.get(v.custom_field_id, v.custom_field_id): v.value for v in values} or None
+
     async def read_users(self) -> AsyncIterator[User]:
         roles = await self._user_roles() if self.config.read_roles else {}
-        async for raw in self._records(USERS):
-            user = self._wire(raw, UserDTO, f"GET {USERS}")
-            remote_role = roles.get(user.id)
-            yield User(
-                id=self.make_id("users", user.id),
-                remote_id=user.id,
-                first_name=user.first_name or None,
-                last_name=user.last_name or None,
-                work_email=user.mail or None,
-                username=user.username or None,
-                locale=user.lang or None,
-                job_title=user.job or None,
-                role=_ROLE_OF.get(remote_role, UserRole.UNKNOWN) if remote_role else None,
-                remote_role=remote_role,
-                status=UserStatus.ACTIVE if user.status == "active" else UserStatus.INACTIVE,
-                remote_deleted_at=user.deleted_at[-1]
-                if user.status == "deleted" and user.deleted_at
-                else None,
-                remote_data={USERS: raw},
-            )
+        names = await self._user_field_names() if self.config.read_custom_fields else None
+        users = (
+            (self._wire(raw, UserDTO, f"GET {USERS}"), raw) async for raw in self._records(USERS)
+        )
+        if names is None:
+            async for user, raw in users:
+                yield self._user(user, raw, roles.get(user.id), None)
+            return
+
+        async def with_values(
+            pair: tuple[UserDTO, dict[str, Any]],
+        ) -> tuple[UserDTO, dict[str, Any], dict[str, str] | None]:
+            return pair[0], pair[1], await self._custom_values(pair[0].id, names)
+
+        async for user, raw, custom in stream_map(users, with_values, concurrency=CUSTOM_FIELD_READS_AT_ONCE):
+            yield self._user(user, raw, roles.get(user.id), custom)
+
+    def _user(
+        self, user: UserDTO, raw: dict[str, Any], remote_role: str | None, custom: dict[str, str] | None
+    ) -> User:
+        return User(
+            id=self.make_id("users", user.id),
+            remote_id=user.id,
+            first_name=user.first_name or None,
+            last_name=user.last_name or None,
+            work_email=user.mail or None,
+            username=user.username or None,
+            locale=user.lang or None,
+            job_title=user.job or None,
+            role=_ROLE_OF.get(remote_role, UserRole.UNKNOWN) if remote_role else None,
+            remote_role=remote_role,
+            custom_fields=custom,
+            status=UserStatus.ACTIVE if user.status == "active" else UserStatus.INACTIVE,
+            remote_deleted_at=user.deleted_at[-1] if user.status == "deleted" and user.deleted_at else None,
+            remote_data={USERS: raw},
+        )
 
     async def _integrations(self) -> AsyncIterator[tuple[IntegrationDTO, dict[str, Any]]]:
         async for raw in self._records(INTEGRATIONS):
@@ -1178,6 +1227,7 @@ class Learning360Connector(Connector[Learning360Config]):
         probes = {
             "users:read": USERS,
             **({"groups:read": GROUPS} if self.config.read_roles else {}),
+            **({"customFields:read": CUSTOM_FIELDS} if self.config.read_custom_fields else {}),
             "integrations:read": INTEGRATIONS,
             "courses:read": COURSES,
             "courseStats:read": STATS,
@@ -1208,7 +1258,11 @@ class Learning360Connector(Connector[Learning360Config]):
             )
         items = [credentials]
         model_needs: dict[str, tuple[str, ...]] = {
-            "users": ("users:read", "groups:read") if self.config.read_roles else ("users:read",),
+            "users": (
+                "users:read",
+                *(("groups:read",) if self.config.read_roles else ()),
+                *(("customFields:read",) if self.config.read_custom_fields else ()),
+            ),
             "course_providers": ("integrations:read", "courses:read"),
             "courses": ("integrations:read", "courses:read"),
             "course_revisions": ("courses:read",),

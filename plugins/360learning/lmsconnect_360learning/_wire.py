@@ -30,6 +30,8 @@ __all__ = [
     "CourseDTO",
     "CourseStatDTO",
     "CourseTranslationDTO",
+    "CustomFieldDTO",
+    "CustomFieldValueDTO",
     "ExternalCourseDTO",
     "GroupDTO",
     "GroupRoleDTO",
@@ -169,6 +171,24 @@ class GroupRoleDTO:
 
 
 @attrs.frozen(kw_only=True)
+class CustomFieldDTO:
+    """A custom field definition (``GET /api/v2/custom-fields``); ``targetType`` is users or contents."""
+
+    id: RemoteId
+    name: str
+    target_type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CustomFieldValueDTO:
+    """One value of ``GET /api/v2/users/{userId}/custom-fields/values``: a string, or a date as a
+    ``YYYY-MM-DD`` string (``type`` says which)."""
+
+    custom_field_id: RemoteId
+    value: str
+
+
+@attrs.frozen(kw_only=True)
 class IntegrationDTO:
     id: RemoteId
     external_platform: PlatformName
@@ -304,6 +324,8 @@ def make_wire_converter() -> cattrs.Converter:
         UserDTO,
         GroupDTO,
         GroupRoleDTO,
+        CustomFieldDTO,
+        CustomFieldValueDTO,
         IntegrationDTO,
         CourseTranslationDTO,
         CourseDTO,

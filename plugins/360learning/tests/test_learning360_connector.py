@@ -389,27 +389,47 @@ class TestBeyondTheCoverageTable:
                 assert user.role is UserRole.LEARNER  # analyst is weaker: it maps to no unified role
         assert {UserRole.ADMIN, UserRole.INSTRUCTOR, UserRole.LEARNER} <= {u.role for u in users.values()}
 
-    async def test_without_read_roles_no_group_is_read(
+    async def test_read_custom_fields_gives_each_user_its_values_by_name(
+        self, sim: Learning360Simulator
+    ) -> None:
+        """With read_custom_fields, custom_fields maps field names to values: one call per user, no more."""
+        company = sim.company
+        names = {f.id: f.name for f in company.custom_fields.values() if f.target_type == "users"}
+        sim.reset_counters()
+        async with lmsconnect.connect("360learning", **sim.connect_config, read_custom_fields=True) as lms:
+            users = {u.remote_id: u async for u in lms.list(User)}
+        assert sim.calls_by_route["GET /api/v2/custom-fields"] == 1
+        assert sim.calls_by_route["GET /api/v2/users/{userId}/custom-fields/values"] == len(company.users)
+        for remote_id, user in users.items():
+            expected = {names[k]: v for k, v in company.user_custom_values.get(remote_id, {}).items()}
+            assert user.custom_fields == (expected or None)
+        assert any(u.custom_fields and "Hire date" in u.custom_fields for u in users.values())
+        assert all("Content owner" not in (u.custom_fields or {}) for u in users.values())
+
+    async def test_without_the_options_no_group_or_custom_field_is_read(
         self, sim: Learning360Simulator, lms: Connector[Any]
     ) -> None:
-        """By default the users read calls no group endpoint and leaves role None."""
+        """By default the users read calls no group or custom-field endpoint; role and custom_fields None."""
         sim.reset_counters()
         users = [u async for u in lms.list(User)]
-        assert users and all(u.role is None for u in users)
-        assert not any("groups" in route for route in sim.calls_by_route)
+        assert users and all(u.role is None and u.custom_fields is None for u in users)
+        assert not any("groups" in route or "custom-fields" in route for route in sim.calls_by_route)
 
-    async def test_read_roles_without_the_groups_scope_is_named(self) -> None:
-        """read_roles with a credential lacking groups:read: PermissionDenied and check() name the scope."""
+    @pytest.mark.parametrize(
+        ("option", "scope"), [("read_roles", "groups:read"), ("read_custom_fields", "customFields:read")]
+    )
+    async def test_an_option_without_its_scope_is_named(self, option: str, scope: str) -> None:
+        """An option whose scope the credential lacks: PermissionDenied and check() name the scope."""
         async with (
-            Learning360Simulator(**SMALL, scopes=ALL_SCOPES - {"groups:read"}) as sim,
-            lmsconnect.connect("360learning", **sim.connect_config, read_roles=True) as lms,
+            Learning360Simulator(**SMALL, scopes=ALL_SCOPES - {scope}) as sim,
+            lmsconnect.connect("360learning", **sim.connect_config, **{option: True}) as lms,
         ):
             with pytest.raises(PermissionDenied) as info:
                 await lms.list(User).__anext__()
             report = await lms.check()
-        assert info.value.permission == "groups:read"
+        assert info.value.permission == scope
         item = report.get("model", "users")
-        assert item.status is CheckStatus.MISSING_PERMISSION and item.permissions == ("groups:read",)
+        assert item.status is CheckStatus.MISSING_PERMISSION and item.permissions == (scope,)
 
     async def test_course_items_are_not_supported_and_say_why(self, lms: Connector[Any]) -> None:
         """Listing CourseItem raises NotSupported quoting the reason, before any call."""

@@ -266,6 +266,46 @@ class TestGroupRoles:
         assert field in str(caught.value) and "GET /api/v2/groups/{id}/roles" in str(caught.value)
 
 
+class TestCustomFieldValues:
+    """With read_custom_fields, the per-user answers are validated like every other."""
+
+    @pytest.mark.parametrize(
+        "change",
+        [lambda body: {"values": body}, lambda body: [{"customFieldId": "x y", "value": "a"}],
+         lambda body: [{"customFieldId": "f1", "value": 5}]],
+        ids=["not-a-list", "id-with-blank", "value-number"],
+    )
+    async def test_values_that_do_not_fit_fail_the_read(
+        self, sim: TamperedLearning360, change: Callable[[Any], Any]
+    ) -> None:
+        """InvalidRemoteResponse naming the per-user endpoint; nothing else escapes."""
+        sim.tamper.rewrite = json_rewrite("/custom-fields/values", change)
+        async with lmsconnect.connect(
+            "360learning", **sim.connect_config, **FAST, read_custom_fields=True
+        ) as lms:
+            with pytest.raises(InvalidRemoteResponse) as caught:
+                await read(lms, "users")
+        assert "GET /api/v2/users/{id}/custom-fields/values" in str(caught.value)
+
+    async def test_a_user_gone_before_its_values_are_read_has_none(self, sim: TamperedLearning360) -> None:
+        """A 404 on one user's values (deleted meanwhile) leaves its custom_fields None; the read goes on."""
+        gone = next(iter(sim.company.user_custom_values))
+
+        def vanish(path: str, response: web.Response) -> web.Response:
+            if path.endswith(f"/users/{gone}/custom-fields/values"):
+                return web.json_response({"error": {"code": "userNotFound", "message": "gone"}}, status=404)
+            return response
+
+        sim.tamper.rewrite = vanish
+        async with lmsconnect.connect(
+            "360learning", **sim.connect_config, **FAST, read_custom_fields=True
+        ) as lms:
+            users = {u.remote_id: u for u in await read(lms, "users")}
+        assert users[gone].custom_fields is None
+        assert len(users) == len(sim.company.users)
+        assert any(u.custom_fields for u in users.values())
+
+
 class TestTokenAnswers:
     @pytest.mark.parametrize(
         "answer",

@@ -43,6 +43,7 @@ ALL_SCOPES = frozenset(
         "courses:read",
         "courses:write",
         "courseStats:read",
+        "customFields:read",
         "paths:read",
         "paths:write",
         "pathStats:read",
@@ -60,6 +61,7 @@ PAGE_SIZES = {
     "attempts": 500,
     "groups": 500,
     "memberships": 1000,
+    "customFields": 1000,
     "integrations": 100,
     "operations": 20,
 }
@@ -95,6 +97,7 @@ _FILTERS: dict[str, dict[str, tuple[frozenset[str], Callable[[Any], Any]]]] = {
     },
     "groups": {},
     "memberships": {},
+    "customFields": {},
     "integrations": {"externalPlatform": (frozenset({"eq"}), lambda i: i.external_platform)},
     "operations": {},
 }
@@ -349,6 +352,14 @@ class Learning360Simulator(SimulatorServer):
             ("POST", f"{v2}/oauth2/token", self._token, "token", None),
             ("GET", f"{v2}/users", self._list_users, "read", "users:read"),
             ("GET", f"{v2}/users/{{userId}}", self._get_user, "read", "users:read"),
+            (
+                "GET",
+                f"{v2}/users/{{userId}}/custom-fields/values",
+                self._get_user_custom_values,
+                "read",
+                "users:read",
+            ),
+            ("GET", f"{v2}/custom-fields", self._list_custom_fields, "read", "customFields:read"),
             ("GET", f"{v2}/groups", self._list_groups, "read", "groups:read"),
             ("GET", f"{v2}/groups/{{groupId}}/roles", self._list_group_roles, "read", "groups:read"),
             ("GET", f"{v2}/integrations", self._list_integrations, "read", "integrations:read"),
@@ -621,6 +632,22 @@ class Learning360Simulator(SimulatorServer):
         if user is None:
             raise ApiError(404, "userNotFound", "user not found")
         return _json(user.to_json())
+
+    async def _get_user_custom_values(self, request: web.Request) -> web.Response:
+        user_id = request.match_info["userId"]
+        if user_id not in self.company.users:
+            raise ApiError(404, "userNotFound", "user not found")
+        fields = self.company.custom_fields
+        values = self.company.user_custom_values.get(user_id, {})
+        return _json(
+            [
+                {"customFieldId": field_id, "type": fields[field_id].type, "value": value}
+                for field_id, value in values.items()
+            ]
+        )
+
+    async def _list_custom_fields(self, request: web.Request) -> web.Response:
+        return self._paged(request, "customFields", self.company.custom_fields, lambda f: f.to_json())
 
     async def _list_groups(self, request: web.Request) -> web.Response:
         return self._paged(request, "groups", self.company.groups, lambda g: g.to_json())

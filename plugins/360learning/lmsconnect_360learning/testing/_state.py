@@ -190,6 +190,19 @@ class SimMembership:
 
 
 @attrs.define
+class SimCustomField:
+    """A custom field definition (``CustomFieldDTO``): users' or contents' extra profile fields."""
+
+    id: str
+    name: str
+    target_type: str  # users | contents
+    type: str  # string | date
+
+    def to_json(self) -> JSON:
+        return {"_id": self.id, "name": self.name, "targetType": self.target_type, "type": self.type}
+
+
+@attrs.define
 class SimIntegration:
     id: str
     external_platform: str
@@ -387,6 +400,9 @@ class Company:
     root_group_id: str = ""
     users: dict[str, SimUser] = attrs.field(factory=dict)
     groups: dict[str, SimGroup] = attrs.field(factory=dict)
+    custom_fields: dict[str, SimCustomField] = attrs.field(factory=dict)
+    # user id -> custom field id -> value (GET /api/v2/users/{userId}/custom-fields/values).
+    user_custom_values: dict[str, dict[str, str]] = attrs.field(factory=dict)
     # group id -> membership key -> membership (GET /api/v2/groups/{groupId}/roles).
     memberships: dict[str, dict[str, SimMembership]] = attrs.field(factory=dict)
     integrations: dict[str, SimIntegration] = attrs.field(factory=dict)
@@ -402,7 +418,7 @@ class Company:
         # Ids made at run time come from their own stream so that they do not depend on how much
         # of the seed stream the data generation consumed.
         self.id_rng = random.Random(f"360learning-runtime-{self.seed}")
-        for name in ("users", "groups", "integrations", "courses", "attempts", "operations"):
+        for name in ("users", "groups", "integrations", "courses", "attempts", "operations", "customFields"):
             self.order[name] = []
 
     # ids -----------------------------------------------------------------------------------
@@ -535,6 +551,7 @@ class Company:
             course_ids.append(course.id)
 
         self._seed_memberships(root.id, group_ids)
+        self._seed_custom_fields()
         user_ids = [u for u in self.order["users"] if self.users[u].status != "invited"]
         if not user_ids or not course_ids:
             return
@@ -579,6 +596,34 @@ class Company:
             )
             if extra is not None:
                 self.add_membership(group_id, user_id, extra)
+
+    def _seed_custom_fields(self) -> None:
+        """Two user fields (a department, a hire date) filled for most users, and one course field. A
+        stream of its own, so the rest of the data does not depend on it."""
+        rng = random.Random(f"360learning-custom-fields-{self.seed}")
+        made = []
+        for index, (name, target, kind) in enumerate(
+            (("Department", "users", "string"), ("Hire date", "users", "date"),
+             ("Content owner", "contents", "string"))
+        ):
+            moment = _SEED_EPOCH + timedelta(seconds=index)
+            field = SimCustomField(
+                id=f"{int(moment.timestamp()):08x}{rng.getrandbits(64):016x}", name=name, target_type=target,
+                type=kind,
+            )
+            self.custom_fields[field.id] = field
+            self._insert("customFields", field.id)
+            made.append(field)
+        department, hired = made[0], made[1]
+        for user_id in self.order["users"]:
+            values: dict[str, str] = {}
+            if rng.random() < 0.7:
+                values[department.id] = rng.choice(("Sales", "Engineering", "Support", "Finance"))
+            if rng.random() < 0.5:
+                day = _SEED_EPOCH.date() - timedelta(days=rng.randint(0, 3000))
+                values[hired.id] = day.isoformat()
+            if values:
+                self.user_custom_values[user_id] = values
 
     def add_membership(self, group_id: str, user_id: str, role: str) -> SimMembership:
         membership = SimMembership(user_id=user_id, role=role)
