@@ -153,9 +153,14 @@ CAPABILITIES = Capabilities.build(
                 "time_spent": "The attempt's `timeSpent`, which 360Learning counts in milliseconds, in "
                 "whole seconds.",
             },
+            partial={
+                "due_at": "Only with the `read_path_due_dates=True` option (GET /api/v2/paths/stats, "
+                "2,000 path enrollments a page, pathStats:read scope), and only for attempts played in a "
+                "path session (`pathSessionId`): the learner's `dueDate` in that session. A course taken "
+                "on its own has no due date in 360Learning, and a step's own soft deadline (relative to "
+                "enrollment) is not in the API's reads.",
+            },
             unsupported={
-                "due_at": "Course attempts carry no due date; deadlines belong to path sessions, "
-                "which the connector does not read.",
                 "remote_updated_at": "CourseStatDTO has no modification date (`last_activity_at` is the "
                 "learner's last activity).",
             },

@@ -72,6 +72,7 @@ from ._wire import (
     GroupDTO,
     GroupRoleDTO,
     IntegrationDTO,
+    PathStatDTO,
     UserDTO,
     is_remote_id,
     make_wire_converter,
@@ -88,6 +89,7 @@ REGIONS: Mapping[str, str] = {"eu": "https://app.360learning.com", "us": "https:
 USERS = "/api/v2/users"
 GROUPS = "/api/v2/groups"
 CUSTOM_FIELDS = "/api/v2/custom-fields"
+PATH_STATS = "/api/v2/paths/stats"
 COURSES = "/api/v2/courses"
 STATS = "/api/v2/courses/stats"
 INTEGRATIONS = "/api/v2/integrations"
@@ -152,6 +154,7 @@ _SCOPES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
         ("POST PATCH PUT DELETE", r"^/api/v2/integrations(/|$)", "integrations:write"),
         ("GET", r"^/api/v2/groups(/|$)", "groups:read"),
         ("POST PATCH PUT DELETE", r"^/api/v2/groups(/|$)", "groups:write"),
+        ("GET", r"^/api/v2/paths/stats$", "pathStats:read"),
         ("GET", r"^/api/v2/paths(/|$)", "paths:read"),
         ("GET", r"^/api/v2/custom-fields(/|$)", "customFields:read"),
         ("POST PATCH PUT DELETE", r"^/api/v2/paths(/|$)", "paths:write"),
@@ -217,6 +220,12 @@ class Learning360Config:
         help="Fill User.role and remote_role from group memberships, at a price: GET /api/v2/groups, then "
         "GET /api/v2/groups/{id}/roles once per group (1,000 memberships a page), before the users; "
         "needs the groups:read scope",
+    )
+    read_path_due_dates: bool = config_field(
+        default=False,
+        help="Fill CourseProgression.due_at for attempts played in a path session, from the learner's "
+        "due date in that session: GET /api/v2/paths/stats (2,000 enrollments a page) before the "
+        "progressions; needs the pathStats:read scope",
     )
     read_custom_fields: bool = config_field(
         default=False,
@@ -690,7 +699,9 @@ class Learning360Connector(Connector[Learning360Config]):
         async for raw in self._records(COURSES):
             yield self._revision(self._wire(raw, CourseDTO, f"GET {COURSES}"), raw)
 
-    def _progression(self, stat: CourseStatDTO, raw: dict[str, Any]) -> CourseProgression:
+    def _progression(
+        self, stat: CourseStatDTO, raw: dict[str, Any], due_at: dt.datetime | None = None
+    ) -> CourseProgression:
         if stat.completed_at is not None:
             status = ProgressionStatus.COMPLETED
         elif stat.progress > 0:
@@ -712,12 +723,25 @@ class Learning360Connector(Connector[Learning360Config]):
             score=stat.score,
             # 360Learning counts milliseconds; the unified field is whole seconds.
             time_spent=round(stat.time_spent / 1000),
+            due_at=due_at,
             remote_data={STATS: raw},
         )
 
+    async def _path_due_dates(self) -> dict[tuple[str, str], dt.datetime]:
+        """Each learner's due date in each path session that has one, by (session id, user id)."""
+        due: dict[tuple[str, str], dt.datetime] = {}
+        async for raw in self._records(PATH_STATS):
+            stat = self._wire(raw, PathStatDTO, f"GET {PATH_STATS}")
+            if stat.due_date is not None:
+                due[(stat.session_id, stat.user_id)] = stat.due_date
+        return due
+
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        due = await self._path_due_dates() if self.config.read_path_due_dates else {}
         async for raw in self._records(STATS):
-            yield self._progression(self._wire(raw, CourseStatDTO, f"GET {STATS}"), raw)
+            stat = self._wire(raw, CourseStatDTO, f"GET {STATS}")
+            session = stat.path_session_id
+            yield self._progression(stat, raw, due.get((session, stat.user_id)) if session else None)
 
     async def _attempts(self, user_id: str, course_id: str) -> list[CourseStatDTO]:
         return [
@@ -1228,6 +1252,7 @@ class Learning360Connector(Connector[Learning360Config]):
             "users:read": USERS,
             **({"groups:read": GROUPS} if self.config.read_roles else {}),
             **({"customFields:read": CUSTOM_FIELDS} if self.config.read_custom_fields else {}),
+            **({"pathStats:read": PATH_STATS} if self.config.read_path_due_dates else {}),
             "integrations:read": INTEGRATIONS,
             "courses:read": COURSES,
             "courseStats:read": STATS,
@@ -1266,7 +1291,10 @@ class Learning360Connector(Connector[Learning360Config]):
             "course_providers": ("integrations:read", "courses:read"),
             "courses": ("integrations:read", "courses:read"),
             "course_revisions": ("courses:read",),
-            "course_progressions": ("courseStats:read",),
+            "course_progressions": (
+                "courseStats:read",
+                *(("pathStats:read",) if self.config.read_path_due_dates else ()),
+            ),
         }
         for model, needs in model_needs.items():
             lacking = tuple(s for s in needs if s in missing)

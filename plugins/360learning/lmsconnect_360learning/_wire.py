@@ -36,6 +36,7 @@ __all__ = [
     "GroupDTO",
     "GroupRoleDTO",
     "IntegrationDTO",
+    "PathStatDTO",
     "UserDTO",
     "is_remote_id",
     "make_wire_converter",
@@ -189,6 +190,15 @@ class CustomFieldValueDTO:
 
 
 @attrs.frozen(kw_only=True)
+class PathStatDTO:
+    """One learner's enrollment in one path session (``GET /api/v2/paths/stats``)."""
+
+    session_id: RemoteId
+    user_id: RemoteId
+    due_date: dt.datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
 class IntegrationDTO:
     id: RemoteId
     external_platform: PlatformName
@@ -250,6 +260,8 @@ class CourseStatDTO:
     last_activity_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
     score: Percent | None = None
+    # Set when the course was played inside a path session.
+    path_session_id: RemoteId | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -326,6 +338,7 @@ def make_wire_converter() -> cattrs.Converter:
         GroupRoleDTO,
         CustomFieldDTO,
         CustomFieldValueDTO,
+        PathStatDTO,
         IntegrationDTO,
         CourseTranslationDTO,
         CourseDTO,

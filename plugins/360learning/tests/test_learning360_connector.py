@@ -406,29 +406,61 @@ class TestBeyondTheCoverageTable:
         assert any(u.custom_fields and "Hire date" in u.custom_fields for u in users.values())
         assert all("Content owner" not in (u.custom_fields or {}) for u in users.values())
 
+    async def test_read_path_due_dates_gives_attempts_in_a_path_their_due_date(
+        self, sim: Learning360Simulator
+    ) -> None:
+        """With read_path_due_dates, an attempt played in a path session has the learner's due date there."""
+        company = sim.company
+        due = {(p.session_id, p.user_id): p.due_date for p in company.path_stats.values()}
+        sim.reset_counters()
+        async with lmsconnect.connect("360learning", **sim.connect_config, read_path_due_dates=True) as lms:
+            progressions = [p async for p in lms.list(CourseProgression)]
+        assert sim.calls_by_route["GET /api/v2/paths/stats"] == 1
+        with_due = 0
+        for progression in progressions:
+            attempt = company.attempts[progression.remote_id.split(":")[2]]
+            session = attempt.path_session_id
+            expected = due.get((session, attempt.user_id)) if session else None
+            if expected is None:
+                assert progression.due_at is None
+            else:
+                with_due += 1
+                assert progression.due_at is not None
+                assert progression.due_at.isoformat()[:19] == expected[:19]
+        assert 0 < with_due < len(progressions)
+
     async def test_without_the_options_no_group_or_custom_field_is_read(
         self, sim: Learning360Simulator, lms: Connector[Any]
     ) -> None:
-        """By default the users read calls no group or custom-field endpoint; role and custom_fields None."""
+        """By default no group, custom-field or path endpoint is called; role, custom_fields, due_at None."""
         sim.reset_counters()
         users = [u async for u in lms.list(User)]
+        progressions = [p async for p in lms.list(CourseProgression)]
         assert users and all(u.role is None and u.custom_fields is None for u in users)
-        assert not any("groups" in route or "custom-fields" in route for route in sim.calls_by_route)
+        assert progressions and all(p.due_at is None for p in progressions)
+        assert not any(
+            part in route for route in sim.calls_by_route for part in ("groups", "custom-fields", "paths")
+        )
 
     @pytest.mark.parametrize(
-        ("option", "scope"), [("read_roles", "groups:read"), ("read_custom_fields", "customFields:read")]
+        ("option", "scope", "model"),
+        [
+            ("read_roles", "groups:read", User),
+            ("read_custom_fields", "customFields:read", User),
+            ("read_path_due_dates", "pathStats:read", CourseProgression),
+        ],
     )
-    async def test_an_option_without_its_scope_is_named(self, option: str, scope: str) -> None:
+    async def test_an_option_without_its_scope_is_named(self, option: str, scope: str, model: Any) -> None:
         """An option whose scope the credential lacks: PermissionDenied and check() name the scope."""
         async with (
             Learning360Simulator(**SMALL, scopes=ALL_SCOPES - {scope}) as sim,
             lmsconnect.connect("360learning", **sim.connect_config, **{option: True}) as lms,
         ):
             with pytest.raises(PermissionDenied) as info:
-                await lms.list(User).__anext__()
+                await lms.list(model).__anext__()
             report = await lms.check()
         assert info.value.permission == scope
-        item = report.get("model", "users")
+        item = report.get("model", model.model)
         assert item.status is CheckStatus.MISSING_PERMISSION and item.permissions == (scope,)
 
     async def test_course_items_are_not_supported_and_say_why(self, lms: Connector[Any]) -> None:

@@ -306,6 +306,25 @@ class TestCustomFieldValues:
         assert any(u.custom_fields for u in users.values())
 
 
+class TestPathDueDates:
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [(first(dueDate="soon"), "due_date"), (first(sessionId=None), "session_id")],
+        ids=["due-date-word", "session-null"],
+    )
+    async def test_path_stats_that_do_not_fit_fail_the_read(
+        self, sim: TamperedLearning360, change: Callable[[Any], Any], field: str
+    ) -> None:
+        """With read_path_due_dates, a broken path enrollment is InvalidRemoteResponse naming the field."""
+        sim.tamper.rewrite = json_rewrite("/api/v2/paths/stats", change)
+        async with lmsconnect.connect(
+            "360learning", **sim.connect_config, **FAST, read_path_due_dates=True
+        ) as lms:
+            with pytest.raises(InvalidRemoteResponse) as caught:
+                await read(lms, "course_progressions")
+        assert field in str(caught.value) and "GET /api/v2/paths/stats" in str(caught.value)
+
+
 class TestTokenAnswers:
     @pytest.mark.parametrize(
         "answer",

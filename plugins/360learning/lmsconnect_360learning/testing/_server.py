@@ -62,6 +62,7 @@ PAGE_SIZES = {
     "groups": 500,
     "memberships": 1000,
     "customFields": 1000,
+    "pathStats": 2000,
     "integrations": 100,
     "operations": 20,
 }
@@ -98,6 +99,10 @@ _FILTERS: dict[str, dict[str, tuple[frozenset[str], Callable[[Any], Any]]]] = {
     "groups": {},
     "memberships": {},
     "customFields": {},
+    "pathStats": {
+        "userId": (frozenset({"eq", "ne", "in", "nin"}), lambda p: p.user_id),
+        "pathId": (frozenset({"eq", "ne", "in", "nin"}), lambda p: p.path_id),
+    },
     "integrations": {"externalPlatform": (frozenset({"eq"}), lambda i: i.external_platform)},
     "operations": {},
 }
@@ -319,6 +324,7 @@ class Learning360Simulator(SimulatorServer):
                 "courses": len(company.courses),
                 "external_courses": sum(1 for c in company.courses.values() if c.type == "external"),
                 "attempts": len(company.attempts),
+                "path_stats": len(company.path_stats),
                 "bulk_operations": len(company.operations),
             },
         }
@@ -360,6 +366,7 @@ class Learning360Simulator(SimulatorServer):
                 "users:read",
             ),
             ("GET", f"{v2}/custom-fields", self._list_custom_fields, "read", "customFields:read"),
+            ("GET", f"{v2}/paths/stats", self._list_path_stats, "read", "pathStats:read"),
             ("GET", f"{v2}/groups", self._list_groups, "read", "groups:read"),
             ("GET", f"{v2}/groups/{{groupId}}/roles", self._list_group_roles, "read", "groups:read"),
             ("GET", f"{v2}/integrations", self._list_integrations, "read", "integrations:read"),
@@ -648,6 +655,9 @@ class Learning360Simulator(SimulatorServer):
 
     async def _list_custom_fields(self, request: web.Request) -> web.Response:
         return self._paged(request, "customFields", self.company.custom_fields, lambda f: f.to_json())
+
+    async def _list_path_stats(self, request: web.Request) -> web.Response:
+        return self._paged(request, "pathStats", self.company.path_stats, lambda p: p.to_json())
 
     async def _list_groups(self, request: web.Request) -> web.Response:
         return self._paged(request, "groups", self.company.groups, lambda g: g.to_json())

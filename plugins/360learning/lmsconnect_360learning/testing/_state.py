@@ -301,6 +301,9 @@ class SimAttempt:
     progress: int
     completed_at: str | None = None
     score: int | None = None
+    # Set when the course was played inside a path session.
+    path_id: str | None = None
+    path_session_id: str | None = None
 
     def to_json(self) -> JSON:
         body: JSON = {
@@ -318,6 +321,37 @@ class SimAttempt:
             body["completedAt"] = self.completed_at
         if self.score is not None:
             body["score"] = self.score
+        if self.path_id is not None and self.path_session_id is not None:
+            body["pathId"] = self.path_id
+            body["pathSessionId"] = self.path_session_id
+        return body
+
+
+@attrs.define
+class SimPathStat:
+    """One learner's enrollment in one path session (``PathSessionUserStatDTO``)."""
+
+    id: str
+    path_id: str
+    session_id: str
+    user_id: str
+    enrolled_at: str
+    due_date: str | None = None
+
+    def to_json(self) -> JSON:
+        body: JSON = {
+            "_id": self.id,
+            "pathId": self.path_id,
+            "sessionId": self.session_id,
+            "userId": self.user_id,
+            "progress": 0,
+            "status": {"type": "notYetStarted"},
+            "timeSpent": 0,
+            "enrolledAt": self.enrolled_at,
+            "selfEnrolled": False,
+        }
+        if self.due_date is not None:
+            body["dueDate"] = self.due_date
         return body
 
 
@@ -401,6 +435,7 @@ class Company:
     users: dict[str, SimUser] = attrs.field(factory=dict)
     groups: dict[str, SimGroup] = attrs.field(factory=dict)
     custom_fields: dict[str, SimCustomField] = attrs.field(factory=dict)
+    path_stats: dict[str, SimPathStat] = attrs.field(factory=dict)
     # user id -> custom field id -> value (GET /api/v2/users/{userId}/custom-fields/values).
     user_custom_values: dict[str, dict[str, str]] = attrs.field(factory=dict)
     # group id -> membership key -> membership (GET /api/v2/groups/{groupId}/roles).
@@ -418,7 +453,8 @@ class Company:
         # Ids made at run time come from their own stream so that they do not depend on how much
         # of the seed stream the data generation consumed.
         self.id_rng = random.Random(f"360learning-runtime-{self.seed}")
-        for name in ("users", "groups", "integrations", "courses", "attempts", "operations", "customFields"):
+        collections = ("users", "groups", "integrations", "courses", "attempts", "operations")
+        for name in (*collections, "customFields", "pathStats"):
             self.order[name] = []
 
     # ids -----------------------------------------------------------------------------------
@@ -579,6 +615,41 @@ class Company:
             elif progress and rng.random() < 0.5:
                 attempt.score = rng.randint(0, 100)
             self._add_attempt(attempt)
+        self._seed_paths()
+
+    def _seed_paths(self) -> None:
+        """Three paths of two sessions each; about a third of the attempts were played in one of them,
+        whose learners are enrolled in it (most sessions with a due date). A stream of its own, so the rest
+        of the data does not depend on it."""
+        rng = random.Random(f"360learning-paths-{self.seed}")
+
+        def new_id(moment: datetime) -> str:
+            return f"{int(moment.timestamp()):08x}{rng.getrandbits(64):016x}"
+
+        sessions = []
+        for index in range(6):
+            moment = _SEED_EPOCH + timedelta(days=index)
+            sessions.append((new_id(moment - timedelta(hours=1)), new_id(moment), rng.random() < 0.7))
+        enrolled_in: set[tuple[str, str]] = set()
+        for attempt in list(self.attempts.values()):
+            if rng.random() >= 0.35:
+                continue
+            path_id, session_id, has_due_date = rng.choice(sessions)
+            attempt.path_id, attempt.path_session_id = path_id, session_id
+            if (session_id, attempt.user_id) in enrolled_in:
+                continue
+            enrolled_in.add((session_id, attempt.user_id))
+            enrolled = parse_iso(attempt.first_activity_at) - timedelta(days=1)
+            stat = SimPathStat(
+                id=new_id(enrolled),
+                path_id=path_id,
+                session_id=session_id,
+                user_id=attempt.user_id,
+                enrolled_at=iso(enrolled),
+                due_date=iso(enrolled + timedelta(days=30)) if has_due_date else None,
+            )
+            self.path_stats[stat.id] = stat
+            self._insert("pathStats", stat.id)
 
     def _seed_memberships(self, root_id: str, group_ids: list[str]) -> None:
         """Every user a learner of one group; a few also coach, edit, administer or analyse it; the
