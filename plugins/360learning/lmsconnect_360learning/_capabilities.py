@@ -42,8 +42,8 @@ CAPABILITIES = Capabilities.build(
                 "status": "`active` is ACTIVE; `invited` (never logged in) and `deleted` are INACTIVE.",
                 "work_email": "The user's `mail`.",
                 "remote_deleted_at": "For deleted users, the last of 360Learning's `deletedAt` dates.",
-                "username": "`username`: the log-in name, which 360Learning sends only where the "
-                "platform allows logging in by username (users are otherwise known by `mail`).",
+                "username": "`username`, the name a user can log in with where the platform allows it "
+                "(an optional field: 360Learning otherwise knows users by `mail`).",
                 "locale": "`lang`, the user's language as 360Learning codes it (`en`, `fr`, `nl_BE`, ...).",
                 "job_title": "`job` (\"the role title of the user\").",
             },
