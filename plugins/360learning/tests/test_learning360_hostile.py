@@ -236,56 +236,59 @@ class TestRecordsAreValidated:
         assert native and all(c.provider_id is None for c in native)
 
 
-class TestGroupRoles:
-    """With read_roles, the memberships answers are validated like every other."""
+def every(**values: Any) -> Callable[[Any], Any]:
+    """A change setting `values` in every entry of a listed answer."""
+    return lambda body: [{**entry, **values} for entry in body]
+
+
+ROLES = "/api/v2/groups/{id}/roles"
+VALUES = "/api/v2/users/{id}/custom-fields/values"
+
+
+class TestOptionAnswers:
+    """The answers the read options fetch are validated like every other."""
+
+    @pytest.mark.parametrize(
+        ("option", "path", "change", "model", "where", "field"),
+        [
+            ("read_roles", "/roles", every(role="r" * 65), "users", ROLES, "role"),
+            ("read_roles", "/roles", every(role=7), "users", ROLES, "role"),
+            ("read_roles", "/roles", every(role=None), "users", ROLES, "role"),
+            ("read_custom_fields", "/custom-fields/values", lambda body: {"values": body}, "users", VALUES,
+             "not a list"),
+            ("read_custom_fields", "/custom-fields/values",
+             lambda body: [{"customFieldId": "x y", "value": "a"}], "users", VALUES, "custom_field_id"),
+            ("read_custom_fields", "/custom-fields/values",
+             lambda body: [{"customFieldId": "f1", "value": 5}], "users", VALUES, "value"),
+            ("read_path_due_dates", "/api/v2/paths/stats", first(dueDate="soon"), "course_progressions",
+             "GET /api/v2/paths/stats", "due_date"),
+            ("read_path_due_dates", "/api/v2/paths/stats", first(sessionId=None), "course_progressions",
+             "GET /api/v2/paths/stats", "session_id"),
+        ],
+        ids=["role-long", "role-int", "role-null", "values-not-a-list", "value-id-with-blank",
+             "value-number", "due-date-word", "session-null"],
+    )
+    async def test_an_answer_that_does_not_fit_fails_the_read(
+        self, sim: TamperedLearning360, option: str, path: str, change: Callable[[Any], Any],
+        model: ModelName, where: str, field: str,
+    ) -> None:
+        """InvalidRemoteResponse naming the endpoint and the field; nothing else escapes."""
+        sim.tamper.rewrite = json_rewrite(path, change)
+        async with lmsconnect.connect("360learning", **sim.connect_config, **FAST, **{option: True}) as lms:
+            with pytest.raises(InvalidRemoteResponse) as caught:
+                await read(lms, model)
+        assert field in str(caught.value) and where in str(caught.value)
 
     async def test_a_role_360learning_adds_later_is_unknown_with_its_name_kept(
         self, sim: TamperedLearning360
     ) -> None:
         """An unlisted role name reads as UserRole.UNKNOWN, the name in remote_role."""
-        sim.tamper.rewrite = json_rewrite(
-            "/roles", lambda body: [{**m, "role": "superLearner"} for m in body]
-        )
+        sim.tamper.rewrite = json_rewrite("/roles", every(role="superLearner"))
         async with lmsconnect.connect("360learning", **sim.connect_config, **FAST, read_roles=True) as lms:
             users = await read(lms, "users")
         grouped = [u for u in users if u.remote_role is not None]
         assert grouped
         assert all(u.role is UserRole.UNKNOWN and u.remote_role == "superLearner" for u in grouped)
-
-    @pytest.mark.parametrize(
-        ("role", "field"), [("r" * 65, "role"), (7, "role"), (None, "role")], ids=["long", "int", "null"]
-    )
-    async def test_a_membership_that_does_not_fit_fails_the_read(
-        self, sim: TamperedLearning360, role: Any, field: str
-    ) -> None:
-        """A role that is not a short string is InvalidRemoteResponse naming the endpoint and field."""
-        sim.tamper.rewrite = json_rewrite("/roles", lambda body: [{**m, "role": role} for m in body])
-        async with lmsconnect.connect("360learning", **sim.connect_config, **FAST, read_roles=True) as lms:
-            with pytest.raises(InvalidRemoteResponse) as caught:
-                await read(lms, "users")
-        assert field in str(caught.value) and "GET /api/v2/groups/{id}/roles" in str(caught.value)
-
-
-class TestCustomFieldValues:
-    """With read_custom_fields, the per-user answers are validated like every other."""
-
-    @pytest.mark.parametrize(
-        "change",
-        [lambda body: {"values": body}, lambda body: [{"customFieldId": "x y", "value": "a"}],
-         lambda body: [{"customFieldId": "f1", "value": 5}]],
-        ids=["not-a-list", "id-with-blank", "value-number"],
-    )
-    async def test_values_that_do_not_fit_fail_the_read(
-        self, sim: TamperedLearning360, change: Callable[[Any], Any]
-    ) -> None:
-        """InvalidRemoteResponse naming the per-user endpoint; nothing else escapes."""
-        sim.tamper.rewrite = json_rewrite("/custom-fields/values", change)
-        async with lmsconnect.connect(
-            "360learning", **sim.connect_config, **FAST, read_custom_fields=True
-        ) as lms:
-            with pytest.raises(InvalidRemoteResponse) as caught:
-                await read(lms, "users")
-        assert "GET /api/v2/users/{id}/custom-fields/values" in str(caught.value)
 
     async def test_a_user_gone_before_its_values_are_read_has_none(self, sim: TamperedLearning360) -> None:
         """A 404 on one user's values (deleted meanwhile) leaves its custom_fields None; the read goes on."""
@@ -305,24 +308,6 @@ class TestCustomFieldValues:
         assert len(users) == len(sim.company.users)
         assert any(u.custom_fields for u in users.values())
 
-
-class TestPathDueDates:
-    @pytest.mark.parametrize(
-        ("change", "field"),
-        [(first(dueDate="soon"), "due_date"), (first(sessionId=None), "session_id")],
-        ids=["due-date-word", "session-null"],
-    )
-    async def test_path_stats_that_do_not_fit_fail_the_read(
-        self, sim: TamperedLearning360, change: Callable[[Any], Any], field: str
-    ) -> None:
-        """With read_path_due_dates, a broken path enrollment is InvalidRemoteResponse naming the field."""
-        sim.tamper.rewrite = json_rewrite("/api/v2/paths/stats", change)
-        async with lmsconnect.connect(
-            "360learning", **sim.connect_config, **FAST, read_path_due_dates=True
-        ) as lms:
-            with pytest.raises(InvalidRemoteResponse) as caught:
-                await read(lms, "course_progressions")
-        assert field in str(caught.value) and "GET /api/v2/paths/stats" in str(caught.value)
 
 
 class TestTokenAnswers:
