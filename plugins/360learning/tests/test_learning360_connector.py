@@ -463,6 +463,15 @@ class TestBeyondTheCoverageTable:
         item = report.get("model", model.model)
         assert item.status is CheckStatus.MISSING_PERMISSION and item.permissions == (scope,)
 
+    async def test_option_calls_are_named_by_their_route(self, lms: Connector[Any]) -> None:
+        """Telemetry names the options' per-group and per-user calls by route, never by an id."""
+        assert lms.http.route_of("/api/v2/groups/acme-sales/roles") == "/api/v2/groups/{group_id}/roles"
+        assert (
+            lms.http.route_of("/api/v2/users/jdoe/custom-fields/values")
+            == "/api/v2/users/{user_id}/custom-fields/values"
+        )
+        assert lms.http.route_of("/api/v2/paths/stats") == "/api/v2/paths/stats"
+
     async def test_course_items_are_not_supported_and_say_why(self, lms: Connector[Any]) -> None:
         """Listing CourseItem raises NotSupported quoting the reason, before any call."""
         before = lms.stats.calls

@@ -270,6 +270,8 @@ class MoodleConnector(Connector[MoodleConfig]):
             base_url=self.config.base_url,
             secrets=[self.config.token.reveal()],
             options=self.http_options,
+            # Every call posts to one path: telemetry names it by its function.
+            operation_param="wsfunction",
         )
 
     async def call(
@@ -312,7 +314,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                 error = map_exception(function, body, known=known, scrub=self.http.scrub)
                 if is_transient(error) and attempt < attempts:
                     log.info("%s: transient Moodle error %s, retrying", function, errorcode_of(error))
-                    self.http.stats.retries += 1
+                    self.http.count_retry(errorcode_of(error) or "transient")
                     ceiling = min(options.backoff_max_s, options.backoff_base_s * 2 ** (attempt - 1))
                     await asyncio.sleep(random.uniform(0, ceiling))
                     continue
