@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._capabilities import matrix_markdown, matrix_rows
+from ._comparison import comparison_markdown
 from ._connector import Connector
 from ._errors import AuthenticationError, ConfigurationError, LMSConnectError
 from ._models import BASE_FIELDS, MODELS
@@ -403,18 +404,24 @@ def _cmd_docs(args: argparse.Namespace, out: TextIO) -> int:
     target = Path(args.out)
     # Sorted, so the matrix's columns do not depend on the order the slugs were named in.
     slugs = sorted(args.slugs or [i.slug for i in registry.infos() if i.ok])
-    pages = {f"{s}.md": registry.get(s).capabilities.to_markdown() for s in slugs}
-    pages["README.md"] = matrix_markdown([registry.get(s).capabilities for s in slugs])
-    stale = [name for name, text in pages.items()
-             if not (target / name).exists() or (target / name).read_text() != text]
+    tables = [registry.get(s).capabilities for s in slugs]
+    pages = {target / f"{t.slug}.md": t.to_markdown() for t in tables}
+    pages[target / "README.md"] = matrix_markdown(tables)
+    # The comparison with Kombo and Truto is a page of the docs, beside the capability folder.
+    comparison = Path(args.comparison) if args.comparison else target.parent / "comparison.md"
+    pages[comparison] = comparison_markdown(
+        tables, pages=Path(os.path.relpath(target.resolve(), comparison.resolve().parent)).as_posix()
+    )
+    stale = [path for path, text in pages.items() if not path.exists() or path.read_text() != text]
     if args.check:
-        for name in stale:
-            out.write(f"stale: {target / name} (run `lmsconnect docs --out {target} {' '.join(slugs)}`)\n")
+        again = f"lmsconnect docs --out {target} --comparison {comparison} {' '.join(slugs)}"
+        for path in stale:
+            out.write(f"stale: {path} (run `{again}`)\n")
         return 1 if stale else 0
-    target.mkdir(parents=True, exist_ok=True)
-    for name in stale:
-        (target / name).write_text(pages[name])
-        out.write(f"wrote {target / name}\n")
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(pages[path])
+        out.write(f"wrote {path}\n")
     return 0
 
 
@@ -657,11 +664,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--connection", metavar="NAME", help="only this connection's changes")
     p.add_argument("--json", action="store_true", help="one JSON object per line (JSON Lines)")
 
-    p = command("docs", "generate docs/capabilities from the capability tables",
-                "Write one Markdown page per connector and the matrix, from the capability tables.")
+    p = command("docs", "generate docs/capabilities and docs/comparison.md from the capability tables",
+                "Write one Markdown page per connector and the matrix, from the capability tables, and the "
+                "field-by-field comparison with Kombo and Truto.")
     p.add_argument("slugs", nargs="*", metavar="SLUG", help="connectors to include (default: all installed)")
     p.add_argument("--out", default="docs/capabilities", metavar="DIR",
                    help="the folder to write (default docs/capabilities)")
+    p.add_argument("--comparison", metavar="FILE",
+                   help="the comparison page to write (default: comparison.md beside the --out folder)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is stale")
 
     p = command("demo", "the main job: simulators, sync, actions, quirks, change feed",

@@ -10,9 +10,16 @@ from pathlib import Path
 import pytest
 
 from lmsconnect._capabilities import FieldCapability, Support
+from lmsconnect._comparison import KOMBO_ACTIONS, KOMBO_MODELS, TRUTO_NAMES, TRUTO_ONLY, TRUTO_RESOURCES
+from lmsconnect._models import model_fields
 from lmsconnect._registry import registry
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+# Beside the checkout in CI (../shared), or the project's shared folder on the development machine.
+SEEDS = next(
+    (p for p in (Path(__file__).resolve().parents[2] / "shared" / "seeds", Path("/work/shared/seeds"))
+     if p.is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "seeds",
+)
 MODEL_KEYS = {
     "Users": "users", "Course Providers": "course_providers", "Courses": "courses",
     "Course Revisions": "course_revisions", "Course Progressions": "course_progressions",
@@ -68,3 +75,36 @@ def test_every_coverage_field_is_supported(slug: str) -> None:
         missing += [f"{action}.{f}" for f in fields if not _covered(acap.field(f))]
     missing += [f"feature {k}" for k in expected["features"] if not table.features[k].supported]  # type: ignore[index]
     assert not missing, f"{slug}: not supported although the coverage table lists them: {missing}"
+
+
+@pytest.mark.parametrize("slug", ["talentlms", "360learning", "moodle"])
+def test_kombo_facts_of_the_comparison_page_match_the_coverage_tables(slug: str) -> None:
+    """lmsconnect/_comparison.py lists exactly the fields of Kombo's coverage table, model and action."""
+    if not (SEEDS / f"{slug}-connector-coverage.md").exists():
+        pytest.skip("shared/seeds (../shared/seeds or /work/shared/seeds) is not reachable")
+    expected = coverage(slug)
+    assert expected["models"] and expected["actions"], "the seed page did not parse"
+    assert {m: list(f) for m, f in KOMBO_MODELS[slug].items()} == expected["models"]
+    assert {a: list(f) for a, f in KOMBO_ACTIONS[slug].items()} == expected["actions"]
+
+
+def truto_reference() -> dict[str, list[str]]:
+    """{resource: [field, ...]} parsed from the Truto unified LMS reference in the seeds."""
+    text = (SEEDS / "unified-lms-api-reference-truto.md").read_text()
+    found: dict[str, list[str]] = {}
+    for title, body in re.findall(r"^### (\S+)\n(.*?)(?=^##)", text, flags=re.M | re.S):
+        found[title] = re.findall(r"^- `(\w+)` \(", body, flags=re.M)
+    return found
+
+
+def test_truto_facts_of_the_comparison_page_match_the_reference() -> None:
+    """Each Truto field is named once on the page: mapped to one of ours, or listed as Truto's alone."""
+    if not (SEEDS / "unified-lms-api-reference-truto.md").exists():
+        pytest.skip("shared/seeds (../shared/seeds or /work/shared/seeds) is not reachable")
+    reference = truto_reference()
+    assert set(reference) == {"Course-enrollments", "Course-items", "Courses", "Users"}
+    named: dict[str, set[str]] = {resource: set(fields) for resource, fields in TRUTO_ONLY.items()}
+    for model, names in TRUTO_NAMES.items():
+        assert set(names) <= set(model_fields(model)), model
+        named.setdefault(TRUTO_RESOURCES[model], set()).update(n.split(" ", 1)[0] for n in names.values())
+    assert {r: sorted(f) for r, f in named.items()} == {r: sorted(f) for r, f in reference.items()}

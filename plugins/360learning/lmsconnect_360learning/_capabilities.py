@@ -34,11 +34,38 @@ CAPABILITIES = Capabilities.build(
             "last_name",
             "work_email",
             "status",
+            "username",
+            "locale",
+            "job_title",
             note="GET /api/v2/users, 500 per page, following the Link header.",
             notes={
                 "status": "`active` is ACTIVE; `invited` (never logged in) and `deleted` are INACTIVE.",
                 "work_email": "The user's `mail`.",
                 "remote_deleted_at": "For deleted users, the last of 360Learning's `deletedAt` dates.",
+                "username": "`username`, the name a user can log in with where the platform allows it "
+                "(an optional field: 360Learning otherwise knows users by `mail`).",
+                "locale": "`lang`, the user's language as 360Learning codes it (`en`, `fr`, `nl_BE`, ...).",
+                "job_title": "`job` (\"the role title of the user\").",
+            },
+            partial={
+                "role": "Only with the `read_roles=True` option: 360Learning roles are per group "
+                "membership, not on the user, so it costs GET /api/v2/groups plus one "
+                "GET /api/v2/groups/{id}/roles per group (groups:read scope). The user's strongest role: "
+                "owner, admin, userAdmin are ADMIN; editor, coach, contributor INSTRUCTOR; learner "
+                "LEARNER; analyst (and a role name 360Learning adds later) UNKNOWN. None without the "
+                "option, and for a user in no group.",
+                "remote_role": "Only with `read_roles=True`: the 360Learning name of the user's strongest "
+                "group role (as `role`).",
+                "custom_fields": "Only with the `read_custom_fields=True` option: values come one user at "
+                "a time, so it costs GET /api/v2/custom-fields (the names; customFields:read scope) plus "
+                "one GET /api/v2/users/{id}/custom-fields/values per user. Name -> value; a date field's "
+                "value is its `YYYY-MM-DD` string. None without the option and for a user with no value. "
+                "The user's `custom` string is the profile's \"Additional information\", not a custom "
+                "field (kept in remote_data).",
+            },
+            unsupported={
+                "timezone": "UserDTO has no time zone.",
+                "remote_updated_at": "UserDTO has no modification date.",
             },
         ),
         "course_providers": model_support(
@@ -70,6 +97,9 @@ CAPABILITIES = Capabilities.build(
             "remote_url",
             "status",
             "remote_created_at",
+            "languages",
+            "duration",
+            "remote_updated_at",
             note=(
                 "360Learning exposes only a course's current version (`currentVersionNumber`), so each "
                 "course has one revision, sharing the course's remote id."
@@ -79,6 +109,20 @@ CAPABILITIES = Capabilities.build(
                 "remote_url": "The course's page in the 360Learning web app, `<web_url>/course/play/<id>` "
                 "(the form 360Learning's own links take; `web_url` defaults to the API host).",
                 "status": "`published` is ACTIVE; `archived` and `deleted` are INACTIVE.",
+                "languages": "`defaultLang`, then `sourceLang` (the language it was written in), then the "
+                "`lang` of each published translation, each once, as 360Learning codes them (`en`, "
+                "`pt_BR`, ...).",
+                "duration": "`duration`, the estimated time to complete it, in minutes (rounded to a whole "
+                "minute); absent when the author set none.",
+                "remote_updated_at": "`modifiedAt`. 360Learning does not move it when a translation "
+                "changes or the course is archived or restored.",
+            },
+            unsupported={
+                "code": "CourseDTO has no course code.",
+                "categories": "Courses carry tags, but only as ids through a call per course "
+                "(GET /api/v2/courses/{id}/tags), which the course read does not make.",
+                "thumbnail_url": "CourseDTO has no image; only an external course's import record "
+                "(GET /api/v2/integrations/{id}/courses/{externalId}, a call per course) has `imageUrl`.",
             },
         ),
         "course_progressions": model_support(
@@ -87,6 +131,11 @@ CAPABILITIES = Capabilities.build(
             "status",
             "enrolled_at",
             "completed_at",
+            "started_at",
+            "last_activity_at",
+            "progress",
+            "score",
+            "time_spent",
             note=(
                 "One progression per attempt, as GET /api/v2/courses/stats lists them (500 per page); "
                 "a learner who retakes a course has one per attempt. The remote id is "
@@ -97,6 +146,23 @@ CAPABILITIES = Capabilities.build(
                 "ENROLLED otherwise.",
                 "enrolled_at": "The attempt's `firstActivityAt`: API v2 has no enrollment date.",
                 "completed_at": "The attempt's `completedAt`.",
+                "started_at": "The attempt's `firstActivityAt`.",
+                "last_activity_at": "The attempt's `lastActivityAt`.",
+                "progress": "The attempt's `progress`, a percentage (0–100).",
+                "score": "The attempt's `score`, a percentage (0–100); absent until the learner is scored.",
+                "time_spent": "The attempt's `timeSpent`, which 360Learning counts in milliseconds, in "
+                "whole seconds.",
+            },
+            partial={
+                "due_at": "Only with the `read_path_due_dates=True` option (GET /api/v2/paths/stats, "
+                "2,000 path enrollments a page, pathStats:read scope), and only for attempts played in a "
+                "path session (`pathSessionId`): the learner's `dueDate` in that session. A course taken "
+                "on its own has no due date in 360Learning, and a step's own soft deadline (relative to "
+                "enrollment) is not in the API's reads.",
+            },
+            unsupported={
+                "remote_updated_at": "CourseStatDTO has no modification date (`last_activity_at` is the "
+                "learner's last activity).",
             },
         ),
     },
@@ -178,5 +244,7 @@ CAPABILITIES = Capabilities.build(
     unsupported_notes={
         "skills": "360Learning API v2 exposes no skills.",
         "revision_skills": "360Learning API v2 exposes no skills.",
+        "course_items": "360Learning API v2 lists no course content: no endpoint returns a course's "
+        "chapters or activities (steps exist only for paths, whose steps are whole courses).",
     },
 )

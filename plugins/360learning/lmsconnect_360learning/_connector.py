@@ -37,6 +37,7 @@ from lmsconnect import (
     UpsertCourseItem,
     UpsertCourses,
     User,
+    UserRole,
     UserStatus,
 )
 from lmsconnect.plugin import (
@@ -65,8 +66,13 @@ from ._wire import (
     BulkResultDTO,
     CourseDTO,
     CourseStatDTO,
+    CustomFieldDTO,
+    CustomFieldValueDTO,
     ExternalCourseDTO,
+    GroupDTO,
+    GroupRoleDTO,
     IntegrationDTO,
+    PathStatDTO,
     UserDTO,
     is_remote_id,
     make_wire_converter,
@@ -81,6 +87,9 @@ TOKEN_PATH = "/api/v2/oauth2/token"
 REGIONS: Mapping[str, str] = {"eu": "https://app.360learning.com", "us": "https://app.us.360learning.com"}
 
 USERS = "/api/v2/users"
+GROUPS = "/api/v2/groups"
+CUSTOM_FIELDS = "/api/v2/custom-fields"
+PATH_STATS = "/api/v2/paths/stats"
 COURSES = "/api/v2/courses"
 STATS = "/api/v2/courses/stats"
 INTEGRATIONS = "/api/v2/integrations"
@@ -97,6 +106,8 @@ ROUTES = (
     f"{OPERATIONS}/{{operation_id}}/results",
     f"{COURSES}/{{course_id}}",
     f"{COURSES}/{{course_id}}/archive",
+    f"{GROUPS}/{{group_id}}/roles",
+    f"{USERS}/{{user_id}}/custom-fields/values",
 )
 
 # Input caps of the bulk endpoints, from the OpenAPI files.
@@ -108,6 +119,27 @@ MAX_POLL_INTERVAL_S = 5.0
 # Submitting a bulk operation when three are running gets 429 bulkOperationsConcurrencyLimitReached;
 # that request was not applied, so it is safe to send again.
 BULK_SUBMIT_ATTEMPTS = 8
+
+# With read_roles: the groups whose memberships are read at once.
+ROLE_READS_AT_ONCE = 8
+# With read_custom_fields: the users whose custom field values are read at once (the GET budget still
+# paces them).
+CUSTOM_FIELD_READS_AT_ONCE = 16
+#: 360Learning's group roles (the OpenAPI ``Membership.role``), the strongest first, and the unified role
+#: each reads as: a user holding several (in one group or many) gets the first of them. `analyst` (reports
+#: only) has no unified counterpart; a name not listed here is UNKNOWN too, and weaker than all of them.
+GROUP_ROLES: Final[tuple[tuple[str, UserRole], ...]] = (
+    ("owner", UserRole.ADMIN),
+    ("admin", UserRole.ADMIN),
+    ("userAdmin", UserRole.ADMIN),
+    ("editor", UserRole.INSTRUCTOR),
+    ("coach", UserRole.INSTRUCTOR),
+    ("contributor", UserRole.INSTRUCTOR),
+    ("learner", UserRole.LEARNER),
+    ("analyst", UserRole.UNKNOWN),
+)
+_ROLE_RANK: Final = {name: rank for rank, (name, _) in enumerate(GROUP_ROLES)}
+_ROLE_OF: Final = dict(GROUP_ROLES)
 
 REFERENCE_CACHE_SIZE = 50_000
 # Accepted items remembered for wait_until_visible().
@@ -137,7 +169,9 @@ _SCOPES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
         ("POST PATCH PUT DELETE", r"^/api/v2/integrations(/|$)", "integrations:write"),
         ("GET", r"^/api/v2/groups(/|$)", "groups:read"),
         ("POST PATCH PUT DELETE", r"^/api/v2/groups(/|$)", "groups:write"),
+        ("GET", r"^/api/v2/paths/stats$", "pathStats:read"),
         ("GET", r"^/api/v2/paths(/|$)", "paths:read"),
+        ("GET", r"^/api/v2/custom-fields(/|$)", "customFields:read"),
         ("POST PATCH PUT DELETE", r"^/api/v2/paths(/|$)", "paths:write"),
     )
 )
@@ -195,6 +229,23 @@ class Learning360Config:
     wait_for_processing_s: float = config_field(
         default=0.0,
         help="If > 0, enroll_user and complete_course wait up to this long for the change to be visible",
+    )
+    read_roles: bool = config_field(
+        default=False,
+        help="Fill User.role and remote_role from group memberships, at a price: GET /api/v2/groups, then "
+        "GET /api/v2/groups/{id}/roles once per group (1,000 memberships a page), before the users; "
+        "needs the groups:read scope",
+    )
+    read_path_due_dates: bool = config_field(
+        default=False,
+        help="Fill CourseProgression.due_at for attempts played in a path session, from the learner's "
+        "due date in that session: GET /api/v2/paths/stats (2,000 enrollments a page) before the "
+        "progressions; needs the pathStats:read scope",
+    )
+    read_custom_fields: bool = config_field(
+        default=False,
+        help="Fill User.custom_fields (name -> value), at a price: GET /api/v2/custom-fields, then "
+        "GET /api/v2/users/{id}/custom-fields/values once per user; needs the customFields:read scope",
     )
 
     def __attrs_post_init__(self) -> None:
@@ -517,21 +568,84 @@ class Learning360Connector(Connector[Learning360Config]):
             found = self._reference_ids[key] = self.make_id(model, remote_id)
         return found
 
+    async def _user_roles(self) -> dict[str, str]:
+        """Each user's strongest group role (`GROUP_ROLES`), by 360Learning id: every group's memberships."""
+        strongest: dict[str, str] = {}
+        weakest = len(GROUP_ROLES)
+
+        async def read_group(group: GroupDTO) -> None:
+            path = f"{GROUPS}/{quote(group.id, safe='')}/roles"
+            async for raw in self._records(path):
+                membership = self._wire(raw, GroupRoleDTO, f"GET {GROUPS}/{{id}}/roles")
+                held = strongest.get(membership.user_id)
+                rank = _ROLE_RANK.get(membership.role, weakest)
+                if held is None or rank < _ROLE_RANK.get(held, weakest):
+                    strongest[membership.user_id] = membership.role
+
+        groups = (self._wire(raw, GroupDTO, f"GET {GROUPS}") async for raw in self._records(GROUPS))
+        async for _ in stream_map(groups, read_group, concurrency=ROLE_READS_AT_ONCE):
+            pass
+        return strongest
+
+    async def _user_field_names(self) -> dict[str, str]:
+        """The names of the custom fields of users, by custom field id."""
+        names: dict[str, str] = {}
+        async for raw in self._records(CUSTOM_FIELDS):
+            field = self._wire(raw, CustomFieldDTO, f"GET {CUSTOM_FIELDS}")
+            if field.target_type == "users":
+                names[field.id] = field.name
+        return names
+
+    async def _custom_values(self, user_id: str, names: Mapping[str, str]) -> dict[str, str] | None:
+        """A user's custom field values by field name (by id for a field not listed), None when none."""
+        where = f"GET {USERS}/{{id}}/custom-fields/values"
+        try:
+            body = await self._get(f"{USERS}/{quote(user_id, safe='')}/custom-fields/values")
+        except NotFound:
+            return None  # deleted between the list and this call: it has no values to read
+        if not isinstance(body, list):
+            raise InvalidRemoteResponse(f"{where} returned {type(body).__name__}, not a list", connector=SLUG)
+        values = [self._wire(entry, CustomFieldValueDTO, f"{where} [{i}]") for i, entry in enumerate(body)]
+        return {names.get(v.custom_field_id, v.custom_field_id): v.value for v in values} or None
+
     async def read_users(self) -> AsyncIterator[User]:
-        async for raw in self._records(USERS):
-            user = self._wire(raw, UserDTO, f"GET {USERS}")
-            yield User(
-                id=self.make_id("users", user.id),
-                remote_id=user.id,
-                first_name=user.first_name or None,
-                last_name=user.last_name or None,
-                work_email=user.mail or None,
-                status=UserStatus.ACTIVE if user.status == "active" else UserStatus.INACTIVE,
-                remote_deleted_at=user.deleted_at[-1]
-                if user.status == "deleted" and user.deleted_at
-                else None,
-                remote_data={USERS: raw},
-            )
+        roles = await self._user_roles() if self.config.read_roles else {}
+        names = await self._user_field_names() if self.config.read_custom_fields else None
+        users = (
+            (self._wire(raw, UserDTO, f"GET {USERS}"), raw) async for raw in self._records(USERS)
+        )
+        if names is None:
+            async for user, raw in users:
+                yield self._user(user, raw, roles.get(user.id), None)
+            return
+
+        async def with_values(
+            pair: tuple[UserDTO, dict[str, Any]],
+        ) -> tuple[UserDTO, dict[str, Any], dict[str, str] | None]:
+            return pair[0], pair[1], await self._custom_values(pair[0].id, names)
+
+        async for user, raw, custom in stream_map(users, with_values, concurrency=CUSTOM_FIELD_READS_AT_ONCE):
+            yield self._user(user, raw, roles.get(user.id), custom)
+
+    def _user(
+        self, user: UserDTO, raw: dict[str, Any], remote_role: str | None, custom: dict[str, str] | None
+    ) -> User:
+        return User(
+            id=self.make_id("users", user.id),
+            remote_id=user.id,
+            first_name=user.first_name or None,
+            last_name=user.last_name or None,
+            work_email=user.mail or None,
+            username=user.username or None,
+            locale=user.lang or None,
+            job_title=user.job or None,
+            role=_ROLE_OF.get(remote_role, UserRole.UNKNOWN) if remote_role else None,
+            remote_role=remote_role,
+            custom_fields=custom,
+            status=UserStatus.ACTIVE if user.status == "active" else UserStatus.INACTIVE,
+            remote_deleted_at=user.deleted_at[-1] if user.status == "deleted" and user.deleted_at else None,
+            remote_data={USERS: raw},
+        )
 
     async def _integrations(self) -> AsyncIterator[tuple[IntegrationDTO, dict[str, Any]]]:
         async for raw in self._records(INTEGRATIONS):
@@ -591,6 +705,9 @@ class Learning360Connector(Connector[Learning360Config]):
             remote_url=f"{web}/course/play/{course.id}",
             status=RevisionStatus.ACTIVE if course.status == "published" else RevisionStatus.INACTIVE,
             remote_created_at=course.created_at,
+            languages=course.languages or None,
+            duration=round(course.duration) if course.duration is not None else None,
+            remote_updated_at=course.modified_at,
             remote_data={COURSES: raw},
         )
 
@@ -598,7 +715,9 @@ class Learning360Connector(Connector[Learning360Config]):
         async for raw in self._records(COURSES):
             yield self._revision(self._wire(raw, CourseDTO, f"GET {COURSES}"), raw)
 
-    def _progression(self, stat: CourseStatDTO, raw: dict[str, Any]) -> CourseProgression:
+    def _progression(
+        self, stat: CourseStatDTO, raw: dict[str, Any], due_at: dt.datetime | None = None
+    ) -> CourseProgression:
         if stat.completed_at is not None:
             status = ProgressionStatus.COMPLETED
         elif stat.progress > 0:
@@ -614,12 +733,31 @@ class Learning360Connector(Connector[Learning360Config]):
             status=status,
             enrolled_at=stat.first_activity_at,
             completed_at=stat.completed_at,
+            started_at=stat.first_activity_at,
+            last_activity_at=stat.last_activity_at,
+            progress=stat.progress,
+            score=stat.score,
+            # 360Learning counts milliseconds; the unified field is whole seconds.
+            time_spent=round(stat.time_spent / 1000),
+            due_at=due_at,
             remote_data={STATS: raw},
         )
 
+    async def _path_due_dates(self) -> dict[tuple[str, str], dt.datetime]:
+        """Each learner's due date in each path session that has one, by (session id, user id)."""
+        due: dict[tuple[str, str], dt.datetime] = {}
+        async for raw in self._records(PATH_STATS):
+            stat = self._wire(raw, PathStatDTO, f"GET {PATH_STATS}")
+            if stat.due_date is not None:
+                due[(stat.session_id, stat.user_id)] = stat.due_date
+        return due
+
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        due = await self._path_due_dates() if self.config.read_path_due_dates else {}
         async for raw in self._records(STATS):
-            yield self._progression(self._wire(raw, CourseStatDTO, f"GET {STATS}"), raw)
+            stat = self._wire(raw, CourseStatDTO, f"GET {STATS}")
+            session = stat.path_session_id
+            yield self._progression(stat, raw, due.get((session, stat.user_id)) if session else None)
 
     async def _attempts(self, user_id: str, course_id: str) -> list[CourseStatDTO]:
         return [
@@ -993,7 +1131,7 @@ class Learning360Connector(Connector[Learning360Config]):
             "userIdentifier": {"type": "internalId", "value": user_id},
             "progress": 100,
             "result": "success",
-            "timeSpent": max(attempt.time_spent, 1),
+            "timeSpent": max(round(attempt.time_spent), 1),
             # firstActivityAt inside the open attempt's window makes 360Learning update that attempt
             # instead of opening a new one; a 100 % import's lastActivityAt is its completion date.
             "firstActivityAt": _iso(started),
@@ -1128,6 +1266,9 @@ class Learning360Connector(Connector[Learning360Config]):
     async def check_access(self) -> Sequence[CheckItem]:
         probes = {
             "users:read": USERS,
+            **({"groups:read": GROUPS} if self.config.read_roles else {}),
+            **({"customFields:read": CUSTOM_FIELDS} if self.config.read_custom_fields else {}),
+            **({"pathStats:read": PATH_STATS} if self.config.read_path_due_dates else {}),
             "integrations:read": INTEGRATIONS,
             "courses:read": COURSES,
             "courseStats:read": STATS,
@@ -1157,12 +1298,19 @@ class Learning360Connector(Connector[Learning360Config]):
                 kind="credentials", name="credentials", status=CheckStatus.OK, detail="token issued"
             )
         items = [credentials]
-        model_needs = {
-            "users": ("users:read",),
+        model_needs: dict[str, tuple[str, ...]] = {
+            "users": (
+                "users:read",
+                *(("groups:read",) if self.config.read_roles else ()),
+                *(("customFields:read",) if self.config.read_custom_fields else ()),
+            ),
             "course_providers": ("integrations:read", "courses:read"),
             "courses": ("integrations:read", "courses:read"),
             "course_revisions": ("courses:read",),
-            "course_progressions": ("courseStats:read",),
+            "course_progressions": (
+                "courseStats:read",
+                *(("pathStats:read",) if self.config.read_path_due_dates else ()),
+            ),
         }
         for model, needs in model_needs.items():
             lacking = tuple(s for s in needs if s in missing)

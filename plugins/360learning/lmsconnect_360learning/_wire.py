@@ -29,8 +29,14 @@ __all__ = [
     "BulkResultDTO",
     "CourseDTO",
     "CourseStatDTO",
+    "CourseTranslationDTO",
+    "CustomFieldDTO",
+    "CustomFieldValueDTO",
     "ExternalCourseDTO",
+    "GroupDTO",
+    "GroupRoleDTO",
     "IntegrationDTO",
+    "PathStatDTO",
     "UserDTO",
     "is_remote_id",
     "make_wire_converter",
@@ -47,6 +53,10 @@ RemoteId = NewType("RemoteId", str)
 PlatformName = NewType("PlatformName", str)
 AccessToken = NewType("AccessToken", str)
 Lifetime = NewType("Lifetime", float)
+Percent = NewType("Percent", float)
+Milliseconds = NewType("Milliseconds", float)
+Minutes = NewType("Minutes", float)
+RoleName = NewType("RoleName", str)
 
 
 def is_remote_id(value: Any) -> bool:
@@ -87,6 +97,42 @@ def _lifetime(value: Any, _: Any) -> float:
     return min(max(seconds, 1.0), MAX_TOKEN_LIFETIME_S)
 
 
+def _number(value: Any, low: float, high: float, unit: str) -> float:
+    """A finite JSON number within low..high, or the TypeError/ValueError saying what it is instead."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number of {unit}, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(f"expected {low:g} to {high:g} {unit}, got {str(value)[:40]}")
+    return number
+
+
+def _percent(value: Any, _: Any) -> float:
+    # The spec types progress and score as integers from 0 to 100; a 250 % is a broken answer.
+    return _number(value, 0.0, 100.0, "percent")
+
+
+def _milliseconds(value: Any, _: Any) -> float:
+    # timeSpent is a number of milliseconds; a negative one (or one over a century) is a broken answer.
+    return _number(value, 0.0, 100 * 365.25 * 86_400_000.0, "milliseconds")
+
+
+def _minutes(value: Any, _: Any) -> float:
+    # A course's estimated duration; 360Learning's own imports take at most 100,000 minutes, and a
+    # course of more than a year of minutes is a broken answer.
+    return _number(value, 0.0, 525_600.0, "minutes")
+
+
+def _role_name(value: Any, _: Any) -> str:
+    # A role is one word of 360Learning's list (admin, coach, ...); an unknown one is kept as sent, but
+    # not a page of text.
+    if not isinstance(value, str):
+        raise TypeError(f"expected a role name, got {type(value).__name__}")
+    if not 0 < len(value) <= 64:
+        raise ValueError(f"expected a role name of 1 to 64 characters, got {len(value):,}")
+    return value
+
+
 @attrs.frozen(kw_only=True)
 class AccessTokenDTO:
     """The answer of ``POST /api/v2/oauth2/token``."""
@@ -102,14 +148,68 @@ class UserDTO:
     mail: str | None = None
     first_name: str | None = None
     last_name: str | None = None
+    username: str | None = None
+    # The user's language, a code of 360Learning's list ("en", "nl_BE", ...).
+    lang: str | None = None
+    # The user's job title ("The role title of the user"), not a permission role.
+    job: str | None = None
     # Every deletion and reactivation is kept, oldest first.
     deleted_at: tuple[dt.datetime, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class GroupDTO:
+    id: RemoteId
+
+
+@attrs.frozen(kw_only=True)
+class GroupRoleDTO:
+    """One entry of ``GET /api/v2/groups/{groupId}/roles`` (the spec's ``UserRole``): a role a user
+    holds in the group; a user holding several is listed once per role."""
+
+    user_id: RemoteId
+    role: RoleName
+
+
+@attrs.frozen(kw_only=True)
+class CustomFieldDTO:
+    """A custom field definition (``GET /api/v2/custom-fields``); ``targetType`` is users or contents."""
+
+    id: RemoteId
+    name: str
+    target_type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CustomFieldValueDTO:
+    """One value of ``GET /api/v2/users/{userId}/custom-fields/values``: a string, or a date as a
+    ``YYYY-MM-DD`` string (``type`` says which)."""
+
+    custom_field_id: RemoteId
+    value: str
+
+
+@attrs.frozen(kw_only=True)
+class PathStatDTO:
+    """One learner's enrollment in one path session (``GET /api/v2/paths/stats``)."""
+
+    session_id: RemoteId
+    user_id: RemoteId
+    due_date: dt.datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
 class IntegrationDTO:
     id: RemoteId
     external_platform: PlatformName
+
+
+@attrs.frozen(kw_only=True)
+class CourseTranslationDTO:
+    """One language a course is translated into; ``published`` when learners can take it in it."""
+
+    lang: str
+    published: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -126,7 +226,20 @@ class CourseDTO:
     status: str | None = None
     external_platform: PlatformName | None = None
     created_at: dt.datetime | None = None
+    # Not moved by a translation update nor by archiving/restoring (the spec says so).
+    modified_at: dt.datetime | None = None
     current_version_number: int | None = None
+    source_lang: str | None = None
+    default_lang: str | None = None
+    translations: tuple[CourseTranslationDTO, ...] = ()
+    duration: Minutes | None = None
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages learners can take the course in: the default one, the one it was written in,
+        then its published translations (each once)."""
+        langs = [self.default_lang, self.source_lang, *(t.lang for t in self.translations if t.published)]
+        return tuple(dict.fromkeys(lang for lang in langs if lang))
 
     def __attrs_post_init__(self) -> None:
         if self.type == "external" and not self.external_platform:
@@ -140,12 +253,15 @@ class CourseStatDTO:
     id: RemoteId
     course_id: RemoteId
     user_id: RemoteId
-    progress: int = 0
-    time_spent: int = 0
+    # Percentages, 0 to 100 (the spec's bounds; outside them the answer is refused).
+    progress: Percent = Percent(0.0)
+    time_spent: Milliseconds = Milliseconds(0.0)
     first_activity_at: dt.datetime | None = None
     last_activity_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
-    score: int | None = None
+    score: Percent | None = None
+    # Set when the course was played inside a path session.
+    path_session_id: RemoteId | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -197,13 +313,19 @@ def make_wire_converter() -> cattrs.Converter:
     - checks ids (`RemoteId`: a non-empty string of visible characters, at most 256), external platform
       names (`PlatformName`: at most 512 characters, since providers are known by them), access tokens
       (`AccessToken`: RFC 6750 characters, so none can break a header) and token lifetimes (`Lifetime`:
-      a positive number or numeric string, at most `MAX_TOKEN_LIFETIME_S`).
+      a positive number or numeric string, at most `MAX_TOKEN_LIFETIME_S`);
+    - bounds numbers: `Percent` (progress, score) 0 to 100, `Milliseconds` (timeSpent) and `Minutes`
+      (a course's duration) finite and not negative; outside them the answer is refused.
     """
     converter = unified_converter(forbid_extra_keys=False)
     converter.register_structure_hook(RemoteId, _remote_id)
     converter.register_structure_hook(AccessToken, _access_token)
     converter.register_structure_hook(PlatformName, _platform_name)
     converter.register_structure_hook(Lifetime, _lifetime)
+    converter.register_structure_hook(Percent, _percent)
+    converter.register_structure_hook(Milliseconds, _milliseconds)
+    converter.register_structure_hook(Minutes, _minutes)
+    converter.register_structure_hook(RoleName, _role_name)
 
     def optional_datetime(value: Any, _: Any) -> dt.datetime | None:
         return parse_datetime(value) if value not in (None, "") else None
@@ -212,7 +334,13 @@ def make_wire_converter() -> cattrs.Converter:
     for cls in (
         AccessTokenDTO,
         UserDTO,
+        GroupDTO,
+        GroupRoleDTO,
+        CustomFieldDTO,
+        CustomFieldValueDTO,
+        PathStatDTO,
         IntegrationDTO,
+        CourseTranslationDTO,
         CourseDTO,
         CourseStatDTO,
         BulkOperationDTO,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +19,18 @@ from lmsconnect import (
     CheckStatus,
     ConfigurationError,
     Course,
+    CourseItem,
     CourseProgression,
     CourseProvider,
     CourseRevision,
     HttpOptions,
     ItemStatus,
+    NotSupported,
     PermissionDenied,
     ProgressionStatus,
     RevisionStatus,
     User,
+    UserRole,
     UserStatus,
 )
 from lmsconnect.plugin import Connector
@@ -300,6 +304,199 @@ class TestReads:
         for model, records in clean.items():
             assert [r.id for r in noisy[model]] == [r.id for r in records], model
             assert noisy[model] == records, model
+
+
+class TestBeyondTheCoverageTable:
+    """Issue 13: the fields 360Learning returns in the answers the connector already reads."""
+
+    async def test_progressions_carry_progress_score_time_and_activity(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """Each attempt's progress, score, time spent (ms → s) and activity times are on its progression."""
+        progressions = [p async for p in lms.list(CourseProgression)]
+        attempts = sim.company.attempts
+        assert len(progressions) == len(attempts)
+        for progression in progressions:
+            attempt = attempts[progression.remote_id.split(":")[2]]
+            assert progression.progress == attempt.progress
+            assert progression.score == attempt.score
+            assert progression.time_spent == round(attempt.time_spent / 1000)
+            assert progression.started_at is not None
+            assert progression.started_at.isoformat()[:19] == attempt.first_activity_at[:19]
+            assert progression.last_activity_at is not None
+            assert progression.last_activity_at.isoformat()[:19] == attempt.last_activity_at[:19]
+            assert progression.due_at is None and progression.remote_updated_at is None
+        done = [p for p in progressions if p.status is ProgressionStatus.COMPLETED]
+        assert done and all(p.progress == 100 and p.score is not None for p in done)
+        assert any(p.time_spent and p.time_spent > 60 for p in progressions)
+
+    async def test_users_carry_username_language_and_job(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """username, locale (`lang`) and job title (`job`) come from the user; role stays unknown (None)."""
+        users = {u.remote_id: u async for u in lms.list(User)}
+        for remote_id, sim_user in sim.company.users.items():
+            user = users[remote_id]
+            assert user.username == sim_user.username
+            assert user.locale == sim_user.lang
+            assert user.job_title == sim_user.job
+            assert user.role is None and user.remote_role is None and user.custom_fields is None
+        assert any(u.job_title for u in users.values())
+
+    async def test_revisions_carry_languages_duration_and_modification(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """languages lists the default language then published translations only; duration in minutes."""
+        course = next(c for c in sim.company.courses.values() if c.translations)
+        course.draft_translations = ["ja"]
+        course.duration = 37
+        revisions = {r.remote_id: r async for r in lms.list(CourseRevision)}
+        revision = revisions[course.id]
+        assert revision.languages == (course.default_lang, *course.translations)
+        assert "ja" not in (revision.languages or ())
+        assert revision.duration == 37
+        assert revision.remote_updated_at is not None
+        assert revision.remote_updated_at.isoformat()[:19] == course.modified_at[:19]
+        assert all(r.code is None and r.thumbnail_url is None for r in revisions.values())
+
+    async def test_read_roles_gives_each_user_the_strongest_group_role(
+        self, sim: Learning360Simulator
+    ) -> None:
+        """With read_roles, role/remote_role come from group memberships: one call per group, no more."""
+        company = sim.company
+        # A second group makes the learner an editor: the stronger role wins across groups.
+        learner = next(u for u in company.users if u != company.admin_id)
+        other = next(g for g in company.groups if learner not in {
+            m.user_id for m in company.memberships.get(g, {}).values()
+        })
+        company.add_membership(other, learner, "editor")
+        sim.reset_counters()
+        async with lmsconnect.connect("360learning", **sim.connect_config, read_roles=True) as lms:
+            users = {u.remote_id: u async for u in lms.list(User)}
+        assert sim.calls_by_route["GET /api/v2/groups"] == 1
+        assert sim.calls_by_route["GET /api/v2/groups/{groupId}/roles"] == len(company.groups)
+        admin = users[company.admin_id]
+        assert admin.role is UserRole.ADMIN and admin.remote_role == "owner"
+        assert users[learner].role is UserRole.INSTRUCTOR and users[learner].remote_role == "editor"
+        held: dict[str, set[str]] = {}
+        for memberships in company.memberships.values():
+            for m in memberships.values():
+                held.setdefault(m.user_id, set()).add(m.role)
+        for remote_id, user in users.items():
+            if held.get(remote_id) == {"learner"}:
+                assert user.role is UserRole.LEARNER and user.remote_role == "learner"
+            if held.get(remote_id) == {"learner", "analyst"}:
+                assert user.role is UserRole.LEARNER  # analyst is weaker: it maps to no unified role
+        assert {UserRole.ADMIN, UserRole.INSTRUCTOR, UserRole.LEARNER} <= {u.role for u in users.values()}
+
+    async def test_read_custom_fields_gives_each_user_its_values_by_name(
+        self, sim: Learning360Simulator
+    ) -> None:
+        """With read_custom_fields, custom_fields maps field names to values: one call per user, no more."""
+        company = sim.company
+        names = {f.id: f.name for f in company.custom_fields.values() if f.target_type == "users"}
+        sim.reset_counters()
+        async with lmsconnect.connect("360learning", **sim.connect_config, read_custom_fields=True) as lms:
+            users = {u.remote_id: u async for u in lms.list(User)}
+        assert sim.calls_by_route["GET /api/v2/custom-fields"] == 1
+        assert sim.calls_by_route["GET /api/v2/users/{userId}/custom-fields/values"] == len(company.users)
+        for remote_id, user in users.items():
+            expected = {names[k]: v for k, v in company.user_custom_values.get(remote_id, {}).items()}
+            assert user.custom_fields == (expected or None)
+        assert any(u.custom_fields and "Hire date" in u.custom_fields for u in users.values())
+        assert all("Content owner" not in (u.custom_fields or {}) for u in users.values())
+
+    async def test_read_path_due_dates_gives_attempts_in_a_path_their_due_date(
+        self, sim: Learning360Simulator
+    ) -> None:
+        """With read_path_due_dates, an attempt played in a path session has the learner's due date there."""
+        company = sim.company
+        due = {(p.session_id, p.user_id): p.due_date for p in company.path_stats.values()}
+        sim.reset_counters()
+        async with lmsconnect.connect("360learning", **sim.connect_config, read_path_due_dates=True) as lms:
+            progressions = [p async for p in lms.list(CourseProgression)]
+        assert sim.calls_by_route["GET /api/v2/paths/stats"] == 1
+        with_due = 0
+        for progression in progressions:
+            attempt = company.attempts[progression.remote_id.split(":")[2]]
+            session = attempt.path_session_id
+            expected = due.get((session, attempt.user_id)) if session else None
+            if expected is None:
+                assert progression.due_at is None
+            else:
+                with_due += 1
+                assert progression.due_at is not None
+                assert progression.due_at.isoformat()[:19] == expected[:19]
+        assert 0 < with_due < len(progressions)
+
+    async def test_without_the_options_no_group_or_custom_field_is_read(
+        self, sim: Learning360Simulator, lms: Connector[Any]
+    ) -> None:
+        """By default no group, custom-field or path endpoint is called; role, custom_fields, due_at None."""
+        sim.reset_counters()
+        users = [u async for u in lms.list(User)]
+        progressions = [p async for p in lms.list(CourseProgression)]
+        assert users and all(u.role is None and u.custom_fields is None for u in users)
+        assert progressions and all(p.due_at is None for p in progressions)
+        assert not any(
+            part in route for route in sim.calls_by_route for part in ("groups", "custom-fields", "paths")
+        )
+
+    @pytest.mark.parametrize(
+        ("option", "scope", "model"),
+        [
+            ("read_roles", "groups:read", User),
+            ("read_custom_fields", "customFields:read", User),
+            ("read_path_due_dates", "pathStats:read", CourseProgression),
+        ],
+    )
+    async def test_an_option_without_its_scope_is_named(self, option: str, scope: str, model: Any) -> None:
+        """An option whose scope the credential lacks: PermissionDenied and check() name the scope."""
+        async with (
+            Learning360Simulator(**SMALL, scopes=ALL_SCOPES - {scope}) as sim,
+            lmsconnect.connect("360learning", **sim.connect_config, **{option: True}) as lms,
+        ):
+            with pytest.raises(PermissionDenied) as info:
+                await lms.list(model).__anext__()
+            report = await lms.check()
+        assert info.value.permission == scope
+        item = report.get("model", model.model)
+        assert item.status is CheckStatus.MISSING_PERMISSION and item.permissions == (scope,)
+
+    async def test_option_calls_are_named_by_their_route(self, lms: Connector[Any]) -> None:
+        """Telemetry names the options' per-group and per-user calls by route, never by an id."""
+        assert lms.http.route_of("/api/v2/groups/acme-sales/roles") == "/api/v2/groups/{group_id}/roles"
+        assert (
+            lms.http.route_of("/api/v2/users/jdoe/custom-fields/values")
+            == "/api/v2/users/{user_id}/custom-fields/values"
+        )
+        assert lms.http.route_of("/api/v2/paths/stats") == "/api/v2/paths/stats"
+
+    async def test_course_items_are_not_supported_and_say_why(self, lms: Connector[Any]) -> None:
+        """Listing CourseItem raises NotSupported quoting the reason, before any call."""
+        before = lms.stats.calls
+        with pytest.raises(NotSupported, match="lists no course content"):
+            lms.list(CourseItem)
+        assert lms.stats.calls == before
+
+    async def test_progress_moving_upstream_is_an_update_in_the_change_feed(
+        self, sim: Learning360Simulator, lms: Connector[Any], tmp_path: Path
+    ) -> None:
+        """An attempt whose progress and time spent grow upstream is one `updated` on the next sync."""
+        async with lmsconnect.open_store(tmp_path / "s.sqlite") as store:
+            first = await lmsconnect.sync(lms, store, models=["course_progressions"])
+            attempt = next(a for a in sim.company.attempts.values() if 0 < a.progress < 90)
+            attempt.progress += 10
+            attempt.time_spent += 120_000
+            second = await lmsconnect.sync(lms, store, models=["course_progressions"])
+            progression = await store.get(
+                CourseProgression,
+                lms.make_id("course_progressions", f"{attempt.course_id}:{attempt.user_id}:{attempt.id}"),
+            )
+        assert first.ok and second.ok
+        assert second.models["course_progressions"].updated == 1
+        assert progression is not None and progression.progress == attempt.progress
+        assert progression.time_spent == round(attempt.time_spent / 1000)
 
 
 class TestUpsertAndArchive:

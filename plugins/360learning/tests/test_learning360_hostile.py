@@ -12,7 +12,7 @@ from aiohttp import web
 from lmsconnect_360learning.testing import Learning360Simulator
 
 import lmsconnect
-from lmsconnect import CheckStatus, InvalidInput, InvalidRemoteResponse, ItemStatus
+from lmsconnect import CheckStatus, InvalidInput, InvalidRemoteResponse, ItemStatus, UserRole
 from lmsconnect._models import ModelName
 from lmsconnect.plugin import Connector
 from lmsconnect.testing import AnswerTamper, Rewrite, WitnessServer, json_rewrite
@@ -167,6 +167,16 @@ class TestRecordsAreValidated:
             ("course_revisions", "/api/v2/courses", first(name={"en": "x"}), "name"),
             ("course_progressions", "/api/v2/courses/stats", first(progress="50"), "progress"),
             ("course_progressions", "/api/v2/courses/stats", first(userId=None), "user_id"),
+            ("course_progressions", "/api/v2/courses/stats", first(progress=250), "progress"),
+            ("course_progressions", "/api/v2/courses/stats", first(score=-1), "score"),
+            ("course_progressions", "/api/v2/courses/stats", first(score=True), "score"),
+            ("course_progressions", "/api/v2/courses/stats", first(timeSpent=-5), "time_spent"),
+            ("course_progressions", "/api/v2/courses/stats", first(timeSpent=1e300), "time_spent"),
+            ("course_revisions", "/api/v2/courses", first(duration=-3), "duration"),
+            ("course_revisions", "/api/v2/courses", first(duration="45"), "duration"),
+            ("course_revisions", "/api/v2/courses", first(translations=[{"published": True}]),
+             "translations"),
+            ("users", "/api/v2/users", first(lang=["en"]), "lang"),
             ("course_providers", "/api/v2/integrations", first(externalPlatform=None), "external_platform"),
             ("course_providers", "/api/v2/courses", first(externalPlatform=7), "external_platform"),
             ("course_providers", "/api/v2/integrations", first(externalPlatform="p" * 1_000_000),
@@ -176,7 +186,9 @@ class TestRecordsAreValidated:
         ],
         ids=[
             "id-empty", "id-int", "id-newline", "deleted-at-numbers", "date-word", "date-overflow",
-            "name-object", "progress-string", "user-id-null", "platform-null", "course-platform-int",
+            "name-object", "progress-string", "user-id-null", "progress-250", "score-negative",
+            "score-bool", "time-negative", "time-absurd", "duration-negative", "duration-string",
+            "translation-without-lang", "lang-list", "platform-null", "course-platform-int",
             "platform-a-megabyte",
             "entry-a-string",
             "not-a-list",
@@ -222,6 +234,80 @@ class TestRecordsAreValidated:
         courses = await read(lms, "courses")
         native = [c for c in courses if c.remote_data["/api/v2/courses"]["type"] != "external"]
         assert native and all(c.provider_id is None for c in native)
+
+
+def every(**values: Any) -> Callable[[Any], Any]:
+    """A change setting `values` in every entry of a listed answer."""
+    return lambda body: [{**entry, **values} for entry in body]
+
+
+ROLES = "/api/v2/groups/{id}/roles"
+VALUES = "/api/v2/users/{id}/custom-fields/values"
+
+
+class TestOptionAnswers:
+    """The answers the read options fetch are validated like every other."""
+
+    @pytest.mark.parametrize(
+        ("option", "path", "change", "model", "where", "field"),
+        [
+            ("read_roles", "/roles", every(role="r" * 65), "users", ROLES, "role"),
+            ("read_roles", "/roles", every(role=7), "users", ROLES, "role"),
+            ("read_roles", "/roles", every(role=None), "users", ROLES, "role"),
+            ("read_custom_fields", "/custom-fields/values", lambda body: {"values": body}, "users", VALUES,
+             "not a list"),
+            ("read_custom_fields", "/custom-fields/values",
+             lambda body: [{"customFieldId": "x y", "value": "a"}], "users", VALUES, "custom_field_id"),
+            ("read_custom_fields", "/custom-fields/values",
+             lambda body: [{"customFieldId": "f1", "value": 5}], "users", VALUES, "value"),
+            ("read_path_due_dates", "/api/v2/paths/stats", first(dueDate="soon"), "course_progressions",
+             "GET /api/v2/paths/stats", "due_date"),
+            ("read_path_due_dates", "/api/v2/paths/stats", first(sessionId=None), "course_progressions",
+             "GET /api/v2/paths/stats", "session_id"),
+        ],
+        ids=["role-long", "role-int", "role-null", "values-not-a-list", "value-id-with-blank",
+             "value-number", "due-date-word", "session-null"],
+    )
+    async def test_an_answer_that_does_not_fit_fails_the_read(
+        self, sim: TamperedLearning360, option: str, path: str, change: Callable[[Any], Any],
+        model: ModelName, where: str, field: str,
+    ) -> None:
+        """InvalidRemoteResponse naming the endpoint and the field; nothing else escapes."""
+        sim.tamper.rewrite = json_rewrite(path, change)
+        async with lmsconnect.connect("360learning", **sim.connect_config, **FAST, **{option: True}) as lms:
+            with pytest.raises(InvalidRemoteResponse) as caught:
+                await read(lms, model)
+        assert field in str(caught.value) and where in str(caught.value)
+
+    async def test_a_role_360learning_adds_later_is_unknown_with_its_name_kept(
+        self, sim: TamperedLearning360
+    ) -> None:
+        """An unlisted role name reads as UserRole.UNKNOWN, the name in remote_role."""
+        sim.tamper.rewrite = json_rewrite("/roles", every(role="superLearner"))
+        async with lmsconnect.connect("360learning", **sim.connect_config, **FAST, read_roles=True) as lms:
+            users = await read(lms, "users")
+        grouped = [u for u in users if u.remote_role is not None]
+        assert grouped
+        assert all(u.role is UserRole.UNKNOWN and u.remote_role == "superLearner" for u in grouped)
+
+    async def test_a_user_gone_before_its_values_are_read_has_none(self, sim: TamperedLearning360) -> None:
+        """A 404 on one user's values (deleted meanwhile) leaves its custom_fields None; the read goes on."""
+        gone = next(iter(sim.company.user_custom_values))
+
+        def vanish(path: str, response: web.Response) -> web.Response:
+            if path.endswith(f"/users/{gone}/custom-fields/values"):
+                return web.json_response({"error": {"code": "userNotFound", "message": "gone"}}, status=404)
+            return response
+
+        sim.tamper.rewrite = vanish
+        async with lmsconnect.connect(
+            "360learning", **sim.connect_config, **FAST, read_custom_fields=True
+        ) as lms:
+            users = {u.remote_id: u for u in await read(lms, "users")}
+        assert users[gone].custom_fields is None
+        assert len(users) == len(sim.company.users)
+        assert any(u.custom_fields for u in users.values())
+
 
 
 class TestTokenAnswers:

@@ -43,6 +43,7 @@ ALL_SCOPES = frozenset(
         "courses:read",
         "courses:write",
         "courseStats:read",
+        "customFields:read",
         "paths:read",
         "paths:write",
         "pathStats:read",
@@ -59,6 +60,9 @@ PAGE_SIZES = {
     "courses": 500,
     "attempts": 500,
     "groups": 500,
+    "memberships": 1000,
+    "customFields": 1000,
+    "pathStats": 2000,
     "integrations": 100,
     "operations": 20,
 }
@@ -93,6 +97,12 @@ _FILTERS: dict[str, dict[str, tuple[frozenset[str], Callable[[Any], Any]]]] = {
         "completedAt": (frozenset({"lt", "gte"}), lambda a: a.completed_at),
     },
     "groups": {},
+    "memberships": {},
+    "customFields": {},
+    "pathStats": {
+        "userId": (frozenset({"eq", "ne", "in", "nin"}), lambda p: p.user_id),
+        "pathId": (frozenset({"eq", "ne", "in", "nin"}), lambda p: p.path_id),
+    },
     "integrations": {"externalPlatform": (frozenset({"eq"}), lambda i: i.external_platform)},
     "operations": {},
 }
@@ -308,10 +318,13 @@ class Learning360Simulator(SimulatorServer):
             },
             "counts": {
                 "users": len(company.users),
+                "groups": len(company.groups),
+                "memberships": sum(len(m) for m in company.memberships.values()),
                 "integrations": len(company.integrations),
                 "courses": len(company.courses),
                 "external_courses": sum(1 for c in company.courses.values() if c.type == "external"),
                 "attempts": len(company.attempts),
+                "path_stats": len(company.path_stats),
                 "bulk_operations": len(company.operations),
             },
         }
@@ -345,7 +358,17 @@ class Learning360Simulator(SimulatorServer):
             ("POST", f"{v2}/oauth2/token", self._token, "token", None),
             ("GET", f"{v2}/users", self._list_users, "read", "users:read"),
             ("GET", f"{v2}/users/{{userId}}", self._get_user, "read", "users:read"),
+            (
+                "GET",
+                f"{v2}/users/{{userId}}/custom-fields/values",
+                self._get_user_custom_values,
+                "read",
+                "users:read",
+            ),
+            ("GET", f"{v2}/custom-fields", self._list_custom_fields, "read", "customFields:read"),
+            ("GET", f"{v2}/paths/stats", self._list_path_stats, "read", "pathStats:read"),
             ("GET", f"{v2}/groups", self._list_groups, "read", "groups:read"),
+            ("GET", f"{v2}/groups/{{groupId}}/roles", self._list_group_roles, "read", "groups:read"),
             ("GET", f"{v2}/integrations", self._list_integrations, "read", "integrations:read"),
             ("POST", f"{v2}/integrations", self._create_integration, "write", "integrations:write"),
             (
@@ -522,16 +545,25 @@ class Learning360Simulator(SimulatorServer):
         return [(field, op, tuple(values)) for (field, op), values in grouped.items()]
 
     def _paged(
-        self, request: web.Request, collection: str, records: dict[str, Any], render: Callable[[Any], JSON]
+        self,
+        request: web.Request,
+        collection: str,
+        records: Mapping[str, Any],
+        render: Callable[[Any], JSON],
+        *,
+        kind: str | None = None,
     ) -> web.Response:
+        """One page of `collection`; `kind` names its page size and filters when they are shared by
+        several collections (each group's memberships)."""
+        kind = kind or collection
         token = request.query.get("next")
         if token:
             after, filters = _decode_cursor(token)
         else:
-            after, filters = None, self._filters(request, collection)
-        getters = {field: getter for field, (_ops, getter) in _FILTERS[collection].items()}
+            after, filters = None, self._filters(request, kind)
+        getters = {field: getter for field, (_ops, getter) in _FILTERS[kind].items()}
         page, last = self.company.page(
-            collection, records, filters, getters, after=after, size=PAGE_SIZES[collection]
+            collection, records, filters, getters, after=after, size=PAGE_SIZES[kind]
         )
         headers: dict[str, str] = {}
         if last is not None:
@@ -608,8 +640,39 @@ class Learning360Simulator(SimulatorServer):
             raise ApiError(404, "userNotFound", "user not found")
         return _json(user.to_json())
 
+    async def _get_user_custom_values(self, request: web.Request) -> web.Response:
+        user_id = request.match_info["userId"]
+        if user_id not in self.company.users:
+            raise ApiError(404, "userNotFound", "user not found")
+        fields = self.company.custom_fields
+        values = self.company.user_custom_values.get(user_id, {})
+        return _json(
+            [
+                {"customFieldId": field_id, "type": fields[field_id].type, "value": value}
+                for field_id, value in values.items()
+            ]
+        )
+
+    async def _list_custom_fields(self, request: web.Request) -> web.Response:
+        return self._paged(request, "customFields", self.company.custom_fields, lambda f: f.to_json())
+
+    async def _list_path_stats(self, request: web.Request) -> web.Response:
+        return self._paged(request, "pathStats", self.company.path_stats, lambda p: p.to_json())
+
     async def _list_groups(self, request: web.Request) -> web.Response:
         return self._paged(request, "groups", self.company.groups, lambda g: g.to_json())
+
+    async def _list_group_roles(self, request: web.Request) -> web.Response:
+        group_id = request.match_info["groupId"]
+        if group_id not in self.company.groups:
+            raise ApiError(404, "groupNotFound", "group not found")
+        return self._paged(
+            request,
+            f"roles:{group_id}",
+            self.company.memberships.get(group_id, {}),
+            lambda m: m.to_json(),
+            kind="memberships",
+        )
 
     async def _list_integrations(self, request: web.Request) -> web.Response:
         return self._paged(request, "integrations", self.company.integrations, lambda i: i.to_json())

@@ -174,6 +174,35 @@ class SimGroup:
 
 
 @attrs.define
+class SimMembership:
+    """One role of one user in one group (``UserRole`` in the OpenAPI files); a user may hold several."""
+
+    user_id: str
+    role: str
+
+    @property
+    def id(self) -> str:
+        # Listed "sorted per user", so the key orders by user first.
+        return f"{self.user_id}:{self.role}"
+
+    def to_json(self) -> JSON:
+        return {"userId": self.user_id, "role": self.role}
+
+
+@attrs.define
+class SimCustomField:
+    """A custom field definition (``CustomFieldDTO``): users' or contents' extra profile fields."""
+
+    id: str
+    name: str
+    target_type: str  # users | contents
+    type: str  # string | date
+
+    def to_json(self) -> JSON:
+        return {"_id": self.id, "name": self.name, "targetType": self.target_type, "type": self.type}
+
+
+@attrs.define
 class SimIntegration:
     id: str
     external_platform: str
@@ -215,6 +244,8 @@ class SimCourse:
     version: int = 1
     external_platform: str | None = None
     translations: list[str] = attrs.field(factory=list)
+    # Translations under way: listed with ``published: false`` (learners cannot take them yet).
+    draft_translations: list[str] = attrs.field(factory=list)
     # External courses only: the integration that owns the course and its ExternalCourseDTO.
     integration_id: str | None = None
     external: JSON | None = None
@@ -237,11 +268,11 @@ class SimCourse:
             "translations": [
                 {
                     "lang": lang,
-                    "published": True,
+                    "published": lang not in self.draft_translations,
                     "translatorIds": [self.author_id],
                     "translatedFields": {"name": f"{self.name} ({lang})"},
                 }
-                for lang in self.translations
+                for lang in (*self.translations, *self.draft_translations)
             ],
         }
         if self.description is not None:
@@ -270,6 +301,9 @@ class SimAttempt:
     progress: int
     completed_at: str | None = None
     score: int | None = None
+    # Set when the course was played inside a path session.
+    path_id: str | None = None
+    path_session_id: str | None = None
 
     def to_json(self) -> JSON:
         body: JSON = {
@@ -287,6 +321,37 @@ class SimAttempt:
             body["completedAt"] = self.completed_at
         if self.score is not None:
             body["score"] = self.score
+        if self.path_id is not None and self.path_session_id is not None:
+            body["pathId"] = self.path_id
+            body["pathSessionId"] = self.path_session_id
+        return body
+
+
+@attrs.define
+class SimPathStat:
+    """One learner's enrollment in one path session (``PathSessionUserStatDTO``)."""
+
+    id: str
+    path_id: str
+    session_id: str
+    user_id: str
+    enrolled_at: str
+    due_date: str | None = None
+
+    def to_json(self) -> JSON:
+        body: JSON = {
+            "_id": self.id,
+            "pathId": self.path_id,
+            "sessionId": self.session_id,
+            "userId": self.user_id,
+            "progress": 0,
+            "status": {"type": "notYetStarted"},
+            "timeSpent": 0,
+            "enrolledAt": self.enrolled_at,
+            "selfEnrolled": False,
+        }
+        if self.due_date is not None:
+            body["dueDate"] = self.due_date
         return body
 
 
@@ -369,6 +434,12 @@ class Company:
     root_group_id: str = ""
     users: dict[str, SimUser] = attrs.field(factory=dict)
     groups: dict[str, SimGroup] = attrs.field(factory=dict)
+    custom_fields: dict[str, SimCustomField] = attrs.field(factory=dict)
+    path_stats: dict[str, SimPathStat] = attrs.field(factory=dict)
+    # user id -> custom field id -> value (GET /api/v2/users/{userId}/custom-fields/values).
+    user_custom_values: dict[str, dict[str, str]] = attrs.field(factory=dict)
+    # group id -> membership key -> membership (GET /api/v2/groups/{groupId}/roles).
+    memberships: dict[str, dict[str, SimMembership]] = attrs.field(factory=dict)
     integrations: dict[str, SimIntegration] = attrs.field(factory=dict)
     courses: dict[str, SimCourse] = attrs.field(factory=dict)
     attempts: dict[str, SimAttempt] = attrs.field(factory=dict)
@@ -382,7 +453,8 @@ class Company:
         # Ids made at run time come from their own stream so that they do not depend on how much
         # of the seed stream the data generation consumed.
         self.id_rng = random.Random(f"360learning-runtime-{self.seed}")
-        for name in ("users", "groups", "integrations", "courses", "attempts", "operations"):
+        collections = ("users", "groups", "integrations", "courses", "attempts", "operations")
+        for name in (*collections, "customFields", "pathStats"):
             self.order[name] = []
 
     # ids -----------------------------------------------------------------------------------
@@ -514,6 +586,8 @@ class Company:
             self._add_course(course)
             course_ids.append(course.id)
 
+        self._seed_memberships(root.id, group_ids)
+        self._seed_custom_fields()
         user_ids = [u for u in self.order["users"] if self.users[u].status != "invited"]
         if not user_ids or not course_ids:
             return
@@ -541,6 +615,92 @@ class Company:
             elif progress and rng.random() < 0.5:
                 attempt.score = rng.randint(0, 100)
             self._add_attempt(attempt)
+        self._seed_paths()
+
+    def _seed_paths(self) -> None:
+        """Three paths of two sessions each; about a third of the attempts were played in one of them,
+        whose learners are enrolled in it (most sessions with a due date). A stream of its own, so the rest
+        of the data does not depend on it."""
+        rng = random.Random(f"360learning-paths-{self.seed}")
+
+        def new_id(moment: datetime) -> str:
+            return f"{int(moment.timestamp()):08x}{rng.getrandbits(64):016x}"
+
+        sessions = []
+        for index in range(6):
+            moment = _SEED_EPOCH + timedelta(days=index)
+            sessions.append((new_id(moment - timedelta(hours=1)), new_id(moment), rng.random() < 0.7))
+        enrolled_in: set[tuple[str, str]] = set()
+        for attempt in list(self.attempts.values()):
+            if rng.random() >= 0.35:
+                continue
+            path_id, session_id, has_due_date = rng.choice(sessions)
+            attempt.path_id, attempt.path_session_id = path_id, session_id
+            if (session_id, attempt.user_id) in enrolled_in:
+                continue
+            enrolled_in.add((session_id, attempt.user_id))
+            enrolled = parse_iso(attempt.first_activity_at) - timedelta(days=1)
+            stat = SimPathStat(
+                id=new_id(enrolled),
+                path_id=path_id,
+                session_id=session_id,
+                user_id=attempt.user_id,
+                enrolled_at=iso(enrolled),
+                due_date=iso(enrolled + timedelta(days=30)) if has_due_date else None,
+            )
+            self.path_stats[stat.id] = stat
+            self._insert("pathStats", stat.id)
+
+    def _seed_memberships(self, root_id: str, group_ids: list[str]) -> None:
+        """Every user a learner of one group; a few also coach, edit, administer or analyse it; the
+        admin owns the root group. A stream of its own, so the rest of the data does not depend on it."""
+        rng = random.Random(f"360learning-roles-{self.seed}")
+        self.add_membership(root_id, self.admin_id, "owner")
+        for user_id in self.order["users"]:
+            if user_id == self.admin_id:
+                continue
+            group_id = rng.choice(group_ids)
+            self.add_membership(group_id, user_id, "learner")
+            roll = rng.random()
+            extra = "coach" if roll < 0.05 else "editor" if roll < 0.08 else "admin" if roll < 0.1 else (
+                "analyst" if roll < 0.12 else None
+            )
+            if extra is not None:
+                self.add_membership(group_id, user_id, extra)
+
+    def _seed_custom_fields(self) -> None:
+        """Two user fields (a department, a hire date) filled for most users, and one course field. A
+        stream of its own, so the rest of the data does not depend on it."""
+        rng = random.Random(f"360learning-custom-fields-{self.seed}")
+        made = []
+        for index, (name, target, kind) in enumerate(
+            (("Department", "users", "string"), ("Hire date", "users", "date"),
+             ("Content owner", "contents", "string"))
+        ):
+            moment = _SEED_EPOCH + timedelta(seconds=index)
+            field = SimCustomField(
+                id=f"{int(moment.timestamp()):08x}{rng.getrandbits(64):016x}", name=name, target_type=target,
+                type=kind,
+            )
+            self.custom_fields[field.id] = field
+            self._insert("customFields", field.id)
+            made.append(field)
+        department, hired = made[0], made[1]
+        for user_id in self.order["users"]:
+            values: dict[str, str] = {}
+            if rng.random() < 0.7:
+                values[department.id] = rng.choice(("Sales", "Engineering", "Support", "Finance"))
+            if rng.random() < 0.5:
+                day = _SEED_EPOCH.date() - timedelta(days=rng.randint(0, 3000))
+                values[hired.id] = day.isoformat()
+            if values:
+                self.user_custom_values[user_id] = values
+
+    def add_membership(self, group_id: str, user_id: str, role: str) -> SimMembership:
+        membership = SimMembership(user_id=user_id, role=role)
+        self.memberships.setdefault(group_id, {})[membership.id] = membership
+        bisect.insort(self.order.setdefault(f"roles:{group_id}", []), membership.id)
+        return membership
 
     def _add_user(self, user: SimUser) -> None:
         self.users[user.id] = user
@@ -575,7 +735,7 @@ class Company:
         size: int,
     ) -> tuple[list[Any], str | None]:
         """One page of a collection in ``_id`` order, after ``after``; returns the last id if more remain."""
-        ids = self.order[collection]
+        ids = self.order.get(collection, [])
         start = bisect.bisect_right(ids, after) if after else 0
         out: list[Any] = []
         for position in range(start, len(ids)):
