@@ -9,6 +9,7 @@ lmsconnect errors, so no caller ever mistakes one for data.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import itertools
 import logging
@@ -262,6 +263,11 @@ class MoodleConnector(Connector[MoodleConfig]):
         super().__init__(config, **kwargs)
         # Moodle has no rate limit; this gate is the load a connection puts on the site's PHP workers.
         self._gate = asyncio.Semaphore(max(1, config.concurrency))
+        # Courses whose gradebook one grade read has already gone through (see _course_score).
+        self._gradebooks_ready: set[int] = set()
+        self._gradebook_locks: collections.defaultdict[int, asyncio.Lock] = collections.defaultdict(
+            asyncio.Lock
+        )
         if config.progressions_via_report:
             self.report_reader()  # a bad report_timezone or report_page_size fails here, at connect()
 
@@ -1008,7 +1014,18 @@ class MoodleConnector(Connector[MoodleConfig]):
         while ungraded. A total above the maximum (sites may allow grades over it, ``unlimitedgrades``)
         is left out with a warning rather than stretched onto 0-100."""
         function = SCORES_FUNCTION
-        raw = await self.call(function, {"courseid": courseid, "userid": userid})
+        params = {"courseid": courseid, "userid": userid}
+        raw: Any = None
+        if courseid not in self._gradebooks_ready:
+            # Moodle creates a course's grade category and course total on the first gradebook read;
+            # concurrent first reads of one course raced on the real site and the losers answered
+            # `morethanonerecordinfetch`. So the first read of each course goes alone, the rest in parallel.
+            async with self._gradebook_locks[courseid]:
+                if courseid not in self._gradebooks_ready:
+                    raw = await self.call(function, params)
+                    self._gradebooks_ready.add(courseid)
+        if raw is None:
+            raw = await self.call(function, params)
         report = self._wire(raw, GradeItemsWire, function)
         self._no_warnings(function, report.warnings)
         totals = [
