@@ -160,13 +160,25 @@ def action_support(
 
 @attrs.frozen(kw_only=True)
 class Capabilities:
-    """A connector's whole table: every model, action and feature, supported or not."""
+    """A connector's whole table: every model, action and feature, supported or not.
+
+    A connector whose abilities depend on the account (TalentLMS with or without API v2) also lists its
+    ``modes``: the table of a connection in each mode, by name. Its class table then describes every mode
+    (its flags are those of any mode), and a connection's ``lms.capabilities`` is one of the modes once
+    `Connector.resolve_capabilities` has found out which (``mode`` names it).
+    """
 
     slug: str
     name: str
     models: Mapping[ModelName, ModelCapability]
     actions: Mapping[ActionName, ActionCapability]
     features: Mapping[FeatureName, FeatureCapability]
+    #: What the whole table depends on, e.g. which API a connection uses.
+    note: str = ""
+    #: Which of the class's modes this connection table is ("" for a class table).
+    mode: str = ""
+    #: The table of a connection in each mode, by mode name (empty when there is one way only).
+    modes: Mapping[str, Capabilities] = attrs.field(factory=dict)
 
     @classmethod
     def build(
@@ -178,6 +190,9 @@ class Capabilities:
         actions: Mapping[ActionName, ActionCapability],
         features: Mapping[FeatureName, str],
         unsupported_notes: Mapping[str, str] | None = None,
+        note: str = "",
+        mode: str = "",
+        modes: Mapping[str, Capabilities] | None = None,
     ) -> Capabilities:
         """Complete a table: models/actions/features not given become unsupported (with the note in
         ``unsupported_notes`` under their key, if any). Unknown model, action or field names raise
@@ -197,8 +212,15 @@ class Capabilities:
             f: FeatureCapability(supported=f in features, note=features.get(f, extra.get(f, "")))
             for f in FEATURES
         }
+        for mode_name, table in (modes or {}).items():
+            if table.slug != slug or table.mode != mode_name or table.modes:
+                raise ValueError(
+                    f"{slug}: mode {mode_name!r} must be a table of the same slug, built with "
+                    f"mode={mode_name!r} and no modes of its own"
+                )
         return cls(
-            slug=slug, name=name, models=full_models, actions=full_actions, features=full_features
+            slug=slug, name=name, models=full_models, actions=full_actions, features=full_features,
+            note=note, mode=mode, modes=dict(modes or {}),
         )
 
     # -- enforcement ------------------------------------------------------------------------------
@@ -249,7 +271,7 @@ class Capabilities:
         def fields(m: Mapping[str, FieldCapability]) -> dict[str, Any]:
             return {k: {"support": v.support.value, "note": v.note} for k, v in m.items()}
 
-        return {
+        data: dict[str, Any] = {
             "slug": self.slug,
             "name": self.name,
             "models": {
@@ -269,6 +291,14 @@ class Capabilities:
                 k: {"supported": v.supported, "note": v.note} for k, v in self.features.items()
             },
         }
+        # Only where used, so the JSON of a connector with one way of working is as it always was.
+        if self.note:
+            data["note"] = self.note
+        if self.mode:
+            data["mode"] = self.mode
+        if self.modes:
+            data["modes"] = {k: v.to_dict() for k, v in self.modes.items()}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -302,6 +332,9 @@ class Capabilities:
                 k: FeatureCapability(supported=v["supported"], note=v["note"])
                 for k, v in data["features"].items()
             },
+            note=data.get("note", ""),
+            mode=data.get("mode", ""),
+            modes={k: cls.from_dict(v) for k, v in data.get("modes", {}).items()},
         )
 
     def to_markdown(self) -> str:
@@ -311,9 +344,10 @@ class Capabilities:
             "",
             "<!-- Generated from the connector's capability table by `lmsconnect docs`. Do not edit. -->",
             "",
-            "## Models",
-            "",
         ]
+        if self.note:
+            out += [_md(self.note), ""]
+        out += ["## Models", ""]
         out += _markdown_sections(self.models, "field", lambda _: "")
         out += ["## Actions", ""]
         out += _markdown_sections(
@@ -326,7 +360,27 @@ class Capabilities:
             f"| {FEATURE_TITLES[k]} | {'yes' if v.supported else 'no'} | {_md(v.note)} |"
             for k, v in self.features.items()
         ]
+        out += self._markdown_modes()
         return "\n".join(out) + "\n"
+
+    def _markdown_modes(self) -> list[str]:
+        """Per mode, what a connection in it does where that differs from the class table above."""
+        if not self.modes:
+            return []
+        out = ["", "## Connection modes", ""]
+        for name, table in self.modes.items():
+            out += [f"### Mode `{name}`", ""]
+            if table.note:
+                out += [_md(table.note), ""]
+            differing = {k: a for k, a in table.actions.items() if a != self.actions[k]}
+            for key, action in differing.items():
+                flags = ", ".join(f"**{f.value}**" for f in sorted(action.flags)) or "no flags"
+                state = f"({flags})" if action.supported else "(not supported)"
+                out += [f"- `{key}` {state}: {_md(action.note)}"]
+            if not differing:
+                out += ["Actions as in the table above."]
+            out.append("")
+        return out[:-1]
 
 
 K = TypeVar("K", bound=str)
@@ -402,7 +456,7 @@ def matrix_rows(tables: Iterable[Capabilities]) -> tuple[list[str], list[list[st
     for key in MODELS:
         rows.append([f"model {key}", *(_model_cell(t.models[key]) for t in tables)])
     for akey in ACTIONS:
-        rows.append([f"action {akey}", *(_action_cell(t.actions[akey]) for t in tables)])
+        rows.append([f"action {akey}", *(_mode_cells(t, akey) for t in tables)])
     for fkey in FEATURES:
         rows.append(
             [f"feature {fkey}", *(_cell(t.features[fkey].supported) for t in tables)]
@@ -415,6 +469,14 @@ def _model_cell(cap: ModelCapability) -> str:
         return "—"
     partial = any(f.support is Support.PARTIAL for f in cap.fields.values())
     return "partial" if partial else "yes"
+
+
+def _mode_cells(table: Capabilities, action: ActionName) -> str:
+    """An action's cell; where a connector's modes differ on it, one cell per mode (``v2: yes; v1: ...``)."""
+    cells = {name: _action_cell(t.actions[action]) for name, t in table.modes.items()}
+    if len(set(cells.values())) > 1:
+        return "; ".join(f"{name}: {cell}" for name, cell in cells.items())
+    return _action_cell(table.actions[action])
 
 
 def _action_cell(cap: ActionCapability) -> str:
