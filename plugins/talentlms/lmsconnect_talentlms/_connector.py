@@ -477,7 +477,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         self._course_list: asyncio.Future[list[tuple[CourseRow, dict[str, Any]]]] | None = None
         self._mode_lock = asyncio.Lock()
         self._pending = {}
-        self._mode = None
+        self._mode, self._mode_reason = None, ""
         self.capabilities = TABLE
         if self.config.api_v2 != "auto":
             # Said, not probed: no call is spent on it.
@@ -1244,6 +1244,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     permissions=("API access (Account & Settings → Basic settings → Enable API)",),
                     detail=str(exc),
                 ),
+                await self._check_v2(),
             )
         except AuthenticationError:
             raise
@@ -1284,6 +1285,14 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     "deactivation will fail (use api_v2=auto to fall back to v1)",
                 )
             reason = "api_v2=on; GET /v2/health and an authenticated v2 read answered"
+        if self._mode is None:
+            return CheckItem(
+                kind="credentials",
+                name="api_v2",
+                status=CheckStatus.ERROR,
+                detail="whether API v2 is available is not known: its probe failed (see the "
+                "capabilities item); course updates and deactivation wait until it answers",
+            )
         if self._uses_v2:
             return CheckItem(
                 kind="credentials",
