@@ -212,15 +212,34 @@ class Capabilities:
             f: FeatureCapability(supported=f in features, note=features.get(f, extra.get(f, "")))
             for f in FEATURES
         }
-        for mode_name, table in (modes or {}).items():
-            if table.slug != slug or table.mode != mode_name or table.modes:
-                raise ValueError(
-                    f"{slug}: mode {mode_name!r} must be a table of the same slug, built with "
-                    f"mode={mode_name!r} and no modes of its own"
-                )
+        _check_modes(slug, modes or {})
         return cls(
             slug=slug, name=name, models=full_models, actions=full_actions, features=full_features,
             note=note, mode=mode, modes=dict(modes or {}),
+        )
+
+    def variant(
+        self,
+        *,
+        mode: str = "",
+        note: str | None = None,
+        actions: Mapping[ActionName, ActionCapability] | None = None,
+        modes: Mapping[str, Capabilities] | None = None,
+    ) -> Capabilities:
+        """This table with some actions replaced (fields completed and checked as in `build`): a
+        connector's mode tables, and its class table over them, from one base table.
+
+        >>> v2 = base.variant(mode="v2", actions={"deactivate_course": action_support("course_id")})
+        >>> table = base.variant(note="two ways", modes={"v2": v2, "v1": base.variant(mode="v1")})
+        """
+        replaced = _complete(
+            self.slug, "action", {**self.actions, **(actions or {})}, ACTIONS, action_fields,
+            lambda key: self.actions[key],
+        )
+        _check_modes(self.slug, modes or {})
+        return attrs.evolve(
+            self, mode=mode, note=self.note if note is None else note, actions=replaced,
+            modes=dict(modes or {}),
         )
 
     # -- enforcement ------------------------------------------------------------------------------
@@ -381,6 +400,15 @@ class Capabilities:
                 out += ["Actions as in the table above."]
             out.append("")
         return out[:-1]
+
+
+def _check_modes(slug: str, modes: Mapping[str, Capabilities]) -> None:
+    for name, table in modes.items():
+        if table.slug != slug or table.mode != name or table.modes:
+            raise ValueError(
+                f"{slug}: mode {name!r} must be a table of the same slug, made with mode={name!r} and no "
+                "modes of its own"
+            )
 
 
 K = TypeVar("K", bound=str)

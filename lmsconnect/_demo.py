@@ -122,8 +122,13 @@ async def _one(cls: type[Connector[Any]], store: Any, say: _Out) -> None:
             if course_id and caps.actions["deactivate_course"].supported:
                 cap = caps.actions["deactivate_course"]
                 flags = ", ".join(sorted(f.value for f in cap.flags)) or "not destructive"
-                say(f"4. Deactivate the new course ({flags})")
+                mode = f", this connection's mode {caps.mode}" if caps.mode else ""
+                say(f"4. Deactivate the new course ({flags}{mode})")
                 say(cap.note, 3)
+                for name, other in cls.capabilities.modes.items():
+                    if name != caps.mode and other.actions["deactivate_course"] != cap:
+                        shown = ", ".join(sorted(f.value for f in other.actions["deactivate_course"].flags))
+                        say(f"(in mode {name}: {shown or 'no flags'})", 3)
                 if cap.destructive:
                     async with connect(cls.spec.slug, allow_destructive=False, **sim.connect_config) as safe:
                         # What this connection would really do (a connector with modes finds out first).
