@@ -1047,12 +1047,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 if duration is None:
                     results[index] = self._compare(origin_id, existing, wanted)  # unchanged
                 else:
-                    results[index] = ItemResult(
-                        key=origin_id,
-                        status=ItemStatus.FAILED,
-                        id=self.make_id("courses", existing.id),
-                        remote_id=existing.id,
-                        error=duration,
+                    results[index] = self._course_item(
+                        origin_id, ItemStatus.FAILED, existing.id, error=duration
                     )
                 continue
             name, description = course.title.strip(), (course.description or "").strip()
@@ -1081,11 +1077,10 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             for index, what, _, pending, duration in chunk:
                 key = action.items[index].origin_id
                 self._pending[("upsert_courses", key)] = attrs.evolve(pending, task_id=task_id)
-                results[index] = ItemResult(
-                    key=key,
-                    status=ItemStatus.ACCEPTED,
-                    id=self.make_id("courses", pending.remote_id),
-                    remote_id=pending.remote_id,
+                results[index] = self._course_item(
+                    key,
+                    ItemStatus.ACCEPTED,
+                    pending.remote_id,
                     error=duration,
                     detail=f"{what} sent to TalentLMS API v2 (batch task {task_id}); "
                     "wait_until_visible confirms it"
@@ -1101,12 +1096,26 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 f"the v2 batch call failed ({exc}); TalentLMS may or may not have applied it: run the "
                 f"same {action} again (it reports `unchanged` if it was applied)"
             )
+        return self._course_item(
+            key, ItemStatus.FAILED, remote_id, error=ItemError(code=exc.code, message=message)
+        )
+
+    def _course_item(
+        self,
+        key: str,
+        status: ItemStatus,
+        remote_id: str,
+        *,
+        error: ItemError | None = None,
+        detail: str = "",
+    ) -> ItemResult:
         return ItemResult(
             key=key,
-            status=ItemStatus.FAILED,
+            status=status,
             id=self.make_id("courses", remote_id),
             remote_id=remote_id,
-            error=ItemError(code=exc.code, message=message),
+            error=error,
+            detail=detail,
         )
 
     async def _deactivate_v2(self, key: str, course_id: str) -> ActionResult:
@@ -1119,14 +1128,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 vendor_message="The requested course does not exist",
             )
         if (row.status or "").lower() == "inactive":
-            return ActionResult.one(
-                "deactivate_course",
-                key=key,
-                status=ItemStatus.UNCHANGED,
-                id=self.make_id("courses", course_id),
-                remote_id=course_id,
-                detail="already inactive",
-            )
+            item = self._course_item(key, ItemStatus.UNCHANGED, course_id, detail="already inactive")
+            return ActionResult(action="deactivate_course", items=(item,))
         # Name, code and description as they are: the batch body lists them and the docs do not say
         # which an update may leave out.
         entry: dict[str, Any] = {
@@ -1150,15 +1153,14 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         self._pending[("deactivate_course", key)] = _Pending(
             task_id=task_id, remote_id=course_id, name=None, description=None, status="inactive"
         )
-        return ActionResult.one(
-            "deactivate_course",
-            key=key,
-            status=ItemStatus.ACCEPTED,
-            id=self.make_id("courses", course_id),
-            remote_id=course_id,
+        accepted = self._course_item(
+            key,
+            ItemStatus.ACCEPTED,
+            course_id,
             detail=f"is_active=false sent to TalentLMS API v2 (batch task {task_id}); enrolments and "
             "progress are kept; an upsert of the same origin_id reactivates it",
         )
+        return ActionResult(action="deactivate_course", items=(accepted,))
 
     async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:
         """For `accepted` items of upsert_courses and deactivate_course (API v2 batch tasks): poll the
