@@ -85,6 +85,9 @@ BURST_PERIOD_S: Final = 5.0
 HOUR_S: Final = 3600.0
 #: Times a write refused with 429 is sent again (after the budget's pause) before RateLimited is raised.
 WRITE_429_ATTEMPTS: Final = 5
+#: Items sent to v2 batch tasks that a connection remembers for wait_until_visible (the oldest beyond it
+#: stay `accepted` if waited for).
+MAX_PENDING: Final = 100_000
 
 # Item error codes callers branch on.
 COURSE_UPDATE_NOT_SUPPORTED: Final = "LMS.COURSE_UPDATE_NOT_SUPPORTED"
@@ -1076,7 +1079,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 continue
             for index, what, _, pending, duration in chunk:
                 key = action.items[index].origin_id
-                self._pending[("upsert_courses", key)] = attrs.evolve(pending, task_id=task_id)
+                self._remember(("upsert_courses", key), attrs.evolve(pending, task_id=task_id))
                 results[index] = self._course_item(
                     key,
                     ItemStatus.ACCEPTED,
@@ -1087,6 +1090,13 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     + ("; the duration change is NOT applied (see error)" if duration else ""),
                 )
         return ActionResult(action="upsert_courses", items=tuple(results[i] for i in sorted(results)))
+
+    def _remember(self, key: tuple[str, str], pending: _Pending) -> None:
+        # Results nobody waits for must not grow a long-lived connection without end: the oldest go.
+        self._pending.pop(key, None)
+        self._pending[key] = pending
+        while len(self._pending) > MAX_PENDING:
+            del self._pending[next(iter(self._pending))]
 
     def _batch_refused(self, action: str, key: str, remote_id: str, exc: LMSConnectError) -> ItemResult:
         if isinstance(exc, (InvalidInput, PermissionDenied, NotFound, AuthenticationError)):
@@ -1150,8 +1160,9 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 result=ActionResult(action="deactivate_course", items=(refused,)),
                 connector=SLUG,
             ) from exc
-        self._pending[("deactivate_course", key)] = _Pending(
-            task_id=task_id, remote_id=course_id, name=None, description=None, status="inactive"
+        self._remember(
+            ("deactivate_course", key),
+            _Pending(task_id=task_id, remote_id=course_id, name=None, description=None, status="inactive"),
         )
         accepted = self._course_item(
             key,

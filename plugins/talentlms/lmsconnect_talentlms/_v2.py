@@ -18,6 +18,7 @@ by reading the course back (`TalentLMSConnector.wait_until_visible`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
@@ -59,6 +60,8 @@ _DONE: Final = frozenset(
 )  # fmt: skip
 _FAILED: Final = frozenset({"failed", "failure", "error", "errored", "cancelled", "canceled", "aborted"})
 _ERROR_LISTS: Final = ("errors", "failed", "failures", "failed_items", "results", "items")
+# A task id goes into a URL path (/v2/tasks/<id>): letters, digits, '-' and '_' only.
+_TASK_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
 class ErrorFor(Protocol):
@@ -107,7 +110,7 @@ def task_id_of(body: Any) -> str | None:
         if isinstance(where, Mapping):
             for key in ("task_id", "taskId", "id"):
                 found = _scalar_text(where.get(key))
-                if found and len(found) <= 200 and found.isprintable() and "/" not in found:
+                if found and _TASK_ID.fullmatch(found):
                     return found
             task = where.get("task")
             if isinstance(task, Mapping) and task is not where:
@@ -275,4 +278,11 @@ class V2Client:
         return task_id
 
     async def task(self, task_id: str) -> TaskState:
-        return read_task(await self.call("GET", f"tasks/{task_id}"), task_id)
+        """The task's state. An answer that is not JSON counts as "still running"; a 404 as ended (a
+        task TalentLMS no longer keeps): either way, reading the courses back decides."""
+        try:
+            return read_task(await self.call("GET", f"tasks/{task_id}"), task_id)
+        except InvalidRemoteResponse:
+            return TaskState(task_id=task_id, status="unreadable answer")
+        except NotFound:
+            return TaskState(task_id=task_id, status="not found (404)", finished=True)

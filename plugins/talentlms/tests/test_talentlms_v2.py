@@ -386,3 +386,28 @@ class TestCapabilitiesCli:
         assert tables["v2"]["actions"]["deactivate_course"]["flags"] == ["asynchronous"]
         assert tables["v1"]["actions"]["deactivate_course"]["flags"] == ["destructive"]
         assert "modes" not in tables["v2"]
+
+
+class TestUntrustedV2Answers:
+    async def test_a_task_answer_of_unknown_shape_is_confirmed_by_reading_back(
+        self, lms: Connector[Any], sim: TalentLMSSimulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No status we know: polled until the timeout, then the read-back says `updated`."""
+        monkeypatch.setattr(sim.v2, "_task", lambda task: {"_data": {"status": {"x": [1]}, "errors": "?"}})
+        await created(lms, "odd")
+        result = await lms.upsert_courses(upsert("odd", title="Odd title"))
+        waited = (await lms.wait_until_visible(result, timeout_s=0.8)).item("odd")
+        assert waited.status is ItemStatus.UPDATED
+        assert sim.calls_by_route["GET /v2/tasks/id"] >= 2
+
+    async def test_a_batch_answer_without_a_usable_task_id_fails_its_items(
+        self, lms: Connector[Any], sim: TalentLMSSimulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A task id that would leave /v2/tasks/ is not one: the item fails, nothing else is called."""
+        monkeypatch.setattr(sim.v2, "_batch", lambda body: {"_data": {"task_id": "../../v1/deletecourse"}})
+        await created(lms, "path")
+        item = (await lms.upsert_courses(upsert("path", title="Other"))).item("path")
+        assert item.status is ItemStatus.FAILED
+        assert item.error is not None and item.error.code == "REMOTE.INVALID_RESPONSE"
+        assert sim.calls_by_route["GET /v2/tasks/id"] == 0
+        assert sim.calls_by_route["POST /v1/deletecourse"] == 0
