@@ -45,6 +45,8 @@ from ._errors import (
 from ._http import HttpOptions, SharedBudget
 from ._models import (
     Course,
+    CourseItem,
+    CourseItemType,
     CourseProgression,
     CourseProvider,
     CourseRevision,
@@ -54,6 +56,7 @@ from ._models import (
     RevisionStatus,
     Skill,
     User,
+    UserRole,
     UserStatus,
 )
 from ._registry import ConnectorInfo
@@ -87,6 +90,8 @@ __all__ = [
     "ConnectorInfo",
     "Course",
     "CourseInput",
+    "CourseItem",
+    "CourseItemType",
     "CourseProgression",
     "CourseProvider",
     "CourseRevision",
@@ -126,6 +131,7 @@ __all__ = [
     "UpsertCourseItem",
     "UpsertCourses",
     "User",
+    "UserRole",
     "UserStatus",
     "__version__",
     "available_connectors",

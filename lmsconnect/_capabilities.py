@@ -78,6 +78,9 @@ class ModelCapability:
     supported: bool
     note: str = ""
     fields: Mapping[str, FieldCapability] = attrs.field(factory=dict)
+    # False: read only when asked for (`sync(models=...)`, `lms.list`), because it costs calls the
+    # default models do not make (the note says how many); `sync` without `models=` leaves it out.
+    by_default: bool = True
 
     def field(self, name: str) -> FieldCapability:
         return self.fields.get(name, _UNSUPPORTED_FIELD)
@@ -116,7 +119,10 @@ class FeatureCapability:
 
 
 def _spec_fields(
-    names: Iterable[str], partial: Mapping[str, str], notes: Mapping[str, str]
+    names: Iterable[str],
+    partial: Mapping[str, str],
+    notes: Mapping[str, str],
+    unsupported: Mapping[str, str] | None = None,
 ) -> dict[str, FieldCapability]:
     fields = {n: FieldCapability(support=Support.SUPPORTED, note=notes.get(n, "")) for n in names}
     for name, note in partial.items():
@@ -124,6 +130,10 @@ def _spec_fields(
     for name in notes:
         if name not in fields:
             raise ValueError(f"a note is given for {name!r}, which is not listed as supported or partial")
+    for name, reason in (unsupported or {}).items():
+        if name in fields:
+            raise ValueError(f"{name!r} is listed as supported or partial and as unsupported")
+        fields[name] = FieldCapability(support=Support.UNSUPPORTED, note=reason)
     return fields
 
 
@@ -132,13 +142,20 @@ def model_support(
     note: str = "",
     notes: Mapping[str, str] | None = None,
     partial: Mapping[str, str] | None = None,
+    unsupported: Mapping[str, str] | None = None,
+    by_default: bool = True,
 ) -> ModelCapability:
     """A supported model: the listed fields supported (``id``, ``remote_id``, ``changed_at``,
     ``remote_deleted_at`` and ``remote_data`` implied), ``partial`` fields with their note, the rest
-    unsupported."""
+    unsupported — ``unsupported`` gives the reason for some of them (the vendor's API does not return
+    it, it would cost a call per record, ...), which the docs show. ``by_default=False``: a sync reads
+    the model only when `models=` names it (say in ``note`` what it costs)."""
     listed = tuple(dict.fromkeys(BASE_FIELDS + fields))
     return ModelCapability(
-        supported=True, note=note, fields=_spec_fields(listed, partial or {}, notes or {})
+        supported=True,
+        note=note,
+        fields=_spec_fields(listed, partial or {}, notes or {}, unsupported),
+        by_default=by_default,
     )
 
 
@@ -294,7 +311,12 @@ class Capabilities:
             "slug": self.slug,
             "name": self.name,
             "models": {
-                k: {"supported": v.supported, "note": v.note, "fields": fields(v.fields)}
+                k: {
+                    "supported": v.supported,
+                    "by_default": v.by_default,
+                    "note": v.note,
+                    "fields": fields(v.fields),
+                }
                 for k, v in self.models.items()
             },
             "actions": {
@@ -335,7 +357,12 @@ class Capabilities:
             slug=data["slug"],
             name=data["name"],
             models={
-                k: ModelCapability(supported=v["supported"], note=v["note"], fields=fields(v["fields"]))
+                k: ModelCapability(
+                    supported=v["supported"],
+                    note=v["note"],
+                    fields=fields(v["fields"]),
+                    by_default=v.get("by_default", True),
+                )
                 for k, v in data["models"].items()
             },
             actions={
@@ -367,7 +394,9 @@ class Capabilities:
         if self.note:
             out += [_md(self.note), ""]
         out += ["## Models", ""]
-        out += _markdown_sections(self.models, "field", lambda _: "")
+        out += _markdown_sections(
+            self.models, "field", lambda m: "" if m.by_default else "read by `sync` only when asked for"
+        )
         out += ["## Actions", ""]
         out += _markdown_sections(
             self.actions,
@@ -454,12 +483,18 @@ def _markdown_sections(
         if entry.note:
             out += [_md(entry.note), ""]
         out += [f"| {column} | support | note |", "|---|---|---|"]
+        # Unsupported fields are shown when the table says why; the others are named in one line.
         out += [
             f"| `{f}` | {c.support.value} | {_md(c.note)} |"
             for f, c in entry.fields.items()
-            if c.support is not Support.UNSUPPORTED
+            if c.support is not Support.UNSUPPORTED or c.note
         ]
         out.append("")
+        silent = [
+            f"`{f}`" for f, c in entry.fields.items() if c.support is Support.UNSUPPORTED and not c.note
+        ]
+        if silent:
+            out += ["Not available: " + ", ".join(silent) + ".", ""]
     missing = [
         f"`{k}`" + (f" ({_md(e.note)})" if e.note else "") for k, e in entries.items() if not e.supported
     ]
@@ -496,7 +531,8 @@ def _model_cell(cap: ModelCapability) -> str:
     if not cap.supported:
         return "—"
     partial = any(f.support is Support.PARTIAL for f in cap.fields.values())
-    return "partial" if partial else "yes"
+    cell = "partial" if partial else "yes"
+    return cell if cap.by_default else f"{cell} (on request)"
 
 
 def _mode_cells(table: Capabilities, action: ActionName) -> str:

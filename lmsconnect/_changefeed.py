@@ -32,16 +32,7 @@ import cattrs
 
 from ._converters import make_converter, parse_datetime
 from ._errors import InvalidInput, LMSConnectError, trim
-from ._models import (
-    MODELS,
-    CourseType,
-    ModelName,
-    ProgressionStatus,
-    Record,
-    RevisionStatus,
-    UserStatus,
-    model_name,
-)
+from ._models import ENUMS, MODELS, ModelName, Record, model_name
 
 __all__ = [
     "DELETIONS_HELD",
@@ -351,7 +342,7 @@ def store_converter() -> cattrs.Converter:
     converter = make_converter()
     # make_converter's `str` hook is registered by class, so it shadows its own enum predicate hook for
     # our str-based enums (they come back as plain strings); registering each enum by class wins.
-    for cls in (UserStatus, RevisionStatus, ProgressionStatus, CourseType):
+    for cls in ENUMS:
         converter.register_structure_hook(cls, lambda value, tp: tp(value))
     return converter
 

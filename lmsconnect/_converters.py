@@ -32,7 +32,7 @@ import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
 
 from ._errors import InvalidRemoteResponse, trim
-from ._models import CourseType, ProgressionStatus, RevisionStatus, UserStatus
+from ._models import ENUMS
 
 __all__ = ["configure_converter", "make_converter", "parse_datetime", "structure_wire", "wire_excerpt"]
 
@@ -131,7 +131,7 @@ def configure_converter(converter: cattrs.Converter) -> None:
     converter.register_structure_hook(bool, _strict_bool)
     # The unified enums derive from str, which comes before Enum in their MRO: without a hook of
     # their own, the `str` hook above would structure them as plain strings.
-    for enum_cls in (UserStatus, RevisionStatus, ProgressionStatus, CourseType):
+    for enum_cls in ENUMS:
         converter.register_structure_hook(enum_cls, lambda v, t: t(v))
 
 

@@ -21,8 +21,11 @@ from typing import Any, ClassVar, Final, Literal, Union
 import attrs
 
 __all__ = [
+    "ENUMS",
     "MODELS",
     "Course",
+    "CourseItem",
+    "CourseItemType",
     "CourseProgression",
     "CourseProvider",
     "CourseRevision",
@@ -34,6 +37,7 @@ __all__ = [
     "RevisionStatus",
     "Skill",
     "User",
+    "UserRole",
     "UserStatus",
     "make_id",
     "parse_id",
@@ -47,6 +51,7 @@ ModelName = Literal[
     "course_progressions",
     "skills",
     "revision_skills",
+    "course_items",
 ]
 
 
@@ -86,6 +91,32 @@ class CourseType(_UnifiedEnum):
     UNKNOWN = "UNKNOWN"
 
 
+class UserRole(_UnifiedEnum):
+    """A user's primary role; the vendor's own role name is kept in ``User.remote_role``."""
+
+    LEARNER = "LEARNER"
+    INSTRUCTOR = "INSTRUCTOR"
+    ADMIN = "ADMIN"
+    UNKNOWN = "UNKNOWN"
+
+
+class CourseItemType(_UnifiedEnum):
+    """What a course item is; the vendor's own type name is kept in ``CourseItem.remote_type``."""
+
+    SECTION = "SECTION"  # a section, chapter or topic that holds other items
+    CONTENT = "CONTENT"  # a page, text or web content
+    VIDEO = "VIDEO"
+    AUDIO = "AUDIO"
+    DOCUMENT = "DOCUMENT"  # a file, presentation or document
+    LINK = "LINK"  # a link to an external URL
+    SCORM = "SCORM"  # SCORM, xAPI/TinCan, cmi5 or another packaged content
+    ASSESSMENT = "ASSESSMENT"  # a quiz, test or exam
+    ASSIGNMENT = "ASSIGNMENT"
+    SURVEY = "SURVEY"  # a survey, feedback or questionnaire
+    LIVE_SESSION = "LIVE_SESSION"  # an instructor-led or virtual classroom session
+    UNKNOWN = "UNKNOWN"
+
+
 _PREFIX: Final[dict[str, str]] = {
     "users": "usr",
     "course_providers": "cpv",
@@ -94,6 +125,7 @@ _PREFIX: Final[dict[str, str]] = {
     "course_progressions": "prg",
     "skills": "skl",
     "revision_skills": "rsk",
+    "course_items": "itm",
 }
 _MODEL_OF_PREFIX: Final = {v: k for k, v in _PREFIX.items()}
 
@@ -167,6 +199,15 @@ class User(_Record):
     work_email: str | None = None
     status: UserStatus | None = None
     remote_created_at: dt.datetime | None = _opt_dt()
+    # Beyond the coverage tables (issue 13); names as in the Truto reference.
+    username: str | None = None
+    role: UserRole | None = None
+    remote_role: str | None = None  # the vendor's own role name, as it sent it
+    locale: str | None = None  # as the vendor gives it, e.g. "en" or "en-US"
+    timezone: str | None = None  # an IANA name such as "Europe/Paris" where the vendor gives one
+    job_title: str | None = None
+    remote_updated_at: dt.datetime | None = _opt_dt()
+    custom_fields: dict[str, str] | None = None  # the vendor's custom profile fields, name -> value
 
 
 @attrs.frozen(kw_only=True)
@@ -199,6 +240,13 @@ class CourseRevision(_Record):
     remote_url: str | None = None
     status: RevisionStatus | None = None
     remote_created_at: dt.datetime | None = _opt_dt()
+    # Beyond the coverage tables (issue 13).
+    code: str | None = None  # the course code, short name or SKU
+    languages: tuple[str, ...] | None = None  # language codes as the vendor gives them, e.g. ("en",)
+    duration: int | None = None  # minutes, as in the upsert input
+    categories: tuple[str, ...] | None = None  # category names, outermost first where nested
+    thumbnail_url: str | None = None
+    remote_updated_at: dt.datetime | None = _opt_dt()
 
 
 @attrs.frozen(kw_only=True)
@@ -211,6 +259,14 @@ class CourseProgression(_Record):
     status: ProgressionStatus | None = None
     enrolled_at: dt.datetime | None = _opt_dt()
     completed_at: dt.datetime | None = _opt_dt()
+    # Beyond the coverage tables (issue 13).
+    started_at: dt.datetime | None = _opt_dt()
+    last_activity_at: dt.datetime | None = _opt_dt()
+    progress: float | None = None  # percent, 0-100
+    score: float | None = None  # percent, 0-100 (the vendor's scale converted where it has another)
+    time_spent: int | None = None  # seconds
+    due_at: dt.datetime | None = _opt_dt()
+    remote_updated_at: dt.datetime | None = _opt_dt()
 
 
 @attrs.frozen(kw_only=True)
@@ -231,12 +287,36 @@ class RevisionSkill(_Record):
     skill_id: str | None = None
 
 
-Record = Union[User, CourseProvider, Course, CourseRevision, CourseProgression, Skill, RevisionSkill]
+@attrs.frozen(kw_only=True)
+class CourseItem(_Record):
+    """One piece of a course revision's content: a section, unit, module, activity or chapter."""
+
+    model: ClassVar[ModelName] = "course_items"
+    course_revision_id: str | None = None
+    parent_id: str | None = None  # the section or chapter holding it (a `CourseItem` id), None at the top
+    type: CourseItemType | None = None
+    remote_type: str | None = None  # the vendor's own type name, as it sent it
+    title: str | None = None
+    position: int | None = None  # 0-based order within its parent (or the revision, at the top)
+    duration: int | None = None  # minutes
+    is_required: bool | None = None  # required for the course's completion
+
+
+Record = Union[
+    User, CourseProvider, Course, CourseRevision, CourseProgression, Skill, RevisionSkill, CourseItem
+]
 
 MODELS: Final[dict[ModelName, type[Record]]] = {
     cls.model: cls
-    for cls in (User, CourseProvider, Course, CourseRevision, CourseProgression, Skill, RevisionSkill)
+    for cls in (
+        User, CourseProvider, Course, CourseRevision, CourseProgression, Skill, RevisionSkill, CourseItem
+    )
 }
+
+# Every unified enum, for converters that must turn stored strings back into members.
+ENUMS: Final = (
+    UserStatus, RevisionStatus, ProgressionStatus, CourseType, UserRole, CourseItemType
+)
 
 # Fields every record has, which no coverage table lists as a capability of its own.
 BASE_FIELDS: Final = ("id", "remote_id", "changed_at", "remote_deleted_at", "remote_data")

@@ -258,7 +258,8 @@ def _model_keys(
 ) -> list[ModelName]:
     caps = connector.capabilities.models
     if models is None:
-        return [k for k in MODELS if k in caps and caps[k].supported]
+        # Models that cost extra calls (ModelCapability.by_default False) are read only when named.
+        return [k for k in MODELS if k in caps and caps[k].supported and caps[k].by_default]
     if isinstance(models, str):
         models = [models]  # type: ignore[list-item]  # one key given bare: checked by resolve_model
     keys = []
@@ -461,7 +462,9 @@ async def sync(
     ...     report.models["users"].updated
     3
 
-    ``models`` restricts the run (classes or keys; `NotSupported` for one the table lacks).
+    ``models`` restricts the run (classes or keys; `NotSupported` for one the table lacks); without it,
+    every supported model is read except those the table marks as read on request (``by_default``
+    False: they cost extra calls, e.g. a course's content), which are read when named here.
     ``connection`` names the connection in the store (default: `connection_key`). A second sync of the
     same connection waits up to ``wait`` seconds for the first, then raises `SyncInProgress`. The
     connector is opened (and closed again) if it is not open yet.

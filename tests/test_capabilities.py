@@ -35,7 +35,7 @@ class TestBuild:
         """Models, actions and features left out are present and unsupported, with their notes."""
         table = build()
         assert set(table.models) == {"users", "course_providers", "courses", "course_revisions",
-                                     "course_progressions", "skills", "revision_skills"}
+                                     "course_progressions", "skills", "revision_skills", "course_items"}
         assert set(table.actions) == {"upsert_courses", "deactivate_course", "enroll_user", "complete_course"}
         assert set(table.features) == {"passthrough", "scope_testing", "per_model_tests"}
         assert not table.models["skills"].supported
@@ -100,7 +100,7 @@ class TestRendering:
         assert data["models"]["users"]["fields"]["status"] == {
             "support": "partial", "note": "no suspended state"}
         assert data["models"]["skills"] == {
-            "supported": False, "note": "Probe LMS has no skills.",
+            "supported": False, "by_default": True, "note": "Probe LMS has no skills.",
             "fields": {f: {"support": "unsupported", "note": ""} for f in data["models"]["skills"]["fields"]},
         }
         action = data["actions"]["deactivate_course"]
@@ -124,7 +124,19 @@ class TestRendering:
         assert "### deactivate_course (**destructive**)" in page
         assert "`skills` (Probe LMS has no skills.)" in page
         assert "| API Passthrough | yes |  |" in page
-        assert "work_email" not in page
+        assert "| `work_email` |" not in page
+        assert "Not available: `last_name`, `work_email`" in page
+
+    def test_unsupported_fields_with_a_reason_are_shown(self) -> None:
+        """A field declared unsupported with a reason appears in the page with that reason."""
+        users = model_support("first_name", unsupported={"locale": "the API has no locale"})
+        page = Capabilities.build(
+            slug="probe", name="Probe LMS", models={"users": users}, actions={}, features={}
+        ).to_markdown()
+        assert "| `locale` | unsupported | the API has no locale |" in page
+        assert "`locale`" not in page.split("Not available:")[1].split("\n")[0]
+        with pytest.raises(ValueError, match="supported or partial and as unsupported"):
+            model_support("locale", unsupported={"locale": "no"})
 
     def test_matrix_across_connectors(self) -> None:
         """The matrix has one column per connector and a row per model, action and feature."""
@@ -136,7 +148,7 @@ class TestRendering:
         assert by_name["model users"] == ["partial", "yes"]
         assert by_name["action deactivate_course"] == ["yes (destructive)", "—"]
         assert by_name["feature scope_testing"] == ["—", "yes"]
-        assert len(rows) == 7 + 4 + 3
+        assert len(rows) == 8 + 4 + 3
         assert "| model users | partial | yes |" in matrix_markdown([build(), TOY])
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 from lmsconnect_toylms import ToyConnector
 from lmsconnect_toylms.testing import ToySimulator
@@ -634,3 +635,66 @@ class TestRateBudgetWaits:
         assert "max_wait_s" in (report.models["users"].error or "")
         assert [c for c in await changes(store, since=cursor) if c[0] == "deleted"] == []
         assert len(await by_remote(store, User)) == 130
+
+
+class _ToyWithProgress(ToyConnector):
+    """The Toy connector as a later lmsconnect would ship it: it also fills `progress` (a field added
+    after the store was written), for completed enrolments only."""
+
+    async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        async for record in super().read_course_progressions():
+            done = record.status is lmsconnect.ProgressionStatus.COMPLETED
+            yield attrs.evolve(record, progress=100.0) if done else record
+
+
+class TestUpgrade:
+    async def test_new_fields_make_one_update_only_where_they_have_a_value(
+        self, sim: ToySimulator, store: Store
+    ) -> None:
+        """After an upgrade, records that gain a value for a new field are `updated` once; no others are."""
+        for enrollment in list(sim.enrollments.values())[::3]:
+            enrollment["done"] = 1_700_000_000
+        completed = {f"{c}:{u}" for (c, u), e in sim.enrollments.items() if e["done"]}
+        old = toy(sim)
+        await sync(old, store, connection="acme")
+        new = _ToyWithProgress.from_config(**sim.connect_config, calls_per_second=1000)
+        first = await sync(new, store, connection="acme")
+        assert first.models["course_progressions"].updated == len(completed) > 0
+        assert sum(m.updated for m in first.models.values()) == len(completed)
+        updated = {rid for kind, model, rid in await changes(store) if kind == "updated"}
+        assert updated == completed
+        stored = await by_remote(store, CourseProgression)
+        assert {rid for rid, p in stored.items() if p.progress == 100.0} == completed
+        second = await sync(new, store, connection="acme")
+        assert sum(m.updated for m in second.models.values()) == 0
+
+
+class _ToyProgressionsOnRequest(ToyConnector):
+    """The Toy connector with progressions declared as costing extra calls (read only when asked for)."""
+
+    capabilities = attrs.evolve(
+        ToyConnector.capabilities,
+        models={
+            **ToyConnector.capabilities.models,
+            "course_progressions": attrs.evolve(
+                ToyConnector.capabilities.models["course_progressions"], by_default=False
+            ),
+        },
+    )
+
+
+class TestModelsOnRequest:
+    async def test_a_model_not_read_by_default_is_read_only_when_named(
+        self, sim: ToySimulator, store: Store
+    ) -> None:
+        """A sync without models= skips an on-request model (no calls for it); naming it reads it."""
+        lms = _ToyProgressionsOnRequest.from_config(**sim.connect_config, calls_per_second=1000)
+        default = await sync(lms, store, connection="acme")
+        assert "course_progressions" not in default.models and "users" in default.models
+        assert sim.calls_by_route["GET /api/enrollments"] == 0
+        named = await sync(lms, store, connection="acme", models=["course_progressions"])
+        assert named.models["course_progressions"].created == len(sim.enrollments)
+        assert sim.calls_by_route["GET /api/enrollments"] > 0
+        assert "yes (on request)" in str(
+            lmsconnect._capabilities.matrix_rows([lms.capabilities])[1]
+        )

@@ -40,6 +40,7 @@ from .._errors import (
 )
 from .._models import (
     MODELS,
+    CourseItem,
     CourseProgression,
     CourseRevision,
     ModelName,
@@ -66,7 +67,18 @@ _REFERENCES: dict[str, ModelName] = {
     "course_revision_id": "course_revisions",
     "provider_id": "course_providers",
     "skill_id": "skills",
+    "parent_id": "course_items",
 }
+# Units the models document: percentages 0-100, seconds and minutes and positions never negative.
+_RANGES: dict[str, tuple[float, float]] = {
+    "progress": (0, 100),
+    "score": (0, 100),
+    "time_spent": (0, float("inf")),
+    "duration": (0, float("inf")),
+    "position": (0, float("inf")),
+}
+_RANGED = (CourseProgression, CourseRevision, CourseItem)
+
 _MINIMAL: dict[ActionName, dict[str, Any]] = {
     "upsert_courses": {"items": [{"origin_id": "kit", "course": {"title": "Kit"}}]},
     "deactivate_course": {"course_id": "remote:1"},
@@ -168,11 +180,20 @@ class ConformanceSuite:
                 if value is not None:
                     assert parse_id(value)[0] == target, f"{model}.{field} is not a {target} id"
         for field, fcap in cap.fields.items():
+            if fcap.support is Support.UNSUPPORTED and field not in _NEEDS_SYNC:
+                assert all(getattr(r, field) is None for r in records), (
+                    f"{model}.{field} is marked unsupported but a record has it (say supported or partial)"
+                )
             if fcap.support is not Support.SUPPORTED or field in _NEEDS_SYNC:
                 continue
             assert any(getattr(r, field) is not None for r in records), (
                 f"{model}.{field} is marked supported but no record has it"
             )
+        for record in records:
+            for field, (low, high) in _RANGES.items():
+                value = getattr(record, field, None)
+                if value is not None and isinstance(record, _RANGED):
+                    assert low <= value <= high, f"{model}.{field} = {value!r} is outside {low}..{high}"
 
     @_async_test
     async def test_check_reports_every_supported_model(self, lms: Connector[Any]) -> None:

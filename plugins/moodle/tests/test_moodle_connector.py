@@ -377,8 +377,9 @@ class TestCompleteCourse:
 async def test_one_sync_rides_out_transient_read_refusals(tmp_path: Any) -> None:
     """dmlreadexception / dmlwriteexception answers to reads: one sync still reads everything."""
     faults = {"fault_rate": 0.25, "fault_seed": 7, "fault_kinds": ("dml", "dml_write", "lock")}
-    # The seed fixes the draws, not which concurrent call meets them: with the default 5 attempts one call
-    # in ~1,000 meets five faults in a row and a run failed now and then. 12 attempts make that ~1 in 17 million.
+    # The seed fixes the draws, not which concurrent call meets them: with the default 5 attempts one
+    # call in ~1,000 meets five faults in a row and a run failed now and then; 12 make that ~1 in 17
+    # million.
     http = HttpOptions(backoff_base_s=0.001, max_attempts=12)
     async with (
         MoodleSimulator(site="fixture", **faults) as sim,
