@@ -105,6 +105,12 @@ class TestMode:
             assert sim.calls_by_route["POST /v1/deletecourse"] == 0
         assert report.get("credentials", "capabilities").status is CheckStatus.ERROR
 
+    async def test_reads_need_no_probe(self, lms: Connector[Any], sim: TalentLMSSimulator) -> None:
+        """A full read with api_v2=auto makes no v2 call: only actions and check() need the mode."""
+        for model in ("users", "courses", "course_revisions", "course_progressions"):
+            assert [r async for r in lms.list(model)]
+        assert not [route for route in sim.calls_by_route if "/v2/" in route]
+
     async def test_check_says_v2_is_available(self, lms: Connector[Any]) -> None:
         report = await lms.check()
         assert report.ok
@@ -242,6 +248,23 @@ class TestUpsertThroughV2:
         assert item.status is ItemStatus.FAILED
         assert item.error is not None and item.error.code == NotFound.code
         assert "nothing was applied" in item.error.message
+
+
+    async def test_a_422_from_the_batch_is_a_refusal_per_item(
+        self, lms: Connector[Any], sim: TalentLMSSimulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """TalentLMS's JSON 422 maps to InvalidInput: the items fail saying nothing was applied."""
+        from lmsconnect_talentlms._simv2 import _V2Error
+
+        def refuse(body: bytes) -> Any:
+            raise _V2Error(422, "courses[0].name is too long")
+
+        monkeypatch.setattr(sim.v2, "_batch", refuse)
+        await created(lms, "long-name")
+        item = (await lms.upsert_courses(upsert("long-name", title="T" * 300))).item("long-name")
+        assert item.status is ItemStatus.FAILED
+        assert item.error is not None and item.error.code == lmsconnect.InvalidInput.code
+        assert "nothing was applied" in item.error.message and "too long" in item.error.message
 
 
 class TestDeactivateThroughV2:
