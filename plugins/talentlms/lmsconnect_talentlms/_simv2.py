@@ -23,6 +23,7 @@ What they do (research note scale-out-v2-and-bulk-reads.md §1; where it is sile
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import re
@@ -67,6 +68,7 @@ class V2Endpoints:
     def __init__(self, sim: TalentLMSSimulator) -> None:
         self.sim = sim
         self.tasks: dict[int, _Task] = {}
+        self._open: list[_Task] = []  # not yet applied, by due time
         self._ids = itertools.count(9001)
 
     # -- tasks ---------------------------------------------------------------------------------------
@@ -74,15 +76,13 @@ class V2Endpoints:
     def settle(self) -> None:
         """Apply the batch tasks whose time has come (called on every request, v1 or v2)."""
         now = time.monotonic()
-        for task in self.tasks.values():
-            if not task.done and now >= task.due:
-                task.done = True
-                for item in task.items:
-                    problem = self._apply(item)
-                    if problem:
-                        task.errors.append(
-                            {"code": item.get("code"), "id": item.get("id"), "message": problem}
-                        )
+        while self._open and now >= self._open[0].due:
+            task = self._open.pop(0)
+            task.done = True
+            for item in task.items:
+                problem = self._apply(item)
+                if problem:
+                    task.errors.append({"code": item.get("code"), "id": item.get("id"), "message": problem})
 
     def _apply(self, item: Mapping[str, Any]) -> str | None:
         sim = self.sim
@@ -262,6 +262,7 @@ class V2Endpoints:
                 raise _V2Error(422, f"courses[{index}] needs an id or a code")
         task = _Task(id=next(self._ids), due=time.monotonic() + self.sim.task_seconds, items=items)
         self.tasks[task.id] = task
+        bisect.insort(self._open, task, key=lambda t: t.due)
         return {"_data": {"task_id": task.id}}
 
     def _task(self, task: _Task) -> dict[str, Any]:
