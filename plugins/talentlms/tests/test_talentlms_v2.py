@@ -434,3 +434,22 @@ class TestUntrustedV2Answers:
         assert item.error is not None and item.error.code == "REMOTE.INVALID_RESPONSE"
         assert sim.calls_by_route["GET /v2/tasks/id"] == 0
         assert sim.calls_by_route["POST /v1/deletecourse"] == 0
+
+
+class TestSimulatorCli:
+    async def test_option_api_v2_false_serves_a_tenant_without_v2(self) -> None:
+        """`lmsconnect simulate talentlms --option api_v2=false`: v1 answers, every v2 path is a 404."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lmsconnect", "simulate", "talentlms", "--port", "0", "--users", "3",
+            "--option", "api_v2=false", stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            config = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))["config"]
+            async with lmsconnect.connect("talentlms", **config) as lms:
+                caps = await lms.resolve_capabilities()
+                users = [u async for u in lms.list("users")]
+        finally:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 30)
+        assert caps.mode == "v1" and len(users) == 3
