@@ -194,7 +194,7 @@ class SQLiteStore(FeedReader):
         )
         try:
             if self.path != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")
+                self._set_wal(db)
             # NORMAL in WAL mode loses nothing on a process crash (kill -9); only a power cut may
             # drop the last commits, and the database stays consistent either way.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -207,6 +207,22 @@ class SQLiteStore(FeedReader):
             db.close()
             raise
         return db
+
+    def _set_wal(self, db: sqlite3.Connection) -> None:
+        # Switching to (or confirming) WAL can answer SQLITE_BUSY at once, without waiting on the busy
+        # timeout, while another process writes or checkpoints (seen with several writers and a consumer
+        # opening together): retry it until the busy timeout is spent, then let the error through.
+        deadline = time.monotonic() + self._busy_timeout_s
+        pause = 0.005
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
 
     async def aclose(self) -> None:
         if self._db is not None:
