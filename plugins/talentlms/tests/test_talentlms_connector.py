@@ -7,6 +7,7 @@ tested in test_talentlms_v2.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -211,6 +212,21 @@ class TestReads:
         assert counted == 1 + 3 + len(sim.courses)
         assert sim.calls_by_route["GET /v1/courses/id"] == len(sim.courses)
         assert sim.calls_by_route["GET /v1/getuserstatusincourse"] == 0
+
+    async def test_models_read_together_share_one_course_list(
+        self, lms: Connector[Any], sim: TalentLMSSimulator
+    ) -> None:
+        """Courses, revisions and progressions streamed concurrently list /v1/courses once; a later read
+        lists again (fresh data)."""
+
+        async def count(model: ModelName) -> int:
+            return len([r async for r in lms.list(model)])
+
+        counts = await asyncio.gather(*(count(m) for m in MODELS))
+        assert counts[1] == counts[2] == len(sim.courses) and counts[3] > 0
+        assert sim.calls_by_route["GET /v1/courses"] == 1
+        assert await count("courses") == len(sim.courses)
+        assert sim.calls_by_route["GET /v1/courses"] == 2
 
 
 class TestUpsertCourses:
