@@ -308,7 +308,8 @@ CAPABILITIES: Final = Capabilities.build(
     },
     features={
         "passthrough": "raw v1 calls (e.g. GET /v1/siteinfo) with the connection's Basic auth and "
-        "rate budgets; write path-style parameters yourself",
+        "rate budgets; write path-style parameters yourself. Paths under /v2/ are sent with API v2's "
+        "headers (X-API-Key, X-API-Version) instead, on the same budgets",
         "scope_testing": "401 → bad API key; 403 → the API is not enabled for the domain (or the domain "
         "is inactive). TalentLMS v1 keys have no scopes: an enabled key may call every endpoint",
         "per_model_tests": "reads the first record of each model",

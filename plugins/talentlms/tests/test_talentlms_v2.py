@@ -353,6 +353,13 @@ class TestV2Wire:
         v2_calls = sum(n for status, n in lms.stats.by_status.items() if status < 300)
         assert lms.stats.calls == v2_calls  # every call, v1 and v2, counted by the one client
 
+    async def test_v2_passthrough_carries_the_v2_headers(
+        self, lms: Connector[Any], sim: TalentLMSSimulator
+    ) -> None:
+        response = await lms.passthrough("GET", "/v2/courses", params={"page[size]": "100"})
+        assert response.status == 200
+        assert [c["id"] for c in response.json()["_data"]] == [c.id for c in sim.courses]
+
     async def test_bad_key_on_a_v2_passthrough_is_an_authentication_error(
         self, sim: TalentLMSSimulator
     ) -> None:
