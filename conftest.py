@@ -30,9 +30,11 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sybil import Example, Sybil
 from sybil.evaluators.python import pad
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
@@ -118,7 +120,49 @@ def setup(namespace: dict[str, Any]) -> None:
     )
 
 
+def reset_otel_globals() -> None:
+    """Forget the global OpenTelemetry providers a test or a docs page installed (OpenTelemetry lets a
+    process set them once; its own test utilities reset them the same way)."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.metrics import _internal as metrics
+        from opentelemetry.util._once import Once
+    except ImportError:
+        return
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+    metrics._METER_PROVIDER_SET_ONCE = Once()
+    metrics._METER_PROVIDER = None
+
+
+@pytest.fixture
+def otel() -> Iterator[tuple[Any, Any]]:
+    """OpenTelemetry's SDK installed as the global providers, as a service does: ``(span exporter,
+    metric reader)``, both in memory; the globals are reset afterwards."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    reset_otel_globals()
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[reader])
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    try:
+        yield exporter, reader
+    finally:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+        reset_otel_globals()
+
+
 def teardown(namespace: dict[str, Any]) -> None:
+    reset_otel_globals()  # docs/observability.md installs the SDK's providers
     loop: asyncio.AbstractEventLoop = namespace["_loop"]
     for sim in namespace["_sims"].values():
         loop.run_until_complete(sim.stop())

@@ -24,6 +24,12 @@ With a real Moodle from ``../shared/real-moodle`` (``--real-moodle-dir``, defaul
 site: the figure is the wall time, not a throughput); the custom report is created there first, with the
 test setup script, when it is missing. Without one that part is skipped with a note.
 
+Opt-in reads show the price of what costs extra calls (``--paths default,report,scores,items,categories``):
+``scores`` is the default read with ``progression_scores`` (``gradereport_user_get_grade_items`` per active
+progression), ``items`` reads the on-request model ``course_items`` (``core_course_get_contents`` per
+course), ``categories`` reads course revisions with ``course_categories`` (one ``core_course_get_categories``
+call) beside ``revisions``, the same read without it. Each reports its calls and wall time like the others.
+
 The last line of ``--json`` output is one JSON object with ``default_calls``, ``report_calls``,
 ``default_wall_s``, ``report_wall_s``, ``same_progressions``, ``call_ratio`` and, per path and scale, the
 calls, wall time, records/s and peak RSS. Target: ``call_ratio`` (default calls / report calls) at least 20
@@ -52,6 +58,8 @@ CHECKOUT = HERE.parents[1]
 REPORT_NAME = "lmsconnect progressions"
 SETUP_PHP = CHECKOUT / "plugins" / "moodle" / "tests" / "real_moodle" / "progressions_report.php"
 PATHS = ("default", "report")
+OPT_IN = ("scores", "items", "revisions", "categories")
+"""Reads run only when --paths names them: what the options and the on-request model cost."""
 
 
 # -- the simulator's process ------------------------------------------------------------------------------
@@ -84,21 +92,31 @@ def _minute(value: Any) -> str | None:
 
 
 async def read(args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
-    """Read every progression with one path; write one line per progression to ``out``."""
+    """Read with one path (progressions, or an opt-in read); write one line per record to ``out``."""
     import lmsconnect
 
     config = json.loads(args.config_json)
     if args.read == "report":
         config |= {"progressions_via_report": REPORT_NAME, "report_timezone": args.report_timezone}
+    if args.read == "scores":
+        config |= {"progression_scores": True}
+    if args.read == "categories":
+        config |= {"course_categories": True}
     records = 0
     began = time.perf_counter()
+    model = {"items": "course_items", "revisions": "course_revisions", "categories": "course_revisions"}
     async with lmsconnect.connect("moodle", **config, concurrency=args.concurrency) as lms:
-        async for p in lms.list("course_progressions"):
-            records += 1
-            completed = (
-                _minute(p.completed_at) if p.status is lmsconnect.ProgressionStatus.COMPLETED else None
-            )
-            out.write(json.dumps([p.remote_id, p.status.value if p.status else None, completed]) + "\n")
+        if args.read in model:
+            async for record in lms.list(model[args.read]):
+                records += 1
+                out.write(json.dumps([record.remote_id]) + "\n")
+        else:
+            async for p in lms.list("course_progressions"):
+                records += 1
+                completed = (
+                    _minute(p.completed_at) if p.status is lmsconnect.ProgressionStatus.COMPLETED else None
+                )
+                out.write(json.dumps([p.remote_id, p.status.value if p.status else None, completed]) + "\n")
         calls = lms.stats.calls
     wall = time.perf_counter() - began
     return {
@@ -272,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
     # Internal: the simulator's process and the reading processes.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--read", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--read", choices=PATHS + OPT_IN, help=argparse.SUPPRESS)
     parser.add_argument("--config-json", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--report-timezone", default="UTC", help=argparse.SUPPRESS)
@@ -285,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(asyncio.run(read(args, out))))
         return 0
 
-    paths = tuple(p for p in PATHS if p in args.paths.split(","))
+    paths = tuple(p for p in PATHS + OPT_IN if p in args.paths.split(","))
     work = Path(tempfile.mkdtemp(prefix="moodle_full_read-"))
     try:
         scales = [asyncio.run(simulated(args, float(s), paths, work)) for s in args.scales.split(",")]

@@ -10,6 +10,7 @@ refuse destructive actions when the connection forbids them, and type-check what
 from __future__ import annotations
 
 import abc
+import collections
 import enum
 import inspect
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 import attrs
 
+from . import _telemetry as telemetry
 from ._actions import (
     MAX_DURATION_MINUTES,
     MAX_ID_LENGTH,
@@ -431,6 +433,27 @@ class Connector(abc.ABC, Generic[C]):
         given = None
         if self.unsupported_fields == "drop" and self.capabilities.actions[name].supported:
             given = structure_action(cls, value if value is not None else dict(fields))
+        if not telemetry.ENABLED:
+            return await self._act(name, cls, value, fields, given)
+        with telemetry.action_span(self.slug, name) as span:
+            result = await self._act(name, cls, value, fields, given)
+            counts = collections.Counter(str(item.status) for item in result.items)
+            span.set_attributes({
+                "lmsconnect.action.items": len(result.items),
+                **{f"lmsconnect.action.{status}": count for status, count in counts.items()},
+            })
+            meter = telemetry.instruments().action_items
+            for status, count in counts.items():
+                meter.add(count, {telemetry.CONNECTOR: self.slug, telemetry.ACTION: name,
+                                  telemetry.STATUS: status})
+            failed = next((i.error for i in result.items if i.error is not None), None)
+            if not result.ok:
+                telemetry.fail(span, failed.code if failed else "ACTION.ITEM_FAILED")
+            return result
+
+    async def _act(
+        self, name: ActionName, cls: type[A], value: Any, fields: Mapping[str, Any], given: Any
+    ) -> ActionResult:
         action = await self._prepare(name, cls, value, fields)
         result = await self._handler(name)(action)
         if not isinstance(result, ActionResult) or result.action != name:

@@ -43,6 +43,7 @@ from typing import Any, Final, Protocol, TypeVar
 import aiohttp
 import attrs
 
+from . import _telemetry as telemetry
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -69,6 +70,7 @@ __all__ = [
     "paginate_link",
     "paginate_offset",
     "paginate_pages",
+    "route_template",
     "stream_map",
 ]
 
@@ -326,13 +328,16 @@ class HttpOptions:
 
 @attrs.define
 class HttpStats:
-    """Counts a benchmark or a caller reads: calls sent (retries included), retries, 429s received."""
+    """Counts a benchmark or a caller reads: calls sent (retries included), retries, 429s received, and
+    the calls held by the rate budget (``waits``: for at least `BUDGET_WAIT_MIN_S`; ``wait_s``: seconds
+    spent waiting by every call)."""
 
     calls: int = 0
     retries: int = 0
     rejected: int = 0
     by_status: collections.Counter[int] = attrs.field(factory=collections.Counter)
     wait_s: float = 0.0
+    waits: int = 0
 
 
 @attrs.frozen
@@ -555,6 +560,48 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
+#: A call held this long by its rate budget counts as one wait (`HttpStats.waits`, the
+#: ``lmsconnect.budget.waits`` metric); admission itself takes microseconds (a shared budget's backend
+#: a round trip of about a millisecond).
+BUDGET_WAIT_MIN_S: Final = 0.01
+
+# A path segment kept as it is in a route template: a word, optionally a version-like number of one or
+# two digits and a file extension (v1, oauth2, server.php). Anything else may be an id.
+_ROUTE_WORD: Final = re.compile(r"[A-Za-z][A-Za-z_-]{0,47}(?:\d{1,2})?(?:\.[a-z]{2,4})?")
+_ROUTE_KEY: Final = re.compile(r"[A-Za-z_]{1,48}")
+_ROUTE_PARAM: Final = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+_OPERATION: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+# OpenTelemetry's known HTTP methods; any other (a passthrough's own) is recorded as "_OTHER".
+_KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
+def route_template(path: str) -> str:
+    """A low-cardinality template of `path` for telemetry: what may be an id becomes a placeholder.
+
+    Words (``users``, ``v1``, ``server.php``) stay; path-style parameters keep their names
+    (``page_size:25,page_number:2`` -> ``page_size:{page_size},page_number:{page_number}``); any other
+    segment becomes ``{id}``. A connector whose ids can look like words declares its routes instead
+    (``HttpClient(routes=...)``).
+
+    >>> route_template("/v1/users/id:12")
+    '/v1/users/id:{id}'
+    >>> route_template("/api/v2/courses/5f3a9c1e2b/archive")
+    '/api/v2/courses/{id}/archive'
+    """
+    out = []
+    for segment in path.split("/"):
+        if not segment or _ROUTE_WORD.fullmatch(segment):
+            out.append(segment)
+        elif ":" in segment:
+            keys = [pair.split(":", 1)[0] for pair in segment.split(",")]
+            out.append(",".join(f"{k}:{{{k}}}" if _ROUTE_KEY.fullmatch(k) else "{param}" for k in keys))
+        else:
+            out.append("{id}")
+    return "/".join(out)
+
+
 @attrs.frozen(kw_only=True)
 class BudgetWait:
     """A call waits for its rate budget: `seconds` long, until `until` (UTC)."""
@@ -584,7 +631,13 @@ class HttpClient:
         options: HttpOptions | None = None,
         headers: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
+        routes: Sequence[str] = (),
+        operation_param: str | None = None,
     ) -> None:
+        """`routes` and `operation_param` name calls in telemetry (`route_of`): `routes` are the
+        connector's path templates whose ids could pass for words (``/api/v2/courses/{course_id}``;
+        static paths first), `operation_param` the query parameter that names the remote function of
+        an RPC-style API (Moodle's ``wsfunction``)."""
         self.slug = slug
         self.base_url = base_url.rstrip("/")
         self.read_budget = read_budget or RateBudget()
@@ -603,6 +656,11 @@ class HttpClient:
         self._reported_until: dict[int, float] = {}
         # Body bytes held right now by the reads in flight (bounded by max_buffered_bytes).
         self._buffered = 0
+        self._base_path = urllib.parse.urlsplit(self.base_url).path.rstrip("/")
+        self._routes = [
+            (re.compile("[^/]+".join(re.escape(part) for part in _ROUTE_PARAM.split(r))), r) for r in routes
+        ]
+        self._operation_param = operation_param
 
     def share_budgets(self, shared: SharedBudget) -> None:
         """Count this client's budgets in ``shared.backend``: reads under ``shared.key``, a separate
@@ -686,6 +744,41 @@ class HttpClient:
             if inspect.isawaitable(result):
                 await result
 
+    def route_of(self, url: str) -> str:
+        """The route template of `url` (absolute, or relative to the base URL): the base URL's path, then
+        the first declared route that matches, else `route_template`. Never a query, a secret or an id.
+
+        >>> lms.http.route_of("/v1/users/id:12")
+        '/api/v1/users/id:{id}'
+        """
+        path = urllib.parse.urlsplit(self.url(url)).path
+        base = self._base_path
+        if base and (path == base or path.startswith(base + "/")):
+            path = path[len(base):]
+        else:
+            base = ""  # a path outside the base URL's (a link to the root): templated as a whole
+        for pattern, route in self._routes:
+            if pattern.fullmatch(path):
+                return base + route
+        return base + route_template(path)
+
+    def _operation_of(self, params: Any) -> str | None:
+        if self._operation_param is None or not isinstance(params, Mapping):
+            return None
+        value = params.get(self._operation_param)
+        if value is None:
+            return None
+        return value if isinstance(value, str) and _OPERATION.fullmatch(value) else "{operation}"
+
+    def count_retry(self, reason: str) -> None:
+        """Count one retry in `stats` and telemetry; for a connector that retries a call itself (an
+        answer the transport cannot judge, such as Moodle's transient database exception)."""
+        self.stats.retries += 1
+        if telemetry.ENABLED:
+            telemetry.instruments().http_retries.add(
+                1, {telemetry.CONNECTOR: self.slug, telemetry.REASON: reason}
+            )
+
     def _foreign(self, method: str, url: str) -> InvalidRemoteResponse:
         shown = self.scrub(url.split("?")[0])
         return InvalidRemoteResponse(
@@ -734,19 +827,19 @@ class HttpClient:
         failure: LMSConnectError | None = None
         while attempt < attempts:
             attempt += 1
-            before = time.monotonic()
             await self._acquire(budget, shown)
-            self.stats.wait_s += time.monotonic() - before
             send_headers = dict(self._headers)
             send_headers.update(headers or {})
             if authenticate and self._auth is not None:
                 await self._auth(send_headers)
             self.stats.calls += 1
             try:
-                response = await self._send(
+                send = self._send(
                     method, url, params=params, data=data, json_body=json_body, headers=send_headers,
                     budget=budget, shown=shown,
                 )
+                response = await (self._observed(send, method, url, params, attempt) if telemetry.ENABLED
+                                  else send)
             except _BAD_URL_OR_HOST as exc:
                 # A malformed base URL is the caller's configuration, not a vendor outage: no retries.
                 failure = ConfigurationError(
@@ -786,6 +879,8 @@ class HttpClient:
                 continue
             if response.status == 429:
                 self.stats.rejected += 1
+                if telemetry.ENABLED:
+                    telemetry.instruments().http_rate_limited.add(1, {telemetry.CONNECTOR: self.slug})
                 wait = retry_after(response.headers)
                 # Capped like a retry wait: past the cap, the waiting calls get their own 429 and
                 # a RateLimited that says how long, instead of hanging silently in the budget.
@@ -814,6 +909,7 @@ class HttpClient:
         async def report(seconds: float) -> None:
             await self._report_wait(budget, seconds)
 
+        before = time.monotonic()
         await budget.acquire(
             max_wait_s=self.options.max_wait_s,
             report_wait_s=self.options.report_wait_s,
@@ -821,6 +917,54 @@ class HttpClient:
             where=shown,
             connector=self.slug,
         )
+        waited = time.monotonic() - before
+        self.stats.wait_s += waited
+        if waited >= BUDGET_WAIT_MIN_S:
+            self.stats.waits += 1
+            if telemetry.ENABLED:
+                where = {telemetry.CONNECTOR: self.slug, telemetry.BUDGET: budget.name}
+                meters = telemetry.instruments()
+                meters.budget_waits.add(1, where)
+                meters.budget_wait_time.add(waited, where)
+
+    async def _observed(
+        self, send: Awaitable[Response], method: str, url: str, params: Any, attempt: int
+    ) -> Response:
+        """`send` (one attempt) inside a CLIENT span, counted in the HTTP metrics."""
+        template = self.route_of(url)
+        operation = self._operation_of(params)
+        _, host, port = self._origin
+        known = method in _KNOWN_METHODS
+        common: dict[str, Any] = {
+            telemetry.CONNECTOR: self.slug,
+            "http.request.method": method if known else "_OTHER",
+            "url.template": template,
+        }
+        if operation is not None:
+            common[telemetry.OPERATION] = operation
+        attributes = {**common, "server.address": host}
+        if port is not None:
+            attributes["server.port"] = port
+        if attempt > 1:
+            attributes["http.request.resend_count"] = attempt - 1
+        meters = telemetry.instruments()
+        started = time.monotonic()
+        with telemetry.http_span(method if known else "HTTP", operation or template, attributes) as span:
+            try:
+                response = await send
+            except BaseException as exc:
+                outcome = {**common, telemetry.ERROR_TYPE: telemetry.error_type(exc)}
+                meters.http_calls.add(1, outcome)
+                meters.http_duration.record(time.monotonic() - started, outcome)
+                raise
+            span.set_attribute("http.response.status_code", response.status)
+            outcome = {**common, "http.response.status_code": response.status}
+            if response.status >= 400:
+                telemetry.fail(span, str(response.status))
+                outcome[telemetry.ERROR_TYPE] = str(response.status)
+            meters.http_calls.add(1, outcome)
+            meters.http_duration.record(time.monotonic() - started, outcome)
+            return response
 
     async def _send(
         self,
@@ -928,7 +1072,7 @@ class HttpClient:
         return error
 
     async def _backoff(self, attempt: int, hinted: float | None, shown: str, reason: str) -> None:
-        self.stats.retries += 1
+        self.count_retry(reason.split(":", 1)[0])
         if hinted is not None:
             delay = hinted
         else:

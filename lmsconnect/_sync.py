@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import hashlib
 import inspect
 import json
@@ -32,11 +33,12 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Literal, TextIO
+from typing import Any, Final, Literal, ParamSpec, TextIO
 
 import anyio
 import attrs
 
+from . import _telemetry as telemetry
 from ._changefeed import DELETIONS_HELD, DeletionGuard, resolve_model
 from ._connector import Connector
 from ._errors import AuthenticationError, ConfigurationError, LMSConnectError, RateLimited
@@ -442,6 +444,90 @@ async def _acquire(store: StateStore, key: str, owner: str, *, wait: float, leas
         await anyio.sleep(min(0.2, left))
 
 
+# -- telemetry (docs/observability.md): kept apart from the engine, which it only observes -------------
+
+_P = ParamSpec("_P")
+
+
+class _SyncObserver:
+    """The progress callback of a sync while telemetry is on: turns each model's cumulative counts into
+    the ``lmsconnect.sync.*`` counters as they grow, keeps each model's last event for its read span,
+    and hands every event on to the caller's own callback."""
+
+    def __init__(self, slug: str, forward: ProgressCallback | None) -> None:
+        self.slug = slug
+        self.forward = forward
+        self.last: dict[str, SyncProgress] = {}
+
+    async def __call__(self, event: SyncProgress) -> None:
+        before = self.last.get(event.model)
+        self.last[event.model] = event
+        meters = telemetry.instruments()
+        where = {telemetry.CONNECTOR: self.slug, telemetry.MODEL: event.model}
+        grown = event.read - (before.read if before else 0)
+        if grown > 0:
+            meters.records_read.add(grown, where)
+        for kind in _KINDS:
+            grown = getattr(event, kind) - (getattr(before, kind) if before else 0)
+            if grown > 0:
+                meters.changes.add(grown, {**where, telemetry.KIND: kind})
+        if self.forward is not None:
+            result = self.forward(event)
+            if inspect.isawaitable(result):
+                await result
+
+
+async def _observed_read(connector: Connector[Any], run: Any, key: ModelName, state: _Run) -> None:
+    """`_read_model` inside a ``read {model}`` span (the HTTP calls of the read are its children)."""
+    observer = state.progress
+    if not isinstance(observer, _SyncObserver):
+        await _read_model(connector, run, key, state)
+        return
+    with telemetry.read_span(connector.slug, key) as span:
+        await _read_model(connector, run, key, state)
+        last = observer.last.get(key)
+        if last is not None:
+            span.set_attributes({
+                "lmsconnect.model.status": last.status,
+                **{f"lmsconnect.model.{n}": getattr(last, n) for n in (*_KINDS, "read", "unchanged")},
+                "lmsconnect.model.held_deletions": last.held_deletions,
+            })
+        report = state.reports.get(key)
+        if report is not None and report.status == "failed":
+            telemetry.fail(span, report.error_code or "READ.FAILED")
+
+
+def _observed_sync(run_sync: Callable[_P, Awaitable[SyncReport]]) -> Callable[_P, Awaitable[SyncReport]]:
+    """`sync` inside a ``sync {slug}`` span whose attributes summarise its report."""
+
+    @functools.wraps(run_sync)
+    async def observed(*args: _P.args, **kwargs: _P.kwargs) -> SyncReport:
+        if not telemetry.ENABLED:
+            return await run_sync(*args, **kwargs)
+        connector: Any = args[0] if args else kwargs["connector"]
+        forward: Any = kwargs.get("progress")
+        kwargs["progress"] = _SyncObserver(connector.slug, forward)
+        with telemetry.sync_span(connector.slug) as span:
+            report = await run_sync(*args, **kwargs)
+            span.set_attributes({
+                "lmsconnect.sync.connection": report.connection,
+                "lmsconnect.sync.run_id": report.run_id,
+                "lmsconnect.sync.resumed": report.resumed,
+                "lmsconnect.sync.ok": report.ok,
+                "lmsconnect.sync.calls": report.calls,
+                "lmsconnect.sync.models": list(report.models),
+                "lmsconnect.sync.failed": list(report.failed),
+                **{f"lmsconnect.sync.{k}": v for k, v in report.totals.items()},
+            })
+            if not report.ok:
+                codes = report.error_codes
+                telemetry.fail(span, next((c for c in codes.values() if c), "SYNC.PARTIAL"))
+            return report
+
+    return observed
+
+
+@_observed_sync
 async def sync(
     connector: Connector[Any],
     store: StateStore,
@@ -524,7 +610,7 @@ async def sync(
                                 await state.tried.wait()
                             if state.rejected is not None:
                                 break
-                            readers.start_soon(_read_model, connector, run, k, state)
+                            readers.start_soon(_observed_read, connector, run, k, state)
                     outer.cancel_scope.cancel()
             except Exception as exc:
                 # Task groups wrap errors in exception groups; a caller catching StoreError (a lost

@@ -81,6 +81,16 @@ def test_wheels_carry_their_typing_marker_and_no_tests(dist: Path) -> None:
         assert not [n for n in names if "/tests/" in n or ".egg-info" in n], wheel.name
 
 
+def test_core_wheel_declares_the_otel_extra_with_the_api_only(dist: Path) -> None:
+    """``lmsconnect[otel]`` brings opentelemetry-api and nothing else: the SDK is the service's choice."""
+    core = next(dist.glob("lmsconnect-*.whl"))
+    with zipfile.ZipFile(core) as wheel:
+        metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    assert "Provides-Extra: otel" in metadata
+    otel = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "otel" in line]
+    assert [line.split()[1].split(">")[0] for line in otel] == ["opentelemetry-api"]
+
+
 def test_installed_wheels_list_every_connector(clean_venv: Path) -> None:
     """The console script from the wheels finds every plugin through its entry point."""
     rows = json.loads(sh(clean_venv / "lmsconnect", "plugins", "--json"))

@@ -134,8 +134,11 @@ class TestQueueing:
         assert len(spans) == deferred
         for key in ("acme", "globex"):
             runs = sorted((start, end) for lock, start, end in spans if lock == key)
+            # Event times are procrastinate's now(): the start of the transaction that wrote them, not
+            # its commit, so a finish can be stamped a little after the next start that waited for it
+            # (0.4 ms seen under load). A real overlap lasts a sync (hundreds of ms).
             for (_, end), (start, _) in itertools.pairwise(runs):
-                assert start >= end, f"two syncs of {key} overlapped"
+                assert (start - end).total_seconds() > -0.05, f"two syncs of {key} overlapped"
             assert health[key].syncs == len(runs)
             assert health[key].last_outcome == "ok"
 

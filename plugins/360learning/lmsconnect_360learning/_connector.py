@@ -85,6 +85,19 @@ COURSES = "/api/v2/courses"
 STATS = "/api/v2/courses/stats"
 INTEGRATIONS = "/api/v2/integrations"
 OPERATIONS = "/api/v2/bulk/operations"
+# The paths with an id that could pass for a word (an integration's name, a course's external id), for
+# telemetry's route templates; static paths first (HttpClient.route_of).
+ROUTES = (
+    STATS,
+    f"{INTEGRATIONS}/{{integration_id}}",
+    f"{INTEGRATIONS}/{{integration_id}}/courses/{{external_id}}",
+    "/api/v2/bulk/integrations/{integration_id}/courses",
+    "/api/v2/bulk/integrations/{integration_id}/stats",
+    f"{OPERATIONS}/{{operation_id}}",
+    f"{OPERATIONS}/{{operation_id}}/results",
+    f"{COURSES}/{{course_id}}",
+    f"{COURSES}/{{course_id}}/archive",
+)
 
 # Input caps of the bulk endpoints, from the OpenAPI files.
 MAX_IMPORT_COURSES = 10_000
@@ -324,6 +337,7 @@ class Learning360Connector(Connector[Learning360Config]):
             secrets=[self.config.client_secret.reveal()],
             options=self.http_options,
             headers={VERSION_HEADER: API_VERSION, "Accept": "application/json"},
+            routes=ROUTES,
         )
 
     async def _fetch_token(self) -> tuple[str, float]:

@@ -26,6 +26,8 @@ from lmsconnect import (
     CompleteCourse,
     ConfigurationError,
     Course,
+    CourseItem,
+    CourseItemType,
     CourseProgression,
     CourseRevision,
     DeactivateCourse,
@@ -61,9 +63,11 @@ from lmsconnect.plugin import (
 from ._capabilities import (
     ALL_FUNCTIONS,
     CAPABILITIES,
+    CATEGORIES_FUNCTION,
     DELETED_USERS_FUNCTION,
     REPORT_FUNCTIONS,
     REQUIRED_FUNCTIONS,
+    SCORES_FUNCTION,
     SITE_INFO,
 )
 from ._errors import errorcode_of, is_exception, is_transient, map_exception
@@ -73,6 +77,7 @@ from ._wire import (
     CONVERTER,
     MAX_ID,
     MAX_UNIX_TIME,
+    CategoryWire,
     CompetencyWire,
     CompletionStatusWire,
     CourseCompetencyWire,
@@ -121,6 +126,30 @@ _ENROLLED_PAGE: Final = 1000
 # above the number of live users is not a real site (or would take over 100,000 calls).
 _MAX_DELETED_GAPS: Final = 10_000_000
 _PLUGIN_NAME: Final = re.compile(r"[a-z][a-z0-9_]*")  # PARAM_PLUGIN: a module type such as "assign"
+_SITE_TIMEZONE: Final = "99"  # a user's timezone when they keep the site's default (core_date)
+_SUBSECTION: Final = "mod_subsection"  # the component of a section delegated to a subsection module
+_ITEM_TYPES: Final[dict[str, CourseItemType]] = {
+    "page": CourseItemType.CONTENT,
+    "book": CourseItemType.CONTENT,
+    "label": CourseItemType.CONTENT,
+    "lesson": CourseItemType.CONTENT,
+    "resource": CourseItemType.DOCUMENT,
+    "folder": CourseItemType.DOCUMENT,
+    "url": CourseItemType.LINK,
+    "scorm": CourseItemType.SCORM,
+    "h5pactivity": CourseItemType.SCORM,  # H5P packages, tracked through xAPI
+    "imscp": CourseItemType.SCORM,  # IMS content packages
+    "quiz": CourseItemType.ASSESSMENT,
+    "assign": CourseItemType.ASSIGNMENT,
+    "workshop": CourseItemType.ASSIGNMENT,  # a peer-assessed assignment
+    "feedback": CourseItemType.SURVEY,
+    "survey": CourseItemType.SURVEY,
+    "questionnaire": CourseItemType.SURVEY,
+    "choice": CourseItemType.SURVEY,
+    "bigbluebuttonbn": CourseItemType.LIVE_SESSION,
+    "subsection": CourseItemType.SECTION,  # Moodle 5's sections inside a section
+}
+"""Module types (``modname``) by unified type; any other (forum, glossary, wiki, lti, ...) is UNKNOWN."""
 
 T = TypeVar("T")
 _REPORT_PAGES_IN_FLIGHT: Final = 4
@@ -168,6 +197,16 @@ class MoodleConfig:
     )
     report_page_size: int = config_field(
         default=1000, help="Report rows per core_reportbuilder_retrieve_report call"
+    )
+    course_categories: bool = config_field(
+        default=False,
+        help="Fill course_revisions.categories with the names of each course's category and its parents "
+        "(one more call, core_course_get_categories, per read of course revisions)",
+    )
+    progression_scores: bool = config_field(
+        default=False,
+        help="Fill course_progressions.score from each learner's course total grade (one more call, "
+        "gradereport_user_get_grade_items, per active progression; not with progressions_via_report)",
     )
 
 
@@ -231,6 +270,8 @@ class MoodleConnector(Connector[MoodleConfig]):
             base_url=self.config.base_url,
             secrets=[self.config.token.reveal()],
             options=self.http_options,
+            # Every call posts to one path: telemetry names it by its function.
+            operation_param="wsfunction",
         )
 
     async def call(
@@ -273,7 +314,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                 error = map_exception(function, body, known=known, scrub=self.http.scrub)
                 if is_transient(error) and attempt < attempts:
                     log.info("%s: transient Moodle error %s, retrying", function, errorcode_of(error))
-                    self.http.stats.retries += 1
+                    self.http.count_retry(errorcode_of(error) or "transient")
                     ceiling = min(options.backoff_max_s, options.backoff_base_s * 2 ** (attempt - 1))
                     await asyncio.sleep(random.uniform(0, ceiling))
                     continue
@@ -444,6 +485,7 @@ class MoodleConnector(Connector[MoodleConfig]):
                 email = head if "@" in head else None
             else:
                 email = None
+        custom = {f.shortname: f.value for f in wire.customfields if f.shortname and f.value is not None}
         return User(
             id=self.make_id("users", wire.id),
             remote_id=str(wire.id),
@@ -452,6 +494,12 @@ class MoodleConnector(Connector[MoodleConfig]):
             work_email=email,
             status=UserStatus.INACTIVE if wire.suspended or deleted else UserStatus.ACTIVE,
             remote_deleted_at=deleted_at,
+            # A deleted account's username is Moodle's "<email>.<time>", not the name the person had.
+            username=(wire.username or None) if not deleted else None,
+            locale=wire.lang or None,
+            # "99" is "the site's default time zone", which no function the token is sure to hold names.
+            timezone=wire.timezone if wire.timezone not in ("", _SITE_TIMEZONE) else None,
+            custom_fields=custom or None,
             remote_data={source: dict(raw)},
         )
 
@@ -489,10 +537,45 @@ class MoodleConnector(Connector[MoodleConfig]):
             )
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
-        for wire, raw in await self._courses():
-            yield self._revision(wire, raw)
+        courses = await self._courses()
+        paths = await self._category_paths() if self.config.course_categories else None
+        for wire, raw in courses:
+            categories = None
+            if paths is not None:
+                categories = paths.get(wire.categoryid)
+                if categories is None:
+                    raise self._invalid(
+                        "core_course_get_categories",
+                        f"course {wire.id} is in category {wire.categoryid}, which the list of every "
+                        "category does not have",
+                    )
+            yield self._revision(wire, raw, categories)
 
-    def _revision(self, wire: CourseWire, raw: Mapping[str, Any]) -> CourseRevision:
+    async def _category_paths(self) -> dict[int, tuple[str, ...]]:
+        """Each category's name and its parents', outermost first (``core_course_get_categories``)."""
+        function = CATEGORIES_FUNCTION
+        listed = self._items(await self.call(function), CategoryWire, function)
+        seen: set[int] = set()
+        for wire, _ in listed:
+            self._unique(function, seen, wire.id)
+        names: dict[int, str] = {wire.id: wire.name for wire, _ in listed}
+        paths: dict[int, tuple[str, ...]] = {}
+        for wire, _ in listed:
+            steps = [part for part in wire.path.split("/") if part]
+            ids = [_moodle_id(part) for part in steps]
+            # A category's path lists its ancestors' ids and then its own: anything else is not Moodle's.
+            if not ids or ids[-1] != wire.id or any(i not in names for i in ids):
+                raise self._invalid(
+                    function,
+                    f"category {wire.id} has the path {wire.path[:80]!r}, which does not end with its own "
+                    "id after ids of listed categories",
+                )
+            paths[wire.id] = tuple(names[i] for i in ids if i is not None)
+        return paths
+
+    def _revision(
+        self, wire: CourseWire, raw: Mapping[str, Any], categories: tuple[str, ...] | None = None
+    ) -> CourseRevision:
         return CourseRevision(
             id=self.make_id("course_revisions", wire.id),
             remote_id=str(wire.id),
@@ -502,6 +585,11 @@ class MoodleConnector(Connector[MoodleConfig]):
             status=RevisionStatus.ACTIVE if wire.visible else RevisionStatus.INACTIVE,
             remote_created_at=timestamp(wire.timecreated),
             remote_url=self._url(f"/course/view.php?id={wire.id}"),
+            code=wire.shortname or None,
+            # An empty lang is "no forced language": each learner sees the course in their own.
+            languages=(wire.lang,) if wire.lang else None,
+            categories=categories,
+            remote_updated_at=timestamp(wire.timemodified),
             remote_data={"core_course_get_courses": dict(raw)},
         )
 
@@ -598,6 +686,89 @@ class MoodleConnector(Connector[MoodleConfig]):
                     skill_id=self.make_id("skills", link.competencyid),
                     remote_data={"core_competency_list_course_competencies": raw},
                 )
+
+    # -- course content ---------------------------------------------------------------------------------
+
+    async def read_course_items(self) -> AsyncIterator[CourseItem]:
+        """Sections and their modules, one ``core_course_get_contents`` call per course."""
+        function = "core_course_get_contents"
+
+        async def contents(courseid: int) -> tuple[int, list[tuple[SectionWire, dict[str, Any]]]]:
+            answer = await self.call(function, {"courseid": courseid})
+            return courseid, self._items(answer, SectionWire, f"{function} (course {courseid})")
+
+        courseids = [wire.id for wire, _ in await self._courses()]
+        async for courseid, sections in stream_map(courseids, contents, concurrency=self.config.concurrency):
+            for item in self._course_items(courseid, sections):
+                yield item
+
+    def _course_items(
+        self, courseid: int, sections: list[tuple[SectionWire, dict[str, Any]]]
+    ) -> list[CourseItem]:
+        """A course's items: its sections in order (top level), each section's modules in order within it,
+        and the modules of a subsection within the subsection. What students cannot see (a hidden section
+        or module, ``visible`` 0) is left out, with whatever it holds."""
+        where = f"core_course_get_contents (course {courseid})"
+        section_ids: set[int] = set()
+        module_ids: set[int] = set()
+        delegated: dict[int, tuple[SectionWire, dict[str, Any]]] = {}
+        for section, raw in sections:
+            self._unique(where, section_ids, section.id)
+            for module in section.modules:
+                self._unique(where, module_ids, module.id)
+            if section.component == _SUBSECTION and section.itemid is not None:
+                delegated[section.itemid] = (section, raw)
+        revision = self.make_id("course_revisions", courseid)
+        items: list[CourseItem] = []
+
+        def add(remote: str, parent: str | None, position: int, raw: Mapping[str, Any], **fields: Any) -> str:
+            item = CourseItem(
+                id=self.make_id("course_items", remote),
+                remote_id=remote,
+                course_revision_id=revision,
+                parent_id=parent,
+                position=position,
+                remote_data={"core_course_get_contents": dict(raw)},
+                **fields,
+            )
+            items.append(item)
+            return item.id
+
+        def modules(section: SectionWire, raw: Mapping[str, Any], parent: str) -> None:
+            listed = zip(section.modules, raw.get("modules") or [], strict=True)
+            shown = [(m, r) for m, r in listed if m.visible]
+            for position, (module, module_raw) in enumerate(shown):
+                if not _PLUGIN_NAME.fullmatch(module.modname):
+                    raise self._invalid(where, f"module {module.id} has no module type ('modname')")
+                kind = _ITEM_TYPES.get(module.modname, CourseItemType.UNKNOWN)
+                made = add(
+                    f"module:{module.id}",
+                    parent,
+                    position,
+                    module_raw,
+                    type=kind,
+                    remote_type=module.modname,
+                    title=module.name or None,
+                    # An activity without completion tracking cannot be a completion criterion.
+                    is_required=False if not module.completion else None,
+                )
+                inner = delegated.get(module.instance or 0) if module.modname == "subsection" else None
+                if inner is not None and inner[0].visible:
+                    modules(inner[0], inner[1], made)
+
+        top = [(s, r) for s, r in sections if s.component != _SUBSECTION and s.visible]
+        for position, (section, raw) in enumerate(top):
+            made = add(
+                f"section:{section.id}",
+                None,
+                position,
+                {k: v for k, v in raw.items() if k != "modules"},
+                type=CourseItemType.SECTION,
+                remote_type="section",
+                title=section.name or None,
+            )
+            modules(section, raw, made)
+        return items
 
     # -- progressions ----------------------------------------------------------------------------------
 
@@ -767,9 +938,14 @@ class MoodleConnector(Connector[MoodleConfig]):
             data["core_enrol_get_enrolled_users"] = dict(enrolment)
         status = ProgressionStatus.ENROLLED
         completed_at: dt.datetime | None = None
+        progress: float | None = None
+        last_access: dt.datetime | None = None
         tracked = bool(course.enablecompletion)
         if listed is not None:
             wire, data["core_enrol_get_users_courses"] = listed
+            # The share of tracked activities complete; null where completion is not tracked for them.
+            progress = wire.progress if tracked and wire.completionusertracked else None
+            last_access = timestamp(wire.lastaccess)
             if not wire.completionusertracked or not tracked:
                 status = ProgressionStatus.ENROLLED
             elif wire.completed:
@@ -794,6 +970,9 @@ class MoodleConnector(Connector[MoodleConfig]):
                 detail_status, completed_at = _status_of(detail)
                 if listed is None:
                     status = detail_status
+        score = None
+        if self.config.progression_scores and status is not ProgressionStatus.DROPPED:
+            score = await self._course_score(courseid, userid, data)
         return CourseProgression(
             id=self.make_id("course_progressions", remote),
             remote_id=remote,
@@ -801,8 +980,50 @@ class MoodleConnector(Connector[MoodleConfig]):
             course_revision_id=self.make_id("course_revisions", courseid),
             status=status,
             completed_at=completed_at,
+            progress=progress,
+            last_activity_at=last_access,
+            score=score,
             remote_data=data,
         )
+
+    async def _course_score(self, courseid: int, userid: int, data: dict[str, Any]) -> float | None:
+        """The user's course total as a percentage of its range (``gradereport_user_get_grade_items``), None
+        while ungraded. A total above the maximum (sites may allow grades over it, ``unlimitedgrades``)
+        is left out with a warning rather than stretched onto 0-100."""
+        function = SCORES_FUNCTION
+        raw = await self.call(function, {"courseid": courseid, "userid": userid})
+        report = self._wire(raw, GradeItemsWire, function)
+        self._no_warnings(function, report.warnings)
+        totals = [
+            item
+            for usergrades in report.usergrades
+            if (usergrades.courseid, usergrades.userid) == (courseid, userid)
+            for item in usergrades.gradeitems
+            if item.itemtype == "course"
+        ]
+        if len(report.usergrades) != 1 or len(totals) != 1:
+            raise self._invalid(
+                function,
+                f"asked for the grades of user {userid} in course {courseid}, which have one course total; "
+                f"answered {len(report.usergrades)} users' grades with {len(totals)} course totals for them",
+            )
+        data[function] = raw
+        total = totals[0]
+        if total.graderaw is None or total.grademax <= total.grademin:
+            return None
+        score = (total.graderaw - total.grademin) / (total.grademax - total.grademin) * 100
+        if not 0 <= score <= 100:
+            log.warning(
+                "%s: the course total of user %s in course %s is %s, outside its range %s..%s; no score",
+                function,
+                userid,
+                courseid,
+                total.graderaw,
+                total.grademin,
+                total.grademax,
+            )
+            return None
+        return round(score, 5)
 
     async def _completion_status(self, courseid: int, userid: int) -> tuple[Any, CompletionStatusWire]:
         """``core_completion_get_course_completion_status`` as Moodle sent it and as a checked record."""
@@ -1286,6 +1507,10 @@ class MoodleConnector(Connector[MoodleConfig]):
                 functions = (*functions, DELETED_USERS_FUNCTION)
             if name == "course_progressions" and self.config.progressions_via_report:
                 functions = REPORT_FUNCTIONS
+            elif name == "course_progressions" and self.config.progression_scores:
+                functions = (*functions, SCORES_FUNCTION)
+            if name == "course_revisions" and self.config.course_categories:
+                functions = (*functions, CATEGORIES_FUNCTION)
             missing = tuple(f for f in functions if f not in allowed)
             kind = "action" if name in self.capabilities.actions else "model"
             items.append(

@@ -64,7 +64,7 @@ LAYOUT: Final = (
     ReportColumn("enrolment:status", "Status", "Active, or Suspended / Not current (DROPPED)"),
     ReportColumn("enrolment:timestarted", "Time started", "enrolled_at"),
     ReportColumn("completion:timecompleted", "Time completed", "completed_at (COMPLETED when present)"),
-    ReportColumn("completion:progresspercent", "Student progress", "IN_PROGRESS when above 0%"),
+    ReportColumn("completion:progresspercent", "Student progress", "progress; IN_PROGRESS when above 0%"),
 )
 """The report's columns, in order. Sorting by the first and third makes the row order unique, so pages
 read one after another never skip or repeat a row."""
@@ -175,7 +175,7 @@ class _Pending:
     active: bool
     enrolled_at: dt.datetime | None
     completed_at: dt.datetime | None
-    progress: float
+    progress: float | None
     rows: list[list[str | None]]
 
 
@@ -443,11 +443,13 @@ class ReportReader:
                 "user's language English?)",
                 columns,
             )
-        progress = 0.0
+        progress = None
         if columns[_PROGRESS]:
             match = _PERCENT.match(columns[_PROGRESS] or "")
-            if match is None:
-                raise self._bad(f"progress {columns[_PROGRESS]!r} is not a percentage like '50.0%'", columns)
+            if match is None or float(match.group(1)) > 100:
+                raise self._bad(
+                    f"progress {columns[_PROGRESS]!r} is not a percentage from 0 to 100 like '50.0%'", columns
+                )
             progress = float(match.group(1))
         return _Pending(
             courseid=int(course.group(1)),
@@ -479,7 +481,8 @@ class ReportReader:
         ):
             into.enrolled_at = other.enrolled_at
         into.completed_at = into.completed_at or other.completed_at
-        into.progress = max(into.progress, other.progress)
+        if other.progress is not None:
+            into.progress = max(into.progress or 0.0, other.progress)
         into.rows.extend(other.rows)
 
     def _progression(self, p: _Pending) -> CourseProgression:
@@ -487,7 +490,7 @@ class ReportReader:
             status = ProgressionStatus.DROPPED
         elif p.completed_at is not None:
             status = ProgressionStatus.COMPLETED
-        elif p.progress > 0:
+        elif p.progress:
             status = ProgressionStatus.IN_PROGRESS
         else:
             status = ProgressionStatus.ENROLLED
@@ -500,5 +503,6 @@ class ReportReader:
             status=status,
             enrolled_at=p.enrolled_at,
             completed_at=p.completed_at,
+            progress=p.progress,
             remote_data={RETRIEVE_REPORT: {"headers": [c.header for c in LAYOUT], "rows": p.rows}},
         )

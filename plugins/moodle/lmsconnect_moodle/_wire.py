@@ -14,6 +14,7 @@ their first misfit):
 - `Flag`: Moodle's booleans, ``true``/``false`` (PARAM_BOOL) or ``0``/``1`` (PARAM_INT, as
   ``visible`` and ``enablecompletion`` come from ``core_course_get_courses``);
 - `Number`: a finite JSON number (PARAM_FLOAT, sent as an integer when whole);
+- `Percent`: a `Number` from 0 to 100 (the ``progress`` Moodle computes as a share of activities).
 
 The shapes follow the real recordings in ``fixtures/moodle-5``; `tests/test_moodle_wire.py` structures
 every recording of every function the connector calls.
@@ -34,12 +35,14 @@ __all__ = [
     "CONVERTER",
     "MAX_ID",
     "MAX_UNIX_TIME",
+    "CategoryWire",
     "CompetencyWire",
     "CompletionStatusWire",
     "CourseCompetencyWire",
     "CourseWire",
     "CoursesByFieldWire",
     "CreatedCourseWire",
+    "CustomFieldWire",
     "EnrolledCourseWire",
     "EnrolledUserWire",
     "ExceptionWire",
@@ -51,6 +54,7 @@ __all__ = [
     "ModuleWire",
     "Number",
     "OverrideWire",
+    "Percent",
     "SectionWire",
     "SiteInfoWire",
     "UnixTime",
@@ -70,6 +74,7 @@ Id = NewType("Id", int)
 UnixTime = NewType("UnixTime", int)
 Flag = NewType("Flag", bool)
 Number = NewType("Number", float)
+Percent = NewType("Percent", float)
 
 
 def timestamp(value: int | None) -> dt.datetime | None:
@@ -115,8 +120,15 @@ def _number(value: Any, _: Any) -> Number:
     return Number(result)
 
 
+def _percent(value: Any, _: Any) -> Percent:
+    result = _number(value, _)
+    if not 0 <= result <= 100:
+        raise ValueError(f"a percentage is between 0 and 100, got {result}")
+    return Percent(result)
+
+
 def make_converter() -> cattrs.Converter:
-    """The Moodle wire converter: the unified hooks plus `Id`, `UnixTime`, `Flag` and `Number`.
+    """The Moodle wire converter: the unified hooks plus `Id`, `UnixTime`, `Flag`, `Number` and `Percent`.
 
     Extra keys are allowed: Moodle adds keys by version and by the caller's capabilities.
     """
@@ -125,6 +137,7 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(UnixTime, _unix_time)
     converter.register_structure_hook(Flag, _flag)
     converter.register_structure_hook(Number, _number)
+    converter.register_structure_hook(Percent, _percent)
     return converter
 
 
@@ -176,8 +189,20 @@ class SiteInfoWire:
 
 
 @_frozen
+class CustomFieldWire:
+    """A custom profile field of a user: ``shortname`` identifies it, ``value`` is as stored (PARAM_RAW)."""
+
+    shortname: str
+    value: str | None = None
+    name: str = ""
+
+
+@_frozen
 class UserWire:
-    """A user of ``core_user_get_users`` / ``core_user_get_users_by_field`` (``user_description``)."""
+    """A user of ``core_user_get_users`` / ``core_user_get_users_by_field`` (``user_description``).
+
+    ``timezone`` is an IANA name, or ``"99"`` for the site's default; ``lang`` a language pack name.
+    """
 
     id: Id
     username: str = ""
@@ -185,6 +210,9 @@ class UserWire:
     lastname: str = ""
     email: str = ""
     suspended: Flag = Flag(False)
+    lang: str = ""
+    timezone: str = ""
+    customfields: list[CustomFieldWire] = attrs.Factory(list)
 
 
 @_frozen
@@ -212,6 +240,18 @@ class CourseWire:
     visible: Flag = Flag(True)
     enablecompletion: Flag = Flag(False)
     timecreated: UnixTime = UnixTime(0)
+    timemodified: UnixTime = UnixTime(0)
+    categoryid: int = 0
+
+
+@_frozen
+class CategoryWire:
+    """A category of ``core_course_get_categories``; ``path`` is ``/<id>/.../<id>``, outermost first."""
+
+    id: Id
+    name: str = ""
+    parent: int = 0
+    path: str = ""
 
 
 @_frozen
@@ -239,18 +279,32 @@ class UpdateCoursesWire:
 
 @_frozen
 class ModuleWire:
-    """A course module of ``core_course_get_contents``; ``completion`` 0 none, 1 manual, 2 automatic."""
+    """A course module of ``core_course_get_contents``; ``completion`` 0 none, 1 manual, 2 automatic.
+
+    ``visible`` 0 is hidden from students; ``instance`` is the id in the module type's own table (for a
+    subsection, the delegated section's ``itemid``).
+    """
 
     id: Id
     completion: int | None = None
+    name: str = ""
+    modname: str = ""
+    instance: int | None = None
+    visible: Flag = Flag(True)
 
 
 @_frozen
 class SectionWire:
-    """A section of ``core_course_get_contents``."""
+    """A section of ``core_course_get_contents``: ``section`` its number; a delegated section (Moodle 5's
+    subsections) has ``component`` ``"mod_subsection"`` and ``itemid`` the subsection's instance."""
 
     id: int
     modules: list[ModuleWire] = attrs.Factory(list)
+    name: str = ""
+    section: int = 0
+    visible: Flag = Flag(True)
+    component: str | None = None
+    itemid: int | None = None
 
 
 # -- competencies --------------------------------------------------------------------------------------
@@ -313,8 +367,9 @@ class UserCourseWire:
 
     id: Id
     completed: Flag | None = None
-    progress: Number | None = None
+    progress: Percent | None = None
     completionusertracked: Flag = Flag(False)
+    lastaccess: UnixTime | None = None
 
 
 @_frozen
@@ -362,6 +417,7 @@ class GradeItemWire:
     itemnumber: int | None = None
     grademin: Number = Number(0.0)
     grademax: Number = Number(100.0)
+    graderaw: Number | None = None
 
 
 @_frozen

@@ -162,6 +162,15 @@ class TestReadsFailRatherThanMislead:
                 "EnrolledUserWire.id",
             ),
             ("core_competency_list_competencies", edit("0.id", 2**70), "skills", "CompetencyWire.id"),
+            ("core_enrol_get_users_courses", edit("*.progress", 250), "course_progressions", "progress"),
+            ("core_enrol_get_users_courses", edit("*.progress", -1), "course_progressions", "progress"),
+            ("core_enrol_get_users_courses", edit("*.lastaccess", -5), "course_progressions", "lastaccess"),
+            ("core_user_get_users", edit("users.3.customfields", "x"), "users", "customfields"),
+            ("core_user_get_users", edit("users.3.timezone", 1), "users", "UserWire.timezone"),
+            ("core_course_get_courses", edit("2.timemodified", -1), "course_revisions", "timemodified"),
+            ("core_course_get_contents", edit("1.modules.0.id", 0), "course_items", "modules[0].id"),
+            ("core_course_get_contents", edit("1.modules.0.modname", ""), "course_items", "module type"),
+            ("core_course_get_contents", edit("1.modules", {}), "course_items", "SectionWire.modules"),
             (
                 "core_competency_list_course_competencies",
                 edit("0.coursecompetency", None),
@@ -188,6 +197,15 @@ class TestReadsFailRatherThanMislead:
             "users-courses-number",
             "enrolled-id-string",
             "competency-id-huge",
+            "progress-250",
+            "progress-negative",
+            "lastaccess-negative",
+            "customfields-string",
+            "timezone-number",
+            "timemodified-negative",
+            "module-id-zero",
+            "modname-empty",
+            "modules-object",
             "coursecompetency-null",
         ],
     )
@@ -207,6 +225,58 @@ class TestReadsFailRatherThanMislead:
         tamper.rewrites["core_user_get_users"] = users_without_guest
         with pytest.raises(InvalidRemoteResponse, match="guest account"):
             await collect(lms, "users")
+
+    async def test_a_repeated_module_fails_the_content_read(self, tamper: Tamper, lms: Any) -> None:
+        """A course module listed in two sections is not Moodle's answer."""
+
+        def repeat(body: Any) -> Any:
+            if isinstance(body, list) and len(body) > 1 and body[1]["modules"]:
+                body[0]["modules"].append(body[1]["modules"][0])
+            return body
+
+        tamper.rewrites["core_course_get_contents"] = repeat
+        with pytest.raises(InvalidRemoteResponse, match="appears twice"):
+            await collect(lms, "course_items")
+
+    async def test_a_category_path_not_ending_in_its_id_fails(
+        self, tamper: Tamper, sim: MoodleSimulator
+    ) -> None:
+        """course_categories: a category whose path does not lead to itself names no category path."""
+        tamper.rewrites["core_course_get_categories"] = edit("1.path", "/1")
+        async with lmsconnect.connect(
+            "moodle", base_url=tamper.url, token=sim.token, course_categories=True
+        ) as lms:
+            with pytest.raises(InvalidRemoteResponse, match="path"):
+                await collect(lms, "course_revisions")
+
+    async def test_a_course_total_above_its_maximum_gives_no_score(
+        self, tamper: Tamper, sim: MoodleSimulator, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """progression_scores: a total over the maximum (some sites allow it) is left out, with a warning."""
+
+        def overgrade(body: Any) -> Any:
+            for item in body["usergrades"][0]["gradeitems"]:
+                if item["itemtype"] == "course" and item["graderaw"] is not None:
+                    item["graderaw"] = item["grademax"] * 2.5
+            return body
+
+        tamper.rewrites["gradereport_user_get_grade_items"] = overgrade
+        async with lmsconnect.connect(
+            "moodle", base_url=tamper.url, token=sim.token, progression_scores=True
+        ) as lms:
+            progressions = {p.remote_id: p async for p in lms.list("course_progressions")}
+        assert progressions["2:3"].score is None
+        assert progressions["2:3"].status is not None
+        assert "outside its range" in caplog.text
+
+    async def test_grades_of_another_user_fail_the_read(self, tamper: Tamper, sim: MoodleSimulator) -> None:
+        """progression_scores: an answer with another user's grades is not taken as this learner's."""
+        tamper.rewrites["gradereport_user_get_grade_items"] = edit("usergrades.0.userid", 9999)
+        async with lmsconnect.connect(
+            "moodle", base_url=tamper.url, token=sim.token, progression_scores=True
+        ) as lms:
+            with pytest.raises(InvalidRemoteResponse, match="course total"):
+                await collect(lms, "course_progressions")
 
     async def test_a_repeated_user_fails_the_read(self, tamper: Tamper, lms: Any) -> None:
         """A user listed twice is not Moodle's answer."""

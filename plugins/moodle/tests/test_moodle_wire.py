@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from lmsconnect_moodle._wire import (
     CONVERTER,
+    CategoryWire,
     CompetencyWire,
     CompletionStatusWire,
     CourseCompetencyWire,
@@ -48,6 +49,7 @@ RECORDS: dict[str, tuple[Any, str | None, Any]] = {
     "core_course_get_courses": (list, None, CourseWire),
     "core_course_get_courses_by_field": (CoursesByFieldWire, "courses", CourseWire),
     "core_course_get_contents": (list, None, SectionWire),
+    "core_course_get_categories": (list, None, CategoryWire),
     "core_course_create_courses": (list, None, CreatedCourseWire),
     "core_course_update_courses": (UpdateCoursesWire, None, None),
     "core_competency_list_competency_frameworks": (list, None, FrameworkWire),

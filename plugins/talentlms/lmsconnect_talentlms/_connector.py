@@ -58,7 +58,7 @@ from lmsconnect.plugin import (
     structure_wire,
 )
 
-from ._v2 import BATCH_LIMIT, DEFAULT_API_VERSION, TaskState, V2Client
+from ._v2 import BATCH_LIMIT, DEFAULT_API_VERSION, V2_ROUTES, TaskState, V2Client
 from ._wire import (
     Code,
     CourseDetail,
@@ -464,6 +464,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             secrets=(key, token),
             options=self.http_options,
             headers={"Accept": "application/json"},
+            # v2 task ids may look like words: named by template in telemetry, never by id.
+            routes=V2_ROUTES,
         )
 
     async def on_open(self) -> None:

@@ -39,6 +39,7 @@ from ._wire import error_of, parse_str
 __all__ = [
     "BATCH_LIMIT",
     "DEFAULT_API_VERSION",
+    "V2_ROUTES",
     "TaskState",
     "V2Client",
     "read_task",
@@ -51,6 +52,8 @@ __all__ = [
 DEFAULT_API_VERSION: Final = "2024-11-01"
 #: Courses per ``POST /v2/batch/courses`` (TalentLMS's documented maximum).
 BATCH_LIMIT: Final = 100
+#: The v2 routes with an id in them, for `HttpClient(routes=...)` (telemetry names calls by template).
+V2_ROUTES: Final = ("/v2/tasks/{id}", "/v2/courses/{id}")
 
 # Task statuses read as finished or failed; any other (or none) is "still running" until the caller's
 # timeout. The real words are not documented: these are the usual ones.

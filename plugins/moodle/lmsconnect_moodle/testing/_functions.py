@@ -21,6 +21,7 @@ from ._site import (
     ASSIGNABLE_ROLES,
     HIDDEN_COURSE_ROLES,
     ROLES,
+    Category,
     Competency,
     Course,
     CourseCompetency,
@@ -159,7 +160,7 @@ def _render_user(ctx: Context, user: User) -> dict[str, Any]:
         confirmed=True,
         lang=user.lang,
         theme="",
-        timezone="99",
+        timezone=user.timezone,
         mailformat=1,
         trackforums=0,
     )
@@ -309,7 +310,16 @@ def _render_course_full(ctx: Context, course: Course) -> dict[str, Any]:
     return out
 
 
-_PURPOSE: Final = {"forum": "collaboration", "assign": "assessment", "quiz": "assessment"}
+_PURPOSE: Final = {
+    "forum": "collaboration",
+    "glossary": "collaboration",
+    "assign": "assessment",
+    "quiz": "assessment",
+    "h5pactivity": "interactivecontent",
+    "scorm": "interactivecontent",
+    "feedback": "communication",
+    "bigbluebuttonbn": "communication",
+}
 _PLURAL: Final = {
     "forum": "Forums",
     "page": "Pages",
@@ -317,6 +327,14 @@ _PLURAL: Final = {
     "quiz": "Quizzes",
     "url": "URLs",
     "label": "Text and media areas",
+    "resource": "Files",
+    "h5pactivity": "H5P",
+    "glossary": "Glossaries",
+    "folder": "Folders",
+    "feedback": "Feedback",
+    "bigbluebuttonbn": "BigBlueButton",
+    "scorm": "SCORM packages",
+    "book": "Books",
 }
 _RULE: Final = {"view": ("completionview", "View"), "grade": ("completionusegrade", "Receive a grade")}
 
@@ -797,6 +815,13 @@ def get_categories(ctx: Context, params: dict[str, Any]) -> Any:
     counts: dict[int, int] = {}
     for course in ctx.site.courses.values():
         counts[course.categoryid] = counts.get(course.categoryid, 0) + 1
+
+    def ancestry(category: Category) -> list[int]:
+        chain = [category.id]
+        while (top := ctx.site.categories.get(chain[0])) is not None and top.parent not in (0, *chain):
+            chain.insert(0, top.parent)
+        return chain
+
     return [
         {
             "id": c.id,
@@ -810,8 +835,8 @@ def get_categories(ctx: Context, params: dict[str, Any]) -> Any:
             "visible": c.visible,
             "visibleold": c.visible,
             "timemodified": c.timemodified,
-            "depth": 1,
-            "path": f"/{c.id}",
+            "depth": len(ancestry(c)),
+            "path": "".join(f"/{i}" for i in ancestry(c)),
             "theme": "",
         }
         for c in cats
@@ -832,14 +857,14 @@ def get_contents(ctx: Context, params: dict[str, Any]) -> Any:
             {
                 "id": section.id,
                 "name": section.name,
-                "visible": 1,
+                "visible": section.visible,
                 "summary": "",
                 "summaryformat": 1,
                 "section": section.section,
                 "hiddenbynumsections": 0,
                 "uservisible": True,
-                "component": None,
-                "itemid": None,
+                "component": section.component,
+                "itemid": section.itemid,
                 "modules": [_render_module(ctx, m) for m in modules if m.section == section.section],
             }
         )
@@ -967,6 +992,7 @@ def create_courses(ctx: Context, params: dict[str, Any]) -> Any:
             sortorder=category.sortorder + 1,
             contextid=site.new_id("context"),
             coursegradeitem=site.new_id("grade_items"),
+            gradecategory=site.new_id("grade_categories"),
         )
         course.sections = [
             Section(id=site.new_id("course_sections"), section=i, name="General" if i == 0 else f"Topic {i}")
@@ -1219,7 +1245,7 @@ def get_users_courses(ctx: Context, params: dict[str, Any]) -> Any:
             startdate=course.startdate,
             enddate=course.enddate,
             marker=0,
-            lastaccess=None,
+            lastaccess=site.enrolments[(user.id, course.id)].lastaccess,
             isfavourite=False,
             hidden=False,
             overviewfiles=[],
@@ -1513,6 +1539,10 @@ _FAIL: Final = (
 
 def _user_grades(ctx: Context, course: Course, user: User) -> dict[str, Any]:
     site = ctx.site
+    if not course.coursegradeitem:
+        # A course nobody graded yet gets its course total and top category when the gradebook is read.
+        course.coursegradeitem = site.new_id("grade_items")
+        course.gradecategory = site.new_id("grade_categories")
     graded = site.graded_modules(course.id)
     grades = {m.id: site.grades.get((user.id, m.id)) for m in graded}
     has_any = any(g is not None and g.raw is not None for g in grades.values())
@@ -1530,7 +1560,7 @@ def _user_grades(ctx: Context, course: Course, user: User) -> dict[str, Any]:
             "iteminstance": m.instance,
             "itemnumber": 0,
             "idnumber": "",
-            "categoryid": course.coursegradeitem,
+            "categoryid": course.gradecategory,
             "outcomeid": None,
             "scaleid": None,
             "locked": False,
@@ -1576,7 +1606,7 @@ def _user_grades(ctx: Context, course: Course, user: User) -> dict[str, Any]:
             "itemname": None,
             "itemtype": "course",
             "itemmodule": None,
-            "iteminstance": course.coursegradeitem,
+            "iteminstance": course.gradecategory,
             "itemnumber": None,
             "idnumber": None,
             "categoryid": None,

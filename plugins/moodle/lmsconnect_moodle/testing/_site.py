@@ -111,6 +111,8 @@ class User:
     deleted: bool = False
     timecreated: int = SEED_TIME
     lang: str = "en"
+    timezone: str = "99"
+    """An IANA name, or "99": the site's default."""
 
     @property
     def fullname(self) -> str:
@@ -142,6 +144,11 @@ class Section:
     id: int
     section: int
     name: str
+    visible: int = 1
+    component: str | None = None
+    """``mod_subsection`` for a section delegated to a subsection module (Moodle 5), else None."""
+    itemid: int | None = None
+    """The subsection's instance id, for a delegated section."""
 
 
 @attrs.define
@@ -200,6 +207,9 @@ class Course:
     """Course-completion criteria: the cmids whose completion is required (aggregation "all")."""
     sections: list[Section] = attrs.field(factory=list)
     coursegradeitem: int = 0
+    """The course total's grade item; 0 until Moodle creates it (on the first look at the gradebook)."""
+    gradecategory: int = 0
+    """The course's top grade category (the course total's ``iteminstance``); 0 until created."""
 
     @property
     def is_site(self) -> bool:
@@ -215,6 +225,8 @@ class Enrolment:
     timestart: int = 0
     timeend: int = 0
     timecreated: int = SEED_TIME
+    lastaccess: int | None = None
+    """When the user last accessed the course (``user_lastaccess``); None: never."""
 
     def active(self, now: int) -> bool:
         return self.status == 0 and self.timestart <= now and (self.timeend == 0 or self.timeend > now)
@@ -748,11 +760,29 @@ def add_module(
     return module
 
 
+def add_subsection(site: Site, course: Course, section: int, name: str) -> tuple[Module, int]:
+    """A Moodle 5 subsection in ``section``: its module, and the number of the section it delegates to
+    (listed after the course's own sections, as Moodle numbers them)."""
+    module = add_module(site, course, section, "subsection", name)
+    number = max(s.section for s in course.sections) + 1
+    course.sections.append(
+        Section(
+            id=site.new_id("course_sections"),
+            section=number,
+            name=name,
+            component="mod_subsection",
+            itemid=module.instance,
+        )
+    )
+    return module, number
+
+
 def _new_course(site: Site, **kwargs: object) -> Course:
     course = Course(**kwargs)  # type: ignore[arg-type]
     site.bump("course", course.id)
     course.contextid = site.new_id("context")
     course.coursegradeitem = site.new_id("grade_items")
+    course.gradecategory = site.new_id("grade_categories")
     course.sections = [
         Section(id=site.new_id("course_sections"), section=i, name="General" if i == 0 else f"Topic {i}")
         for i in range(course.numsections + 1)
@@ -919,6 +949,7 @@ def generate_site(
                     site.seed_completion(uid, mod, 1, when)
 
     site.seed_aggregate_all()
+    _add_variety(site)
 
     nfw = max(1, min(5, courses // 40 + 1))
     for f in range(1, nfw + 1):
@@ -944,6 +975,56 @@ def generate_site(
                 id=ccid, courseid=cid, competencyid=comp, sortorder=order
             )
     return site
+
+
+_EXTRA_CONTENT: Final = (
+    ("resource", "slides"),
+    ("h5pactivity", "interactive video"),
+    ("glossary", "glossary"),
+    ("folder", "handouts"),
+    ("feedback", "course feedback"),
+    ("bigbluebuttonbn", "live session"),
+    ("scorm", "e-learning package"),
+    ("book", "handbook"),
+)
+
+
+def _add_variety(site: Site) -> None:
+    """What the connector reads beyond completion: time zones, course languages, last course accesses and
+    content of more module types, hidden sections and modules among it. Derived from ids, with no draws
+    from the site's random generator, so the rest of the generated site is the same with or without it."""
+    for user in site.users.values():
+        if user.id > 2 and user.id % 7 == 0:
+            user.timezone = "Europe/Paris" if user.id % 2 else "America/New_York"
+    for index, cid in enumerate(sorted(c for c in site.courses if c != 1)):
+        course = site.courses[cid]
+        if index % 5 == 2:
+            course.lang = site.languages[index % len(site.languages)]
+        kind, name = _EXTRA_CONTENT[index % len(_EXTRA_CONTENT)]
+        add_module(site, course, course.numsections, kind, f"{course.fullname}: {name}")
+        if index % 4 == 1:
+            hidden = add_module(site, course, 1, "resource", f"{course.fullname}: draft notes")
+            hidden.visible = 0
+        if index % 6 == 3:
+            course.numsections += 1
+            course.sections.append(
+                Section(
+                    id=site.new_id("course_sections"),
+                    section=course.numsections,
+                    name="Next term (hidden)",
+                    visible=0,
+                )
+            )
+            draft = add_module(site, course, course.numsections, "page", "Next term: syllabus draft")
+            draft.visible = 0
+        if index % 7 == 4:  # after the course's own sections: delegated ones are numbered last
+            _, inner = add_subsection(site, course, 1, "Going further")
+            add_module(site, course, inner, "book", f"{course.fullname}: further reading")
+    for (userid, cmid), completion in site.completions.items():
+        module = site.modules[cmid]
+        enrolment = site.enrolments.get((userid, module.course))
+        if enrolment is not None and completion.timecompleted:
+            enrolment.lastaccess = max(enrolment.lastaccess or 0, completion.timecompleted)
 
 
 def fixture_site() -> Site:
@@ -1099,9 +1180,11 @@ def fixture_site() -> Site:
             course.sections.append(Section(id=section_id, section=i, name=name))
             section_id += 1
         course.coursegradeitem = {2: 1, 3: 4}.get(cid, 0)
+        course.gradecategory = {2: 1, 3: 2}.get(cid, 0)
         site.courses[cid] = course
         site.bump("course", cid)
     site.bump("course_sections", section_id - 1)
+    site.bump("grade_categories", 2)
     site.next_ids["context"] = 23
     py, ds, mgt, leg = (site.courses[i] for i in (2, 3, 4, 5))
     for course, cmid in ((py, 1), (ds, 2), (mgt, 3), (leg, 4)):

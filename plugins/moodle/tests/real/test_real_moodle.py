@@ -118,6 +118,58 @@ class TestModels:
             assert progression.user_id == ids("users", user)
             assert progression.course_revision_id == ids("course_revisions", course)
 
+    async def test_issue13_fields(self, seeded_moodle: Any, lms: Any) -> None:
+        """Username, language, custom fields; course code; Moodle's progress, all as the real site gives."""
+        users = await records(lms, "users")
+        assert (users["3"].username, users["3"].locale, users["3"].timezone) == ("alice.martin", "en", None)
+        assert users["3"].custom_fields == {"employeeid": "E-40117"}
+        revisions = await records(lms, "course_revisions")
+        assert {k: r.code for k, r in revisions.items()} == {
+            "2": "PY101",
+            "3": "DS201",
+            "4": "MGT110",
+            "5": "LEG050",
+        }
+        assert revisions["2"].remote_updated_at is not None
+        progressions = await records(lms, "course_progressions")
+        assert (progressions["2:3"].progress, progressions["3:3"].progress) == (100, 50)
+        assert progressions["2:4"].progress == 25
+
+    async def test_categories_and_scores_on_request(self, seeded_moodle: Any) -> None:
+        """course_categories names each course's category; progression_scores gives the course total."""
+        config = {**seeded_moodle.connect_config, "course_categories": True, "progression_scores": True}
+        async with lmsconnect.connect("moodle", **config) as lms:
+            revisions = await records(lms, "course_revisions")
+            progressions = await records(lms, "course_progressions")
+        assert {k: r.categories for k, r in revisions.items()} == {
+            "2": ("Engineering",),
+            "3": ("Engineering",),
+            "4": ("Business",),
+            "5": ("Business",),
+        }
+        scores = {k: progressions[k].score for k in ("2:3", "2:4", "3:5")}
+        assert scores == {"2:3": 92, "2:4": 41, "3:5": 77}
+
+    async def test_course_items(self, seeded_moodle: Any, lms: Any) -> None:
+        """PY101's sections and activities, in Moodle's order, each in its section, with its type."""
+        items = {
+            k: i
+            for k, i in (await records(lms, "course_items")).items()
+            if i.course_revision_id == ids("course_revisions", 2)
+        }
+        sections = sorted((i for i in items.values() if i.parent_id is None), key=lambda i: i.position)
+        assert [s.remote_id for s in sections] == [f"section:{n}" for n in range(1, 6)]
+        modules = {k: (i.remote_type, i.parent_id, i.position) for k, i in items.items() if i.parent_id}
+        section = {n: ids("course_items", f"section:{n}") for n in range(1, 6)}
+        assert modules == {
+            "module:1": ("forum", section[1], 0),
+            "module:5": ("page", section[2], 0),
+            "module:6": ("assign", section[2], 1),
+            "module:7": ("quiz", section[3], 0),
+            "module:8": ("url", section[3], 1),
+            "module:9": ("label", section[4], 0),
+        }
+
     async def test_skills_and_revision_skills(self, seeded_moodle: Any, lms: Any) -> None:
         """The framework's four competencies; PY101 links three of them, DS201 one."""
         skills = await records(lms, "skills")
@@ -342,11 +394,15 @@ async def test_sync_three_times_with_the_change_feed(fresh_moodle: Any, lms: Any
         await lms.deactivate_course(course_id=ids("courses", 3))
         second = await lmsconnect.sync(lms, store)
         feed = [(c.kind.value, c.model, c.remote_id) async for c in store.changes(since=cursor)]
+        # Hidden, DS201 leaves its learners' lists of courses (core_enrol_get_users_courses), the only
+        # source of progress and last access by default: its two active learners lose them, once.
         assert sorted(feed) == [
             ("created", "course_progressions", "4:5"),
+            ("updated", "course_progressions", "3:3"),
+            ("updated", "course_progressions", "3:5"),
             ("updated", "course_revisions", "3"),
         ]
-        assert second.totals == {"created": 1, "updated": 1, "deleted": 0}
+        assert second.totals == {"created": 1, "updated": 3, "deleted": 0}
         cursor = await store.last_cursor()
 
         await lms.restore_course(ids("courses", 3))
@@ -356,9 +412,11 @@ async def test_sync_three_times_with_the_change_feed(fresh_moodle: Any, lms: Any
         third = await lmsconnect.sync(lms, store)
         feed = [(c.kind.value, c.model, c.remote_id) async for c in store.changes(since=cursor)]
         assert sorted(feed) == [
+            ("updated", "course_progressions", "3:3"),  # visible again: progress is back
+            ("updated", "course_progressions", "3:5"),
             ("updated", "course_progressions", "4:3"),
             ("updated", "course_revisions", "3"),
         ]
-        assert third.totals == {"created": 0, "updated": 2, "deleted": 0}
+        assert third.totals == {"created": 0, "updated": 4, "deleted": 0}
         stored = await store.get("course_progressions", ids("course_progressions", "4:3"))
         assert stored.status is ProgressionStatus.COMPLETED
