@@ -480,7 +480,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             before_call=self._ensure_calibrated,
             write_attempts=WRITE_429_ATTEMPTS,
         )
-        self._course_list: asyncio.Future[list[tuple[CourseRow, dict[str, Any]]]] | None = None
+        self._course_list: asyncio.Future[list[tuple[CourseRow, dict[str, Any]]] | None] | None = None
         self._mode_lock = asyncio.Lock()
         self._pending = {}
         self._mode, self._mode_reason = None, ""
@@ -663,13 +663,30 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         progressions read together cost one list call, not three. A call after it has answered lists
         again.
         """
-        flight = self._course_list
-        if flight is None or flight.done():
-            flight = self._course_list = asyncio.ensure_future(self._list_course_rows())
-            # Its failure is raised to every reader; marked seen for when all of them gave up.
-            flight.add_done_callback(lambda done: done.cancelled() or done.exception())
-        # Shielded: one reader given up (a closed stream) does not cancel the list for the others.
-        return await asyncio.shield(flight)
+        shared = self._course_list
+        if shared is not None:
+            # Shielded: this reader given up does not cancel the answer the others wait for.
+            rows = await asyncio.shield(shared)
+            if rows is not None:
+                return rows
+            # The reader that was listing gave up (its stream closed or cancelled): list here instead.
+        # No task of its own: the reader that lists does the call, so nothing runs on after the
+        # connection (or the stream that wanted it) has closed.
+        shared = self._course_list = asyncio.get_running_loop().create_future()
+        try:
+            rows = await self._list_course_rows()
+        except Exception as exc:
+            shared.set_exception(exc)
+            shared.exception()  # raised to every waiter; marked seen for when there is none
+            raise
+        except BaseException:
+            shared.set_result(None)
+            raise
+        finally:
+            if self._course_list is shared:
+                self._course_list = None
+        shared.set_result(rows)
+        return rows
 
     async def _list_course_rows(self) -> list[tuple[CourseRow, dict[str, Any]]]:
         where = "GET /v1/courses"
