@@ -485,6 +485,7 @@ async def _cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
         models=models,
         as_json=args.json,
         confirm_deletions=confirm,
+        progress_every=args.progress_every,
     )
 
 
@@ -527,6 +528,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535 (0: a free one), not {text!r}")
     return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise argparse.ArgumentTypeError(f"a number of seconds > 0, not {text!r}")
+    return seconds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -637,7 +648,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("sync", "sync a connection into a state store, with live progress",
                 "Read every supported model (or --models) into the state store, recording changes and "
                 "deletions for the change feed. One read first verifies the credentials and the host, so "
-                "a wrong key is reported once.")
+                "a wrong key is reported once. Progress per model (records, of how many when the vendor "
+                "says, calls, rate, ETA, rate-budget waits) is redrawn live on a terminal, and written as "
+                "a line every --progress-every seconds when the output is a pipe or a file.")
     p.add_argument("slug", help=slug_help)
     _add_config_options(p)
     p.add_argument("--db", required=True, metavar="PATH|URL",
@@ -648,7 +661,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="only these models, comma-separated (e.g. users,courses; default: every "
                    "supported one)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object, no progress")
-    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument("--quiet", action="store_true", help="no progress, only the summary")
+    p.add_argument("--progress-every", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="when the output is not a terminal (a pipe, a file, a log): write a progress "
+                   "line per model still reading every SECONDS (default 10); a terminal is redrawn live")
     p.add_argument(
         "--confirm-deletions", nargs="?", const="all", metavar="MODELS",
         help="accept deletions the mass-deletion guard held (SYNC.DELETIONS_HELD): for the models "

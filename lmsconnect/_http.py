@@ -54,6 +54,7 @@ from ._errors import (
     RateLimited,
     RemoteError,
 )
+from ._progress import count_call
 from ._secrets import scrub
 
 __all__ = [
@@ -917,6 +918,7 @@ class HttpClient:
             where=shown,
             connector=self.slug,
         )
+        count_call()  # for the sync's per-model progress: a budget slot taken is a call about to go out
         waited = time.monotonic() - before
         self.stats.wait_s += waited
         if waited >= BUDGET_WAIT_MIN_S:

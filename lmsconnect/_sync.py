@@ -23,7 +23,6 @@ writes nothing, so a run killed at any moment and resumed records each change ex
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import functools
 import hashlib
@@ -44,6 +43,7 @@ from ._connector import Connector
 from ._errors import AuthenticationError, ConfigurationError, LMSConnectError, RateLimited
 from ._http import HOST_UNRESOLVED
 from ._models import MODELS, ModelName, Record
+from ._progress import ReadMeter, current_meter, set_meter
 from ._store import (
     StateStore,
     StoreError,
@@ -89,6 +89,40 @@ class SyncProgress:
     error_code: str | None = None
     # Set while the read waits for the connection's rate budget (a spent hourly plan budget): until when.
     waiting_until: dt.datetime | None = None
+    #: Records the read will yield, when the vendor announced it (`lmsconnect.plugin.announce_total`).
+    total: int | None = None
+    #: Pages (or per-item calls) read of how many, when the vendor announced the count of pages only
+    #: (`lmsconnect.plugin.announce_pages`).
+    pages_done: int | None = None
+    pages_total: int | None = None
+    #: HTTP calls this model's read made so far (retries included).
+    calls: int = 0
+    #: Seconds since this model's read started.
+    elapsed_s: float = 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        """How much of the read is done (0..1), from an announced total or page count; None if unknown."""
+        if self.status == "complete":
+            return 1.0
+        if self.total is not None:
+            return min(self.read / self.total, 1.0) if self.total else 1.0
+        if self.pages_total:
+            return min((self.pages_done or 0) / self.pages_total, 1.0)
+        return None
+
+    @property
+    def rate(self) -> float | None:
+        """Records read per second so far (waits included); None before a second has passed."""
+        return self.read / self.elapsed_s if self.elapsed_s >= 1.0 else None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until the read ends at the pace so far, when its size is known; else None."""
+        fraction = self.fraction
+        if self.status != "reading" or not fraction or fraction >= 1.0 or self.elapsed_s < 1.0:
+            return None
+        return self.elapsed_s * (1.0 - fraction) / fraction
 
 
 @attrs.frozen(kw_only=True)
@@ -283,6 +317,7 @@ class _Run:
         batch_size: int,
         progress: ProgressCallback | None,
         guards: Mapping[ModelName, DeletionGuard | None],
+        progress_every: float = 1.0,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -292,15 +327,49 @@ class _Run:
         self.reports: dict[str, ModelReport] = {}
         self.writes = 0
         self.store_s = 0.0
-        self.last: dict[str, SyncProgress] = {}
+        self.every = progress_every
+        # The live state of each model's read while it lasts (for the periodic progress events).
+        self.meters: dict[str, ReadMeter] = {}
         # Set once the first model's read has got a page (or ended): the credentials were tried once.
         self.tried = anyio.Event()
         # The error that stopped the sync (credentials rejected, host unknown): every other model's read
         # would fail the same way, so they are not tried.
         self.rejected: LMSConnectError | None = None
 
+    def snapshot(self, meter: ReadMeter) -> SyncProgress:
+        """A reading model's progress now (a wait that has ended is no longer shown)."""
+        now = time.monotonic()
+        until = meter.waiting_until
+        if until is not None and until <= dt.datetime.now(dt.timezone.utc):
+            until = meter.waiting_until = None
+        return SyncProgress(
+            model=meter.model,  # type: ignore[arg-type]  # a ModelName, set by _read_model
+            status="reading",
+            read=meter.read,
+            created=meter.created,
+            updated=meter.updated,
+            unchanged=meter.unchanged,
+            waiting_until=until,
+            total=meter.total,
+            pages_done=meter.pages_done,
+            pages_total=meter.pages_total,
+            calls=meter.calls,
+            elapsed_s=now - meter.started,
+        )
+
+    async def tell_reading(self, meter: ReadMeter) -> None:
+        meter.told = time.monotonic()
+        await self.tell(self.snapshot(meter))
+
+    async def tick(self) -> None:
+        """Every ``every`` seconds, the progress of each model still reading that said nothing since."""
+        while True:
+            await anyio.sleep(self.every)
+            for meter in list(self.meters.values()):
+                if time.monotonic() - meter.told >= self.every * 0.9:
+                    await self.tell_reading(meter)
+
     async def tell(self, event: SyncProgress) -> None:
-        self.last[event.model] = event
         if self.progress is not None:
             result = self.progress(event)
             if inspect.isawaitable(result):
@@ -316,29 +385,26 @@ def _stops_sync(exc: Exception) -> LMSConnectError | None:
 
 
 async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state: _Run) -> None:
-    read = created = updated = unchanged = 0
+    meter = ReadMeter(model=key, started=time.monotonic(), watched=_watched(state.progress))
+    meter.told = meter.started
     error: str | None = None
     failure: Exception | None = None
     batch: list[Record] = []
 
     async def flush() -> None:
-        nonlocal created, updated, unchanged
         if not batch:
             return
         result = await state.store.apply_batch(run, key, batch, owner=state.owner)
         batch.clear()
-        created += result.created
-        updated += result.updated
-        unchanged += result.unchanged
+        meter.created += result.created
+        meter.updated += result.updated
+        meter.unchanged += result.unchanged
         state.writes += result.writes
         state.store_s += result.seconds
-        await state.tell(
-            SyncProgress(
-                model=key, status="reading", read=read, created=created, updated=updated, unchanged=unchanged
-            )
-        )
+        await state.tell_reading(meter)
 
-    _READING.set(key)  # this task's model, for the rate-budget wait listener
+    set_meter(meter)  # this task's read: the transport counts its calls, the connector its total
+    state.meters[key] = meter
     await state.store.begin_model(run, key, owner=state.owner)
     stream: AsyncGenerator[Record, None] = connector.list(key)  # type: ignore[assignment]
     try:
@@ -354,7 +420,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
                     state.rejected = _stops_sync(exc)
                 break
             state.tried.set()
-            read += 1
+            meter.read += 1
             batch.append(record)
             if len(batch) >= state.batch_size:
                 await flush()
@@ -362,6 +428,7 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
         await flush()
     finally:
         state.tried.set()
+        state.meters.pop(key, None)
         with anyio.CancelScope(shield=True):
             await stream.aclose()
     guard = state.guards.get(key)
@@ -380,21 +447,18 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
     state.reports[key] = ModelReport(
         model=key,
         status=status,
-        read=read,
-        unchanged=unchanged,
+        read=meter.read,
+        unchanged=meter.unchanged,
         error=error,
         detail=detail,
         error_code=failure.code if isinstance(failure, LMSConnectError) else None,
         retry_after=failure.retry_after if isinstance(failure, RateLimited) else None,
     )
     await state.tell(
-        SyncProgress(
-            model=key,
+        attrs.evolve(
+            state.snapshot(meter),
             status=status,
-            read=read,
-            created=created,
-            updated=updated,
-            unchanged=unchanged,
+            waiting_until=None,
             deleted=deleted,
             held_deletions=finish.held,
             error=error,
@@ -403,17 +467,20 @@ async def _read_model(connector: Connector[Any], run: Any, key: ModelName, state
     )
 
 
-_READING: contextvars.ContextVar[ModelName | None] = contextvars.ContextVar("_READING", default=None)
-
-
 def _wait_reporter(state: _Run) -> Callable[[Any], Awaitable[None]]:
     """The transport's wait listener for one sync: the waiting model's progress, with `waiting_until`."""
 
     async def report(wait: Any) -> None:
-        key = _READING.get()
-        if key is not None:
-            last = state.last.get(key) or SyncProgress(model=key, status="reading")
-            await state.tell(attrs.evolve(last, waiting_until=wait.until))
+        meter = current_meter()
+        if meter is None or state.meters.get(meter.model) is not meter:
+            return
+        # The reads share the connection's budget: every model still reading waits for it too. Every
+        # call queued behind one spent budget reports the same wait: said once.
+        for other in list(state.meters.values()):
+            known = other.waiting_until
+            if known is None or wait.until > known + dt.timedelta(seconds=1):
+                other.waiting_until = wait.until
+                await state.tell_reading(other)
 
     return report
 
@@ -477,6 +544,14 @@ class _SyncObserver:
                 await result
 
 
+def _watched(progress: ProgressCallback | None) -> bool:
+    """Whether someone watches the sync's progress: a callback of the caller's (telemetry's own observer
+    alone is not someone a vendor call for a total is worth spending on)."""
+    if isinstance(progress, _SyncObserver):
+        return progress.forward is not None
+    return progress is not None
+
+
 async def _observed_read(connector: Connector[Any], run: Any, key: ModelName, state: _Run) -> None:
     """`_read_model` inside a ``read {model}`` span (the HTTP calls of the read are its children)."""
     observer = state.progress
@@ -536,6 +611,7 @@ async def sync(
     progress: ProgressCallback | None = None,
     connection: str | None = None,
     batch_size: int = 500,
+    progress_every: float = 1.0,
     wait: float = 0.0,
     lease_s: float = 60.0,
     deletion_guard: DeletionGuard | None = DeletionGuard(),  # noqa: B008 - frozen, never mutated
@@ -555,6 +631,10 @@ async def sync(
     same connection waits up to ``wait`` seconds for the first, then raises `SyncInProgress`. The
     connector is opened (and closed again) if it is not open yet.
 
+    ``progress`` is called with a `SyncProgress` after every batch of ``batch_size`` records, at least
+    every ``progress_every`` seconds while a model's read goes on (records, calls, a rate-budget wait),
+    when a wait starts, and once when the model ends.
+
     The mass-deletion guard: when a complete read would mark more of a model's stored records deleted
     than ``deletion_guard`` allows (default: more than 10 % and more than 10 records), none of that
     model's records is marked deleted and its report says ``SYNC.DELETIONS_HELD``. ``confirm_deletions``
@@ -563,6 +643,8 @@ async def sync(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    if not progress_every > 0:
+        raise ValueError("progress_every must be > 0 (seconds)")
     keys = _model_keys(connector, models)
     if confirm_deletions is True or deletion_guard is None:
         confirmed = set(keys)
@@ -585,7 +667,7 @@ async def sync(
         await _acquire(store, key, owner, wait=wait, lease_s=lease_s)
         try:
             run = await store.begin_run(key, slug=connector.slug, owner=owner)
-            state = _Run(store, owner, batch_size, progress, guards)
+            state = _Run(store, owner, batch_size, progress, guards, progress_every)
             todo = [k for k in keys if k not in run.complete_models]
             for k in keys:
                 if k in run.complete_models:
@@ -602,6 +684,8 @@ async def sync(
             try:
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(heartbeat)
+                    if _watched(progress):
+                        outer.start_soon(state.tick)
                     async with anyio.create_task_group() as readers:
                         # One model first, until its first page: rejected credentials are then one
                         # failed call, and the other models are not tried with them.
@@ -671,44 +755,83 @@ async def sync(
 # -- CLI ---------------------------------------------------------------------------------------------
 
 
-class _ProgressDisplay:
-    """Per-model progress: redrawn in place on a terminal, one line per finished model otherwise."""
+def _duration(seconds: float) -> str:
+    """``8 s``, ``3 min 20 s``, ``2 h 05 min``: how long, at the precision a person reads."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
-    def __init__(self, out: TextIO, models: Sequence[str], *, live: bool) -> None:
+
+class _ProgressDisplay:
+    """Per-model progress. On a terminal: redrawn in place. Otherwise (a pipe, a file, a log): a line when a
+    model ends or starts waiting for its rate budget, and every ``every`` seconds one line per model still
+    reading, so a log shows the sync going on."""
+
+    def __init__(self, out: TextIO, models: Sequence[str], *, live: bool, every: float = 10.0) -> None:
         self.out = out
         self.live = live
+        self.every = every
         self.lines: dict[str, SyncProgress] = {
             m: SyncProgress(model=m, status="reading")  # type: ignore[arg-type]
             for m in models
         }
+        self.heard: set[str] = set()
         self.drawn = 0
-        self.last_draw = 0.0
+        self.started = self.last_draw = self.last_line = time.monotonic()
         self.width = max((len(m) for m in models), default=5)
 
     def __call__(self, event: SyncProgress) -> None:
+        before = self.lines.get(event.model)
         self.lines[event.model] = event
+        self.heard.add(event.model)
+        now = time.monotonic()
         if self.live:
-            now = time.monotonic()
             if event.status != "reading" or event.waiting_until is not None or now - self.last_draw > 0.1:
                 self.last_draw = now
                 self.draw()
-        elif event.error_code in _STOP_CODES:
-            pass  # the connection itself failed: said once, by the summary or as the CLI's error
-        elif event.status != "reading" or event.waiting_until is not None:
-            self.out.write(self.text(event) + "\n")
-            self.out.flush()
+            return
+        if event.error_code in _STOP_CODES:
+            return  # the connection itself failed: said once, by the summary or as the CLI's error
+        new_wait = event.waiting_until is not None and (before is None or before.waiting_until is None
+                                                         or event.waiting_until > before.waiting_until)
+        if event.status != "reading" or new_wait:
+            self.write(self.text(event))
+        if now - self.last_line >= self.every:
+            self.last_line = now
+            reading = [p for m, p in self.lines.items() if m in self.heard and p.status == "reading"]
+            for p in reading:
+                self.write(f"[{_duration(now - self.started)}] " + self.text(p))
+
+    def write(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
 
     def text(self, p: SyncProgress) -> str:
+        read = f"{p.read:>8,} read" if p.total is None else f"{p.read:>8,} of {p.total:,} read"
+        if p.total is None and p.pages_total is not None:
+            read += f", page {p.pages_done or 0:,} of {p.pages_total:,}"
+        fraction = p.fraction
+        if fraction is not None and p.status == "reading":
+            read += f" ({fraction:.0%})"
         text = (
-            f"{p.model:<{self.width}}  {p.status:<8}  {p.read:>8,} read  +{p.created:,} created  "
-            f"~{p.updated:,} updated  -{p.deleted:,} deleted"
+            f"{p.model:<{self.width}}  {p.status:<8}  {read}  +{p.created:,} created  "
+            f"~{p.updated:,} updated  -{p.deleted:,} deleted  {p.calls:,} call{'' if p.calls == 1 else 's'}"
         )
+        if p.rate is not None and p.read:
+            text += f"  {p.rate:,.0f} records/s"
+        if p.status != "reading" and p.elapsed_s:
+            text += f"  in {_duration(p.elapsed_s)}"
         if p.held_deletions:
             text += f"  {p.held_deletions:,} deletions held ({DELETIONS_HELD})"
         if p.error:
             text += f"  ({p.error})"
         if p.waiting_until is not None and p.status == "reading":
             text += f"  waiting for rate budget until {p.waiting_until.astimezone():%H:%M:%S}"
+        elif p.eta_s is not None:
+            text += f"  ETA {_duration(p.eta_s)}"
         return text
 
     def draw(self) -> None:
@@ -716,7 +839,9 @@ class _ProgressDisplay:
             self.out.write(f"\x1b[{self.drawn}F")
         for p in self.lines.values():
             self.out.write("\x1b[2K" + self.text(p) + "\n")
-        self.drawn = len(self.lines)
+        calls = sum(p.calls for p in self.lines.values())
+        self.out.write(f"\x1b[2K{calls:,} HTTP calls, {_duration(time.monotonic() - self.started)}\n")
+        self.drawn = len(self.lines) + 1
         self.out.flush()
 
 
@@ -738,40 +863,38 @@ async def cli_sync(
     models: Sequence[str] | None = None,
     as_json: bool = False,
     confirm_deletions: bool | Sequence[str] = False,
+    progress_every: float = 10.0,
 ) -> int:
-    """``lmsconnect sync SLUG --config-json JSON --db PATH|URL``: live progress per model, then a summary.
+    """``lmsconnect sync SLUG --config-json JSON --db PATH|URL``: progress per model, then a summary.
+
+    On a terminal the progress is redrawn in place; otherwise a line is written when a model ends or
+    starts waiting for its rate budget, and every ``progress_every`` seconds for each model still reading.
 
     Exit codes: 0 every model synced; 1 some model's read failed (the others are recorded, nothing of
-    the failed one was marked deleted); 2 the sync could not run (configuration, lock, store; the
-    credentials rejected or the host unknown before any model was read: `SyncReport.stopped` is raised,
-    for the CLI to say it once); 3 every
-    read completed but the mass-deletion guard held some model's deletions (``SYNC.DELETIONS_HELD``;
-    rerun with ``--confirm-deletions MODEL`` to accept them).
+    the failed one was marked deleted); 3 every read completed but the mass-deletion guard held some
+    model's deletions (``SYNC.DELETIONS_HELD``; rerun with ``--confirm-deletions MODEL`` to accept them).
+    When the sync cannot run (configuration, lock, store; the credentials rejected or the host unknown
+    before any model was read: `SyncReport.stopped`) the `LMSConnectError` is raised, for the CLI to say
+    it once on stderr with exit code 2.
     """
     from ._api import connect
 
-    try:
-        lms = connect(slug, **dict(config))
-        keys = _model_keys(lms, models)  # type: ignore[arg-type]
-        if not isinstance(confirm_deletions, bool):
-            _model_keys(lms, confirm_deletions)  # type: ignore[arg-type]  # refused before any call
-    except LMSConnectError as exc:
-        out.write(f"error: {exc}\n")
-        return 2
-    display = _ProgressDisplay(out, keys, live=progress and _isatty(out) and not as_json)
-    try:
-        async with open_store(db) as store:
-            report = await sync(
-                lms,
-                store,
-                models=keys,
-                connection=connection,
-                progress=display if progress and not as_json else None,
-                confirm_deletions=confirm_deletions,  # type: ignore[arg-type]
-            )
-    except LMSConnectError as exc:
-        out.write(f"error: {exc}\n")
-        return 2
+    lms = connect(slug, **dict(config))
+    keys = _model_keys(lms, models)  # type: ignore[arg-type]
+    if not isinstance(confirm_deletions, bool):
+        _model_keys(lms, confirm_deletions)  # type: ignore[arg-type]  # refused before any call
+    shown = progress and not as_json
+    display = _ProgressDisplay(out, keys, live=shown and _isatty(out), every=progress_every)
+    async with open_store(db) as store:
+        report = await sync(
+            lms,
+            store,
+            models=keys,
+            connection=connection,
+            progress=display if shown else None,
+            progress_every=min(1.0, progress_every),
+            confirm_deletions=confirm_deletions,  # type: ignore[arg-type]
+        )
     if report.stopped is not None and not any(m.status == "complete" for m in report.models.values()):
         raise report.stopped  # the connection itself failed: said once (exit 2), not once per model
     if as_json:
@@ -795,11 +918,14 @@ async def cli_changes(
     """``lmsconnect changes --db PATH|URL [--since CURSOR] [--json]``: the change log after a cursor.
 
     ``--json`` writes one JSON object per line (JSON Lines, streamable); the text form ends with the
-    cursor to pass as ``--since`` next time. Exit code 2 when the database does not exist.
+    cursor to pass as ``--since`` next time. `StoreError` (exit code 2 from the CLI) when the database
+    does not exist.
     """
     if db != ":memory:" and not is_postgres_url(db) and not await anyio.Path(db).exists():
-        out.write(f"error: no store at {db!r} (run `lmsconnect sync` first)\n")
-        return 2
+        raise StoreError(
+            f"no store at {db!r}",
+            hint="Run `lmsconnect sync SLUG ... --db PATH` first, or give the --db that sync wrote",
+        )
     count = 0
     last = since
     async with open_store(db) as store:

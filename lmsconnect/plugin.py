@@ -38,6 +38,7 @@ from ._http import (
     stream_map,
 )
 from ._models import make_id, parse_id
+from ._progress import announce_pages, announce_total, total_wanted
 from ._secrets import Secret, scrub
 
 __all__ = [
@@ -64,6 +65,8 @@ __all__ = [
     "Secret",
     "Support",
     "action_support",
+    "announce_pages",
+    "announce_total",
     "config_field",
     "configure_converter",
     "default_error",
@@ -80,6 +83,7 @@ __all__ = [
     "scrub",
     "stream_map",
     "structure_wire",
+    "total_wanted",
     "trim",
     "wire_excerpt",
 ]

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,89 @@ class TestSimulate:
         assert code == 0
 
 
+class TestSyncProgress:
+    async def piped_sync(self, sim: Any, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+        creds = tmp_path / "creds.json"
+        creds.write_text(json.dumps({"config": sim.connect_config}))
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, "sync", "toylms", "--config-json", f"@{creds}", "--db", str(tmp_path / "s.sqlite"), *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=ENV,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    async def test_piped_sync_prints_periodic_lines(self, tmp_path: Path) -> None:
+        """Piped, `sync` writes a line per model still reading every --progress-every seconds, with its
+        records, pages of the vendor's page count, calls and an ETA; then each model's end."""
+        from lmsconnect_toylms.testing import ToySimulator
+
+        # Five pages of 0.4 s: an ETA is shown from the first second until the last page.
+        async with ToySimulator(users=250, courses=3, enrollments=10, latency=0.4) as sim:
+            code, out, err = await self.piped_sync(sim, tmp_path, "--models", "users",
+                                                   "--progress-every", "0.3")
+        assert code == 0, err
+        periodic = [line for line in out.splitlines() if line.startswith("[") and " users " in line]
+        assert len(periodic) >= 2, out
+        assert all(" reading " in line and " call" in line for line in periodic), out
+        assert any(f"page {n} of 5" in line for line in periodic for n in (1, 2, 3, 4)), out
+        assert any(" ETA " in line for line in periodic), out
+        end = next(line for line in out.splitlines() if line.startswith("users") and "complete" in line)
+        assert "250 read" in end and "5 calls" in end and "+250 created" in end
+        assert "HTTP calls" in out and "\x1b[" not in out
+
+    async def test_json_output_is_one_object_of_the_same_shape(self, tmp_path: Path) -> None:
+        """`sync --json` piped prints only its one JSON object, with the keys it always had."""
+        from lmsconnect_toylms.testing import ToySimulator
+
+        async with ToySimulator(users=60, latency=0.2) as sim:
+            code, out, err = await self.piped_sync(sim, tmp_path, "--json", "--progress-every", "0.1")
+        assert code == 0, err
+        assert len(out.splitlines()) == 1
+        report = json.loads(out)
+        assert set(report) == {"connection", "run_id", "resumed", "ok", "calls", "duration_s", "store_writes",
+                               "totals", "held_deletions", "codes", "error_codes", "models"}
+        assert set(report["models"]["users"]) == {
+            "model", "status", "read", "created", "updated", "deleted", "unchanged", "held_deletions",
+            "error", "detail", "error_code", "retry_after", "code"}
+
+    async def test_a_terminal_gets_a_live_display(self, tmp_path: Path) -> None:
+        """On a terminal the progress is redrawn in place, with the calls and time so far."""
+        import pty
+
+        from lmsconnect_toylms.testing import ToySimulator
+
+        creds = tmp_path / "creds.json"
+        controller, terminal = pty.openpty()
+
+        def read_all() -> bytes:
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # EIO: the process closed the terminal
+                    return b"".join(chunks)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+
+        async with ToySimulator(users=130, latency=0.2) as sim:
+            creds.write_text(json.dumps({"config": sim.connect_config}))
+            proc = await asyncio.create_subprocess_exec(
+                *CLI, "sync", "toylms", "--config-json", f"@{creds}", "--db", str(tmp_path / "s.sqlite"),
+                stdout=terminal, stderr=asyncio.subprocess.DEVNULL, env=ENV,
+            )
+            os.close(terminal)
+            try:
+                shown = (await asyncio.wait_for(asyncio.to_thread(read_all), 120)).decode()
+            finally:
+                os.close(controller)
+            assert await asyncio.wait_for(proc.wait(), 60) == 0
+        assert "\x1b[" in shown and "\x1b[2K" in shown  # redrawn in place
+        assert "HTTP calls, " in shown and "page 3 of 3" in shown
+        assert "course_progressions" in shown and "total" in shown
+
+
 class TestCheck:
     async def test_check_reports_missing_scopes(self) -> None:
         """`check` prints per model the vendor's name of a missing permission and exits 1."""
@@ -108,12 +192,6 @@ class TestCheck:
 
 
 # -- mistakes: one line, a documented exit code, never a traceback ------------------------------------
-
-
-async def settle() -> None:
-    """Let the in-process simulator see the CLI's connections close before it stops (else their
-    server-side sockets may be left for the garbage collector, a ResourceWarning in a later test)."""
-    await asyncio.sleep(0.2)
 
 
 def main_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -184,6 +262,22 @@ MISTAKES = {
     ),
     "bad-log-level": (["--log-level", "loud", "plugins"], "argument --log-level"),
     "port-out-of-range": (["simulate", "toylms", "--port", "99999"], "a port is a number from 0 to 65535"),
+    "sync-config-missing-field": (
+        ["sync", "toylms", "--config-json", '{"token": "x"}', "--db", "s.sqlite"],
+        "missing required config field(s) for 'toylms'",
+    ),
+    "sync-unknown-confirm-model": (
+        ["sync", "toylms", "--config-json", '{"base_url": "http://127.0.0.1:9", "token": "x"}', "--db",
+         "s.sqlite", "--confirm-deletions", "skills"],
+        "skills",
+    ),
+    "changes-no-store": (
+        ["changes", "--db", "missing.sqlite"], "no store at 'missing.sqlite'. Run `lmsconnect sync"
+    ),
+    "bad-progress-every": (
+        ["sync", "toylms", "--config-json", "{}", "--db", "s.sqlite", "--progress-every", "0"],
+        "a number of seconds > 0",
+    ),
     "unwritable-docs-folder": (["docs", "toylms", "--out", "/proc/lmsconnect-docs"], "cannot use /proc"),
 }
 
@@ -252,7 +346,6 @@ class TestMistakes:
             config = json.dumps({**sim.connect_config, "token": "wrong-token-wrong-token"})
             argv = ["sync", "toylms", "--config-json", config, "--db", str(tmp_path / "s.sqlite")]
             code = await asyncio.to_thread(main, argv)
-            await settle()
         captured = capsys.readouterr()
         assert_one_line_error(code, captured.out, captured.err, "[toylms]")
         assert "wrong-token" not in captured.err
@@ -323,7 +416,6 @@ class TestConfigSources:
                 main, ["sync", "toylms", "--config-json", f"@{creds}", "--db", str(tmp_path / "s.sqlite"),
                        "--json", "--models", "users", "--connection", "acme"], out,
             )
-            await settle()
         assert code == 0
         report = json.loads(out.getvalue())
         assert report["connection"] == "acme"
@@ -338,5 +430,4 @@ class TestConfigSources:
             out = io.StringIO()
             argv = ["check", "toylms", "--config-env", "TOY_CREDS", "--json"]
             code = await asyncio.to_thread(main, argv, out)
-            await settle()
         assert code == 0 and json.loads(out.getvalue())["ok"] is True

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT, *sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())]
 
 
-def sh(*cmd: str | Path, cwd: Path | None = None, timeout: float = 600) -> str:
-    """Run a command; on failure, fail the test with its output."""
+def sh(*cmd: str | Path, cwd: Path | None = None, timeout: float = 600, stderr: bool = False) -> str:
+    """Run a command; on failure, fail the test with its output. Its stdout (and stderr after it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     result = subprocess.run(
@@ -39,7 +39,7 @@ def sh(*cmd: str | Path, cwd: Path | None = None, timeout: float = 600) -> str:
     if result.returncode:
         shown = " ".join(map(str, cmd))
         pytest.fail(f"{shown} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+    return result.stdout + result.stderr if stderr else result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,8 @@ def guide_conformance_block() -> str:
 
 
 def test_third_party_plugin_project_passes_the_kit(clean_venv: Path, tmp_path: Path) -> None:
-    """A plain plugin project: its package, the guide's lines as a test file, `pytest` — green."""
+    """A plain plugin project: its package, the guide's lines as a test file, `pytest` — green, and
+    without a warning."""
     project = tmp_path / "toylms-project"
     shutil.copytree(ROOT / "docs" / "examples" / "toylms", project,
                     ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
@@ -142,5 +143,6 @@ def test_third_party_plugin_project_passes_the_kit(clean_venv: Path, tmp_path: P
     (project / "tests").mkdir()
     (project / "tests" / "test_toylms_conformance.py").write_text(guide_conformance_block())
     sh(clean_venv / "python", "-m", "pip", "install", "--quiet", project)
-    output = sh(clean_venv / "pytest", "-q", cwd=project)
+    output = sh(clean_venv / "pytest", "-q", cwd=project, stderr=True)
     assert " passed" in output and "failed" not in output and "error" not in output.lower()
+    assert "warning" not in output.lower(), output  # e.g. pytest-asyncio's unset loop scope

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+
 import aiohttp
 import pytest
 from aiohttp import web
@@ -110,3 +114,58 @@ class TestSimulatorServer:
             assert sim.url == f"http://127.0.0.1:{port}"
         finally:
             await sim.stop()
+
+
+class BigAnswerSimulator(EchoSimulator):
+    """One route whose answer is far larger than a socket's buffers."""
+
+    def make_app(self) -> web.Application:
+        app = super().make_app()
+        app.router.add_get("/big", self._big)
+        return app
+
+    async def _big(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 32_000_000)
+
+
+def socket_fds() -> int:
+    return sum(1 for link in _fd_links() if link.startswith("socket:"))
+
+
+def _fd_links() -> list[str]:
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return links
+
+
+class TestStop:
+    @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc/self/fd")
+    async def test_stop_closes_every_connection_at_once(self) -> None:
+        """A client that stopped reading half-way, an idle keep-alive one and a silent one: stop() returns
+        at once (aiohttp alone waits a minute per stalled connection) with all their sockets closed, and
+        each client sees its connection end."""
+        sim = BigAnswerSimulator()
+        await sim.start()
+        host, port = sim.url.removeprefix("http://").split(":")
+        clients = [await asyncio.open_connection(host, int(port)) for _ in range(3)]
+        (stalled_r, stalled_w), (idle_r, idle_w), _ = clients
+        stalled_w.write(b"GET /big HTTP/1.1\r\nHost: sim\r\n\r\n")
+        idle_w.write(b"GET /hello HTTP/1.1\r\nHost: sim\r\n\r\n")
+        await stalled_r.readexactly(100)  # the answer has started; the rest is never read
+        await idle_r.readuntil(b"}")
+        open_before = socket_fds()
+        started = time.monotonic()
+        await asyncio.wait_for(sim.stop(), 30)
+        assert time.monotonic() - started < 10
+        assert socket_fds() == open_before - 4  # the listener and the three server-side connections
+        try:
+            for reader, _ in clients:
+                with pytest.raises((asyncio.IncompleteReadError, ConnectionResetError)):
+                    await asyncio.wait_for(reader.readexactly(64_000_000), 10)
+        finally:
+            for _, writer in clients:
+                writer.close()

@@ -542,6 +542,42 @@ class TestProgressAndModels:
         assert ends["users"].read == 130 and ends["users"].created == 130
         assert any(e.status == "reading" and e.model == "users" for e in events)
 
+    async def test_progress_carries_calls_pages_rate_and_eta(self, store: Store) -> None:
+        """Each event says the model's calls so far and, where the vendor announced pages, how many of
+        them are read; the end says all of them, and a read that lasts gets a rate and an ETA."""
+        events: list[SyncProgress] = []
+        # Five pages of users at 0.4 s each: from the first second to the last page, a rate and an ETA.
+        async with ToySimulator(users=250, courses=1, enrollments=1, latency=0.4) as slow:
+            await sync(toy(slow), store, models=["users"], progress=events.append, batch_size=20,
+                       progress_every=0.2)
+            calls = slow.calls_by_route["GET /api/users"]
+        users = [e for e in events if e.model == "users"]
+        assert [e.calls for e in users] == sorted(e.calls for e in users)
+        end = users[-1]
+        assert end.status == "complete" and end.calls == calls == 5
+        assert (end.pages_done, end.pages_total, end.total, end.fraction) == (5, 5, None, 1.0)
+        reading = [e for e in users if e.status == "reading"]
+        assert {e.pages_done for e in reading} >= {1, 2, 3}  # (None before the first page)
+        assert {e.pages_total for e in reading if e.pages_done} == {5}
+        assert any(e.eta_s is not None and 0 < e.eta_s < 60 and e.rate for e in reading)
+        assert all(e.eta_s is None for e in users if e.pages_done == 5)
+
+    async def test_a_read_that_waits_is_still_heard_from(self, sim: ToySimulator, store: Store) -> None:
+        """While a model's read produces nothing (a slow vendor), progress still comes every
+        progress_every seconds, with the time elapsed."""
+        events: list[SyncProgress] = []
+        sim.latency = 1.2
+        await sync(toy(sim), store, models=["courses"], progress=events.append, progress_every=0.25)
+        before_first = [e for e in events if e.status == "reading" and e.read == 0]
+        assert len(before_first) >= 2 and before_first[-1].elapsed_s > before_first[0].elapsed_s
+        assert before_first[-1].calls == 1  # the first page is on its way
+
+    async def test_progress_every_must_be_positive(self, sim: ToySimulator, store: Store) -> None:
+        """progress_every=0 is refused before any call."""
+        with pytest.raises(ValueError, match="progress_every"):
+            await sync(toy(sim), store, progress=print, progress_every=0)
+        assert sim.calls == 0
+
     async def test_models_subset_and_unsupported(self, sim: ToySimulator, store: Store) -> None:
         """models= restricts the run; a model the table lacks raises NotSupported before any call."""
         report = await sync(toy(sim), store, models=[User])
@@ -569,11 +605,13 @@ class TestCli:
         assert "users" in text and "created" in text and "HTTP calls" in text
         assert sim.token not in text
 
-    async def test_cli_sync_bad_config_exits_2(self, tmp_path: Path) -> None:
-        """A configuration error is printed (without secrets) with exit code 2."""
+    async def test_cli_sync_bad_config_raises_for_the_cli(self, tmp_path: Path) -> None:
+        """A configuration error is raised (for the CLI to print on stderr, exit 2), writing nothing."""
         out = io.StringIO()
-        code = await cli_sync("toylms", {"token": "s3cret"}, str(tmp_path / "x.db"), out=out)
-        assert code == 2 and "error:" in out.getvalue() and "s3cret" not in out.getvalue()
+        with pytest.raises(lmsconnect.ConfigurationError) as caught:
+            await cli_sync("toylms", {"token": "s3cret"}, str(tmp_path / "x.db"), out=out)
+        assert out.getvalue() == "" and "s3cret" not in str(caught.value)
+        assert not (tmp_path / "x.db").exists()
 
     async def test_cli_changes_text_and_json(
         self, sim: ToySimulator, tmp_path: Path, store_location: str
@@ -592,8 +630,9 @@ class TestCli:
         assert await cli_changes(db, len(rows) + 3, False, out) == 0
         assert out.getvalue().strip().endswith(f"--since {len(rows) + 5}")
         missing = io.StringIO()
-        assert await cli_changes(str(tmp_path / "nope.db"), 0, False, missing) == 2
-        assert not (tmp_path / "nope.db").exists()
+        with pytest.raises(lmsconnect.StoreError, match="no store at"):
+            await cli_changes(str(tmp_path / "nope.db"), 0, False, missing)
+        assert missing.getvalue() == "" and not (tmp_path / "nope.db").exists()
 
 
 def test_change_kind_values() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -64,10 +65,20 @@ class SimulatorServer(abc.ABC):
         self._url = f"http://{netloc}:{bound_port}{self.url_path}"
 
     async def stop(self) -> None:
-        """Stop serving; safe to call twice. :attr:`url` keeps the last address."""
+        """Stop serving: close every connection at once (a request in progress gets no answer) and
+        return once their sockets are closed, so that none is left to the garbage collector however
+        soon the event loop ends. Safe to call twice; :attr:`url` keeps the last address."""
         runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        if runner is None:
+            return
+        server = runner.server
+        # aiohttp's own shutdown waits up to a minute per connection whose client stopped reading, and
+        # then leaves that socket open until its unsent answer drains: a simulator has nothing to finish.
+        _abort(server)
+        await runner.cleanup()
+        _abort(server)  # a connection accepted while the listener closed
+        # abort() closes each socket in a callback of the event loop: let those callbacks run now.
+        await asyncio.sleep(0)
 
     async def __aenter__(self: _S) -> _S:
         await self.start()
@@ -84,3 +95,9 @@ class SimulatorServer(abc.ABC):
         if self._url is None:
             raise RuntimeError(f"{type(self).__name__} is not started: call start() or use 'async with'")
         return self._url
+
+
+def _abort(server: web.Server | None) -> None:
+    for handler in server.connections if server is not None else ():
+        if handler.transport is not None:
+            handler.transport.abort()

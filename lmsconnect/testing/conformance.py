@@ -57,8 +57,10 @@ from . import simulator
 __all__ = ["ConformanceSuite"]
 
 # The kit marks its own async tests, so it runs in a project with no pytest configuration (pytest-asyncio's
-# default strict mode) as well as in one with asyncio_mode = "auto".
-_async_test = pytest.mark.asyncio
+# default strict mode) as well as in one with asyncio_mode = "auto". Its tests and fixtures name their
+# (function-scoped) loop, so a project whose own asyncio_default_fixture_loop_scope is wider still runs each
+# test and its simulator on one loop.
+_async_test = pytest.mark.asyncio(loop_scope="function")
 
 _NEEDS_SYNC = {"changed_at", "remote_deleted_at"}  # filled by lmsconnect.sync, not by a read
 _REFERENCES: dict[str, ModelName] = {
@@ -104,12 +106,12 @@ class ConformanceSuite:
 
     # -- fixtures ------------------------------------------------------------------------------------
 
-    @pytest_asyncio.fixture
+    @pytest_asyncio.fixture(loop_scope="function")
     async def sim(self) -> AsyncIterator[Any]:
         async with simulator(self.slug, **self.simulator_options) as running:
             yield running
 
-    @pytest_asyncio.fixture
+    @pytest_asyncio.fixture(loop_scope="function")
     async def lms(self, sim: Any) -> AsyncIterator[Connector[Any]]:
         async with _api.connect(self.slug, **sim.connect_config, **self.connect_options) as connector:
             yield connector

@@ -54,6 +54,8 @@ from lmsconnect.plugin import (
     HttpClient,
     Response,
     Secret,
+    announce_pages,
+    announce_total,
     config_field,
     stream_map,
     structure_wire,
@@ -441,6 +443,9 @@ class MoodleConnector(Connector[MoodleConfig]):
                 "moodle/user:viewdetails and moodle/user:viewalldetails (docs/moodle-setup.md, step 3); "
                 "otherwise something between lmsconnect and Moodle changed the answer",
             )
+        if not self.config.include_deleted_users:
+            # The one answer lists them all (deleted accounts, looked for below, are not counted ahead).
+            announce_total("users", len(seen) - 1)
         for wire, raw in users:
             if wire.id != GUEST_USER_ID:
                 yield self._user(wire, raw, function)
@@ -527,7 +532,9 @@ class MoodleConnector(Connector[MoodleConfig]):
         return [(wire, raw) for wire, raw in courses if wire.id != SITE_COURSE_ID]
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        for wire, raw in await self._courses():
+        courses = await self._courses()
+        announce_total("courses", len(courses))  # one call lists every course
+        for wire, raw in courses:
             yield Course(
                 id=self.make_id("courses", wire.id),
                 remote_id=str(wire.id),
@@ -538,6 +545,7 @@ class MoodleConnector(Connector[MoodleConfig]):
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
         courses = await self._courses()
+        announce_total("course_revisions", len(courses))
         paths = await self._category_paths() if self.config.course_categories else None
         for wire, raw in courses:
             categories = None
@@ -676,7 +684,11 @@ class MoodleConnector(Connector[MoodleConfig]):
             return courseid, found
 
         courseids = [wire.id for wire, _ in await self._courses()]
+        done = 0
+        announce_pages("revision_skills", done, len(courseids))  # one call per course
         async for courseid, found in stream_map(courseids, links, concurrency=self.config.concurrency):
+            done += 1
+            announce_pages("revision_skills", done, len(courseids))
             for wire, raw in found:
                 link = wire.coursecompetency
                 yield RevisionSkill(
@@ -835,8 +847,13 @@ class MoodleConnector(Connector[MoodleConfig]):
             course, only = listing
             return course, only, await self._enrolled_page(course.id, only, 0)
 
+        announce_pages("course_progressions", 0, len(listings))  # a listing per course (two if hidden)
+
         async def entries() -> AsyncIterator[Entry]:
+            done = 0
             async for course, only, page in stream_map(listings, first_page, concurrency=concurrency):
+                done += 1
+                announce_pages("course_progressions", done, len(listings))
                 where = f"core_enrol_get_enrolled_users (course {course.id})"
                 seen: set[int] = set()  # ids only: a user listed twice is a page that did not advance
                 start = 0

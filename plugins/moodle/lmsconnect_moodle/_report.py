@@ -25,7 +25,7 @@ import attrs
 import cattrs
 
 from lmsconnect import ConfigurationError, CourseProgression, InvalidRemoteResponse, ProgressionStatus
-from lmsconnect.plugin import configure_converter, stream_map, structure_wire, wire_excerpt
+from lmsconnect.plugin import announce_pages, configure_converter, stream_map, structure_wire, wire_excerpt
 
 __all__ = [
     "LAYOUT",
@@ -395,6 +395,8 @@ class ReportReader:
                     connector=self.connector,
                 )
             for_page += 1
+            if pages > 0:  # the report says how many rows, so how many pages: shown as the read's progress
+                announce_pages("course_progressions", for_page, pages)
             for row in rows:
                 current = self._parse(row.columns)
                 if current is None:

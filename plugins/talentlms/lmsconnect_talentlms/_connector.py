@@ -51,11 +51,14 @@ from lmsconnect.plugin import (
     Response,
     Secret,
     action_support,
+    announce_pages,
+    announce_total,
     config_field,
     model_support,
     retry_after,
     stream_map,
     structure_wire,
+    total_wanted,
 )
 
 from ._v2 import BATCH_LIMIT, DEFAULT_API_VERSION, V2_ROUTES, TaskState, V2Client
@@ -634,6 +637,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     yield user
             if len(rows) < page_size:
                 return
+            if page == 1 and total_wanted("users"):
+                await self._announce_user_total()
             if not new:
                 # A full page of users we already have: the server repeats itself (page_number
                 # ignored) and asking for the next page would never end.
@@ -643,6 +648,18 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     connector=SLUG,
                 )
             page += 1
+
+    async def _announce_user_total(self) -> None:
+        """For a sync showing progress, when the users take more than one page: how many there are, from
+        ``GET /v1/siteinfo`` (``total_users``; one call, counted in the plan's budget like any other).
+        The total only feeds the progress display, so an answer without a count leaves it unknown."""
+        try:
+            info = await self._get("siteinfo")
+        except (NotFound, PermissionDenied, RemoteError, InvalidRemoteResponse):
+            return
+        total = info.get("total_users") if isinstance(info, dict) else None
+        if isinstance(total, str) and total.isascii() and total.isdigit() and len(total) <= 9:
+            announce_total("users", int(total))
 
     def _user(self, row: UserRow, raw: dict[str, Any]) -> User:
         return User(
@@ -697,7 +714,9 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         return list(rows.values())
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        for row, raw in await self._course_rows():
+        rows = await self._course_rows()
+        announce_total("courses", len(rows))  # one call lists every course
+        for row, raw in rows:
             yield Course(
                 id=self.make_id("courses", row.id),
                 remote_id=row.id,
@@ -707,7 +726,9 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             )
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
-        for row, raw in await self._course_rows():
+        rows = await self._course_rows()
+        announce_total("course_revisions", len(rows))
+        for row, raw in rows:
             yield CourseRevision(
                 id=self.make_id("course_revisions", row.id),
                 remote_id=row.id,
@@ -721,6 +742,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
     async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
         course_ids = [row.id for row, _ in await self._course_rows()]
+        # One detail call per course; how many enrolments each lists is known only once read.
+        announce_pages("course_progressions", 0, len(course_ids))
         # stream_map is an async generator, typed as the iterator it promises.
         details = cast(
             "AsyncGenerator[tuple[str, dict[str, Any] | None], None]",
@@ -728,8 +751,11 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         )
         # Closed at once when a detail does not fit, so the calls still in flight are cancelled and
         # their outcome collected, not left to the garbage collector.
+        done = 0
         async with contextlib.aclosing(details):
             async for course_id, detail in details:
+                done += 1
+                announce_pages("course_progressions", done, len(course_ids))
                 if detail is None:
                     continue  # deleted between the list and the detail call
                 path = f"/v1/courses/id:{course_id}"

@@ -48,6 +48,7 @@ from lmsconnect.plugin import (
     Response,
     Secret,
     action_support,
+    announce_pages,
     config_field,
     make_converter,
     model_support,
@@ -189,7 +190,9 @@ class ToyConnector(Connector[ToyConfig]):
         return structure_wire(_CONVERTER, raw, cls, where=where, connector=self.slug, scrub=self.http.scrub)
 
     # 5. Reads: async generators, streaming page by page.
-    async def _pages(self, path: str, cls: type[Page[T]]) -> AsyncIterator[tuple[T, Any]]:
+    async def _pages(
+        self, path: str, cls: type[Page[T]], model: str | None = None
+    ) -> AsyncIterator[tuple[T, Any]]:
         # Toy LMS pages are numbered from 1 and the body says how many there are. PageGuard stops a
         # server that keeps answering the same page (a huge "pages" would otherwise loop forever).
         # Each item comes as its checked wire record and its raw payload (kept whole as remote_data).
@@ -200,12 +203,15 @@ class ToyConnector(Connector[ToyConfig]):
             body = self._wire(raw, cls, f"GET {path}")
             guard.page(body.data)
             pages = body.pages
+            if model is not None and pages > 0:
+                # The page count is the vendor's own: the sync shows "page 2 of 3" and an ETA from it.
+                announce_pages(model, page, pages)
             for item in zip(body.data, raw["data"], strict=True):
                 yield item
             page += 1
 
     async def read_users(self) -> AsyncIterator[User]:
-        async for wire, raw in self._pages("/api/users", Page[UserWire]):
+        async for wire, raw in self._pages("/api/users", Page[UserWire], "users"):
             yield User(
                 id=self.make_id("users", wire.id),
                 remote_id=str(wire.id),
@@ -217,7 +223,7 @@ class ToyConnector(Connector[ToyConfig]):
             )
 
     async def read_courses(self) -> AsyncIterator[Course]:
-        async for wire, raw in self._pages("/api/courses", Page[CourseWire]):
+        async for wire, raw in self._pages("/api/courses", Page[CourseWire], "courses"):
             yield self._course(wire, raw)
 
     def _course(self, wire: CourseWire, raw: Any) -> Course:
@@ -231,7 +237,7 @@ class ToyConnector(Connector[ToyConfig]):
 
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
         # Toy LMS has no versions: one revision per course, sharing its remote id.
-        async for wire, raw in self._pages("/api/courses", Page[CourseWire]):
+        async for wire, raw in self._pages("/api/courses", Page[CourseWire], "course_revisions"):
             yield CourseRevision(
                 id=self.make_id("course_revisions", wire.id),
                 remote_id=str(wire.id),
