@@ -1,12 +1,14 @@
 """Full read of a simulated TalentLMS domain under TalentLMS's real rate limits.
 
     python benchmarks/talentlms_full_read.py --json
+    python benchmarks/talentlms_full_read.py --course-items --json   # the price of course_items
 
 Reads every model the connector supports (users, courses, course revisions, course progressions) from a
 `TalentLMSSimulator` (started with ``lmsconnect simulate talentlms`` in a process of its own, like a
 remote vendor) with 2,000 users, 200 courses and 20,000 enrollments, 50 ms of latency per call and
 TalentLMS's limits (200 calls per 5 s, 2,000 per hour). The four models stream concurrently; records are
-counted, not kept.
+counted, not kept. ``--course-items`` reads course items (read on request only: one course detail call
+per course of their own) as a fifth model, to show what they cost on top.
 
 ``api_calls`` counts the calls the simulator received, except ``/v1/ratelimit`` (free in TalentLMS).
 ``per_pair_api_calls`` is what the same read costs when progress is fetched per enrolled user × course
@@ -30,7 +32,7 @@ from typing import Any
 import aiohttp
 
 import lmsconnect
-from lmsconnect import Course, CourseProgression, CourseRevision, User
+from lmsconnect import Course, CourseItem, CourseProgression, CourseRevision, User
 from lmsconnect.plugin import RateWindow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when a test loads this by path
@@ -71,7 +73,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     n += 1
                 counts[model.model] = n
 
-            await asyncio.gather(*(count(m) for m in (User, Course, CourseRevision, CourseProgression)))
+            models: list[Any] = [User, Course, CourseRevision, CourseProgression]
+            if args.course_items:
+                models.append(CourseItem)
+            await asyncio.gather(*(count(m) for m in models))
             client_calls = lms.stats.calls
             client_rejected = lms.stats.rejected
         wall = time.perf_counter() - began
@@ -79,12 +84,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stats = await response.json()
     by_route = stats["calls_by_route"]
     api_calls = int(stats["calls"]) - int(by_route.get("GET /v1/ratelimit", 0))
-    details = int(by_route.get("GET /v1/courses/id", 0))
+    # The course details read for progressions (course items read their own when asked for).
+    details = int(by_route.get("GET /v1/courses/id", 0)) // (2 if args.course_items else 1)
     per_pair = api_calls - details + int(stats["counts"]["enrollments"])
     floor = floor_seconds(api_calls, args.users, stats["limits"], args.latency)
     records = sum(counts.values())
     return {
         "benchmark": "talentlms_full_read",
+        "course_items": args.course_items,
         "users": args.users,
         "courses": args.courses,
         "enrollments": args.enrollments,
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_tenant_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--course-items", action="store_true", help="read course items too")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))

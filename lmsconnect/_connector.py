@@ -49,6 +49,7 @@ from ._http import HttpClient, HttpOptions, HttpStats, Response, SharedBudget
 from ._models import (
     MODELS,
     Course,
+    CourseItem,
     CourseProgression,
     CourseProvider,
     CourseRevision,
@@ -66,7 +67,9 @@ from ._secrets import Secret
 __all__ = ["CheckItem", "CheckReport", "CheckStatus", "Connector", "ConnectorSpec"]
 
 C = TypeVar("C")
-M = TypeVar("M", User, CourseProvider, Course, CourseRevision, CourseProgression, Skill, RevisionSkill)
+M = TypeVar(
+    "M", User, CourseProvider, Course, CourseRevision, CourseProgression, Skill, RevisionSkill, CourseItem
+)
 A = TypeVar("A", UpsertCourses, DeactivateCourse, EnrollUser, CompleteCourse)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import datetime as dt
 import re
@@ -18,6 +19,8 @@ from lmsconnect import (
     ActionResult,
     AuthenticationError,
     Course,
+    CourseItem,
+    CourseItemType,
     CourseProgression,
     CourseRevision,
     DeactivateCourse,
@@ -36,6 +39,7 @@ from lmsconnect import (
     RevisionStatus,
     UpsertCourses,
     User,
+    UserRole,
     UserStatus,
 )
 from lmsconnect.plugin import (
@@ -63,19 +67,25 @@ from lmsconnect.plugin import (
 
 from ._v2 import BATCH_LIMIT, DEFAULT_API_VERSION, V2_ROUTES, TaskState, V2Client
 from ._wire import (
+    CategoryRow,
     Code,
     CourseDetail,
+    CourseRevisionRow,
     CourseRow,
+    CourseUnits,
     CreatedCourse,
+    CustomFieldRow,
     EnrolledUser,
     RateLimitRow,
     RoleRow,
+    UnitRow,
     UserRow,
     build_path,
     days_from_minutes,
     error_of,
     is_talent_id,
     make_wire_converter,
+    minutes_from_days,
 )
 
 __all__ = ["TalentLMSConfig", "TalentLMSConnector"]
@@ -85,6 +95,8 @@ SLUG: Final = "talentlms"
 DEFAULT_HOURLY_BUDGET: Final = 2000
 BURST_LIMIT: Final = 200
 BURST_PERIOD_S: Final = 5.0
+#: Seconds added to each window's end for the gap between our send time and TalentLMS's count of the call.
+RATE_MARGIN_S: Final = 0.25
 HOUR_S: Final = 3600.0
 #: Times a write refused with 429 is sent again (after the budget's pause) before RateLimited is raised.
 WRITE_429_ATTEMPTS: Final = 5
@@ -108,6 +120,40 @@ MAX_DURATION_DAYS: Final = 3650
 MAX_DURATION_MINUTES: Final = MAX_DURATION_DAYS * 24 * 60
 
 _T = TypeVar("_T")
+
+#: TalentLMS's default account types (the v1 reference and its examples). Custom types are named by the
+#: domain's admins and say nothing reliable about the role: they are UNKNOWN, with the name kept.
+_USER_ROLES: Final = {
+    "superadmin": UserRole.ADMIN,
+    "admin-type": UserRole.ADMIN,
+    "trainer-type": UserRole.INSTRUCTOR,
+    "learner-type": UserRole.LEARNER,
+    "learner": UserRole.LEARNER,  # the reference's usersignup example
+}
+#: Unit types (``units[].type``) by their lower-cased parts: TalentLMS writes some types as
+#: "Presentation | Document" or "SCORM | xAPI | cmi5", so each "|"-separated part is looked up in turn.
+_UNIT_TYPES: Final = {
+    "section": CourseItemType.SECTION,
+    "content": CourseItemType.CONTENT,
+    "unit": CourseItemType.CONTENT,
+    "text": CourseItemType.CONTENT,
+    "web content": CourseItemType.LINK,
+    "iframe": CourseItemType.LINK,
+    "video": CourseItemType.VIDEO,
+    "audio": CourseItemType.AUDIO,
+    "document": CourseItemType.DOCUMENT,
+    "presentation": CourseItemType.DOCUMENT,
+    "file": CourseItemType.DOCUMENT,
+    "scorm": CourseItemType.SCORM,
+    "xapi": CourseItemType.SCORM,
+    "tincan": CourseItemType.SCORM,
+    "cmi5": CourseItemType.SCORM,
+    "test": CourseItemType.ASSESSMENT,
+    "survey": CourseItemType.SURVEY,
+    "assignment": CourseItemType.ASSIGNMENT,
+    "ilt": CourseItemType.LIVE_SESSION,
+    "instructor-led training": CourseItemType.LIVE_SESSION,
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -139,7 +185,17 @@ class TalentLMSConfig:
     utc_offset_minutes: int = config_field(
         default=0,
         help="Your domain's time-zone offset from UTC, in minutes; used only for formatted dates that "
-        "have no *_timestamp sibling (user and course creation dates)",
+        "have no *_timestamp sibling (user and course creation dates, course last_update_on)",
+    )
+    category_names: bool = config_field(
+        default=False,
+        help="Fill CourseRevision.categories with category names (outermost first): one more call "
+        "(GET /v1/categories) per read of course revisions",
+    )
+    custom_field_names: bool = config_field(
+        default=False,
+        help="Key User.custom_fields by the fields' names instead of their keys (custom_field_1...): one "
+        "more call (GET /v1/getcustomregistrationfields) per read of users",
     )
     api_v2: str = config_field(
         default="auto",
@@ -191,18 +247,21 @@ class _PlanWindow(RateWindow):
 
     Seeded from ``/v1/ratelimit`` (limit, remaining, reset), so calls other integrations already spent
     this hour are not ours to spend again; each later window starts full.
+
+    A spent window is taken as over `RATE_MARGIN_S` after its reset: TalentLMS starts its next window
+    at the first call it receives, a little after we sent it, so its window ends a little after ours.
     """
 
     def __init__(self, limit: int, *, period: float = HOUR_S) -> None:
-        super().__init__(limit, period, name=f"{limit}/hour")
+        super().__init__(limit, period, name=f"{limit}/hour", margin=RATE_MARGIN_S)
         self.remaining = limit
         self.reset_at = time.monotonic() + period
 
     def delay(self, now: float) -> float:
-        if now >= self.reset_at:
+        if now >= self.reset_at + RATE_MARGIN_S:
             self.remaining = self.limit
             self.reset_at = now + self.period
-        return 0.0 if self.remaining > 0 else self.reset_at - now
+        return 0.0 if self.remaining > 0 else self.reset_at + RATE_MARGIN_S - now
 
     def record(self, now: float) -> None:
         self.remaining -= 1
@@ -249,10 +308,35 @@ CAPABILITIES: Final = Capabilities.build(
             "work_email",
             "status",
             "remote_created_at",
+            "username",
+            "remote_role",
+            "remote_updated_at",
+            "custom_fields",
             notes={
                 "status": "TalentLMS `status` active/inactive",
                 "remote_created_at": "`created_on` (no timestamp sibling; read in utc_offset_minutes)",
                 "remote_data": "the `/v1/users` list entry",
+                "username": "`login`",
+                "remote_role": "`user_type`, the account type's name as TalentLMS sends it",
+                "remote_updated_at": "`last_updated_timestamp` (`last_updated` as fallback)",
+                "custom_fields": "the `custom_field_N` entries of the user with a value (empty ones left "
+                "out), keyed `custom_field_1`...; with custom_field_names=True keyed by the fields' names "
+                "(one more call per read: GET /v1/getcustomregistrationfields). Checkboxes are 'on'/'off'",
+            },
+            partial={
+                "role": "from `user_type` for TalentLMS's default account types only: SuperAdmin and "
+                "Admin-Type → ADMIN, Trainer-Type → INSTRUCTOR, Learner-Type (and Learner) → LEARNER. "
+                "Custom account types (and Learner-Instructor) are UNKNOWN: their names say nothing "
+                "reliable about the role; the name is in remote_role",
+                "locale": "`language` as TalentLMS sends it: the language's name (e.g. 'English'), not a "
+                "language tag",
+                "timezone": "`timezone` as TalentLMS sends it, e.g. '(GMT +02:00) Athens, Istanbul, Minsk' "
+                "(the reference's time-zone mappings): not an IANA name, and not mapped to one, since one "
+                "label covers places with different daylight-saving rules",
+            },
+            unsupported={
+                "job_title": "TalentLMS users have no job title (a domain may keep one in a custom "
+                "field: see custom_fields)",
             },
         ),
         "courses": model_support(
@@ -269,8 +353,29 @@ CAPABILITIES: Final = Capabilities.build(
             "description",
             "status",
             "remote_created_at",
+            "code",
+            "thumbnail_url",
+            "remote_updated_at",
             note="TalentLMS has no course versions: one revision per course, sharing the course's remote id.",
-            notes={"status": "course `status` active/inactive", "title": "course `name`"},
+            notes={
+                "status": "course `status` active/inactive",
+                "title": "course `name`",
+                "code": "course `code` (empty → None)",
+                "thumbnail_url": "`big_avatar` (`avatar` as fallback); a course without an image has "
+                "TalentLMS's placeholder image there, as TalentLMS sends it",
+                "remote_updated_at": "`last_update_on` (no timestamp sibling; read in utc_offset_minutes)",
+            },
+            partial={
+                "duration": "`time_limit` (whole days) × 1,440: the days a learner has to complete the "
+                "course after enrolling — where upsert_courses writes `duration` — not the length of its "
+                "content; 0 (no limit) → None",
+                "categories": "only with category_names=True (one more call per read: GET "
+                "/v1/categories): the course's category and its parents' names, outermost first; "
+                "otherwise None",
+            },
+            unsupported={
+                "languages": "TalentLMS v1 course entries carry no language (only branches and users do)",
+            },
         ),
         "course_progressions": model_support(
             "user_id",
@@ -278,6 +383,8 @@ CAPABILITIES: Final = Capabilities.build(
             "status",
             "completed_at",
             "enrolled_at",
+            "progress",
+            "time_spent",
             note="Read from each course's detail (GET /v1/courses/id:N lists every enrolled user with "
             "completion data): one call per course, not one per user × course pair. Trainers "
             "(instructors) have no progression in TalentLMS and produce none. remote_id is "
@@ -287,6 +394,53 @@ CAPABILITIES: Final = Capabilities.build(
                 "before completion; IN_PROGRESS when completion_percentage > 0; else ENROLLED",
                 "completed_at": "completed_on_timestamp (completed_on as fallback)",
                 "enrolled_at": "enrolled_on_timestamp (enrolled_on as fallback)",
+                "progress": "`completion_percentage` (0-100; outside that range the read fails with "
+                "InvalidRemoteResponse)",
+                "time_spent": "seconds: `total_time_seconds` (`total_time`, e.g. '1h 5m 3s', as "
+                "fallback); a negative time fails the read with InvalidRemoteResponse",
+            },
+            unsupported={
+                "score": "the course detail has no course score; v1 gives per-unit scores only per "
+                "user × course (GET /v1/getuserstatusincourse: one call per enrolment instead of one per "
+                "course), and no course score at all",
+                "started_at": "v1 gives when a learner was enrolled, not when they started",
+                "last_activity_at": "v1 gives no activity time for an enrolment (only the URL of the "
+                "last unit accessed, in the user detail)",
+                "due_at": "v1 gives no due date; `expired_on` is when an enrolment expired (read as "
+                "DROPPED)",
+                "remote_updated_at": "v1 gives no modification time for an enrolment",
+            },
+        ),
+        "course_items": model_support(
+            "course_revision_id",
+            "parent_id",
+            "type",
+            "remote_type",
+            "title",
+            "position",
+            by_default=False,
+            note="The course detail's `units` (GET /v1/courses/id:N). Read on request only (sync with "
+            "models=[..., 'course_items']): it costs the course list plus one call per course (201 "
+            "calls for 200 courses), which a default sync does not make for it. TalentLMS lists units "
+            "flat: a `Section` unit heads the units after it, up to the next Section. remote_id is "
+            "`<course id>:<unit id>`.",
+            notes={
+                "parent_id": "the `Section` unit the item follows; None for sections and the units "
+                "before the first section",
+                "type": "from `type`: Section → SECTION, Content/Unit → CONTENT, Web content/iFrame → "
+                "LINK, Video, Audio, Presentation | Document → DOCUMENT, SCORM | xAPI | cmi5 → SCORM, "
+                "Test → ASSESSMENT, Survey, Assignment, ILT/Instructor-led training → LIVE_SESSION; "
+                "any other type → UNKNOWN",
+                "remote_type": "`type` as TalentLMS sends it",
+                "title": "`name`",
+                "position": "0-based, in TalentLMS's order, within the section (or the course, at the "
+                "top)",
+            },
+            unsupported={
+                "duration": "v1 units carry no length (a Section's `delay_time` is how long it stays "
+                "locked, not its length)",
+                "is_required": "v1 units carry no completion flag (the course's `rules` are free text, "
+                "e.g. 'You must complete all content')",
             },
         ),
     },
@@ -455,7 +609,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             self.config.hourly_budget or DEFAULT_HOURLY_BUDGET, period=self.plan_window_s
         )
         budget = RateBudget(
-            RateWindow(BURST_LIMIT, BURST_PERIOD_S, name="200/5s", margin=0.25), self._plan_window
+            RateWindow(BURST_LIMIT, BURST_PERIOD_S, name="200/5s", margin=RATE_MARGIN_S),
+            self._plan_window,
         )
         return HttpClient(
             slug=SLUG,
@@ -621,6 +776,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
     async def read_users(self) -> AsyncIterator[User]:
         page_size = self.config.page_size
+        names = await self._custom_field_names() if self.config.custom_field_names else {}
         seen: set[str] = set()
         page = 1
         while True:
@@ -629,7 +785,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             rows = _list_of(await self._get("users", params), where)
             new = 0
             for index, raw in enumerate(rows):
-                user = self._user(self._wire(raw, UserRow, f"{where} [{index}]"), raw)
+                user = self._user(self._wire(raw, UserRow, f"{where} [{index}]"), raw, names)
                 # Pages are positional: a user created while we page shifts the rest by one.
                 if user.remote_id not in seen:
                     seen.add(user.remote_id)
@@ -661,7 +817,25 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         if isinstance(total, str) and total.isascii() and total.isdigit() and len(total) <= 9:
             announce_total("users", int(total))
 
-    def _user(self, row: UserRow, raw: dict[str, Any]) -> User:
+    async def _custom_field_names(self) -> dict[str, str]:
+        """Custom user field key → name (``custom_field_1`` → ``Department``), from one call.
+
+        A name two fields share is left out (their values stay under their keys), as is a nameless field.
+        """
+        where = "GET /v1/getcustomregistrationfields"
+        rows = [
+            self._wire(raw, CustomFieldRow, f"{where} [{index}]")
+            for index, raw in enumerate(_list_of(await self._get("getcustomregistrationfields"), where))
+        ]
+        named = [(row.key, row.name) for row in rows if row.key and row.name]
+        counts = collections.Counter(name for _, name in named)
+        return {key: name for key, name in named if counts[name] == 1}
+
+    def _user(self, row: UserRow, raw: dict[str, Any], names: Mapping[str, str]) -> User:
+        fields = row.custom_fields
+        if fields is not None and names:
+            fields = {names.get(key, key): value for key, value in fields.items()}
+        user_type = row.user_type
         return User(
             id=self.make_id("users", row.id),
             remote_id=row.id,
@@ -670,6 +844,13 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             work_email=row.email,
             status=None if row.status is None else UserStatus(row.status.upper()),
             remote_created_at=row.created_on,
+            username=row.login,
+            role=None if user_type is None else _USER_ROLES.get(user_type.lower(), UserRole.UNKNOWN),
+            remote_role=user_type,
+            locale=row.language,
+            timezone=row.timezone,
+            remote_updated_at=row.updated_at,
+            custom_fields=fields,
             remote_data={"/v1/users": raw},
         )
 
@@ -725,10 +906,37 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 remote_data={"/v1/courses": raw},
             )
 
+    async def _category_paths(self) -> dict[int, tuple[str, ...]]:
+        """Category id → its name and its parents' names, outermost first, from one call."""
+        where = "GET /v1/categories"
+        rows: dict[int, CategoryRow] = {}
+        for index, raw in enumerate(_list_of(await self._get("categories"), where)):
+            row = self._wire(raw, CategoryRow, f"{where} [{index}]")
+            rows.setdefault(int(row.id), row)
+        paths: dict[int, tuple[str, ...]] = {}
+        for category_id, row in rows.items():
+            names: list[str] = []
+            seen: set[int] = set()
+            current: CategoryRow | None = row
+            # A parent missing from the list ends the path; a cycle (a broken answer) ends it too.
+            while current is not None and int(current.id) not in seen:
+                seen.add(int(current.id))
+                if current.name:
+                    names.append(current.name)
+                parent = current.parent_category_id
+                current = None if parent is None else rows.get(parent)
+            paths[category_id] = tuple(reversed(names))
+        return paths
+
     async def read_course_revisions(self) -> AsyncIterator[CourseRevision]:
-        rows = await self._course_rows()
-        announce_total("course_revisions", len(rows))
-        for row, raw in rows:
+        course_rows = await self._course_rows()
+        announce_total("course_revisions", len(course_rows))
+        paths = await self._category_paths() if self.config.category_names else None
+        for course, raw in course_rows:
+            row = self._wire(raw, CourseRevisionRow, f"GET /v1/courses (course {course.id})")
+            categories = None
+            if paths is not None and row.category_id is not None:
+                categories = paths.get(row.category_id) or None
             yield CourseRevision(
                 id=self.make_id("course_revisions", row.id),
                 remote_id=row.id,
@@ -737,13 +945,21 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 description=row.description,
                 status=None if row.status is None else RevisionStatus(row.status.upper()),
                 remote_created_at=row.creation_date,
+                code=row.code,
+                duration=minutes_from_days(row.time_limit),
+                categories=categories,
+                thumbnail_url=row.big_avatar or row.avatar,
+                remote_updated_at=row.last_update_on,
                 remote_data={"/v1/courses": raw},
             )
 
-    async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+    async def _course_details(
+        self, model: str
+    ) -> AsyncGenerator[tuple[str, str, dict[str, Any]], None]:
+        """(course id, its detail path, the detail) of every course: one call each, concurrently. The
+        progress display of `model` counts them as pages (what each lists is known only once read)."""
         course_ids = [row.id for row, _ in await self._course_rows()]
-        # One detail call per course; how many enrolments each lists is known only once read.
-        announce_pages("course_progressions", 0, len(course_ids))
+        announce_pages(model, 0, len(course_ids))
         # stream_map is an async generator, typed as the iterator it promises.
         details = cast(
             "AsyncGenerator[tuple[str, dict[str, Any] | None], None]",
@@ -755,10 +971,13 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         async with contextlib.aclosing(details):
             async for course_id, detail in details:
                 done += 1
-                announce_pages("course_progressions", done, len(course_ids))
-                if detail is None:
-                    continue  # deleted between the list and the detail call
-                path = f"/v1/courses/id:{course_id}"
+                announce_pages(model, done, len(course_ids))
+                if detail is not None:  # None: deleted between the list and the detail call
+                    yield course_id, f"/v1/courses/id:{course_id}", detail
+
+    async def read_course_progressions(self) -> AsyncIterator[CourseProgression]:
+        async with contextlib.aclosing(self._course_details("course_progressions")) as details:
+            async for course_id, path, detail in details:
                 rows = self._wire(detail, CourseDetail, f"GET {path}").users
                 seen: set[str] = set()
                 for row, raw in zip(rows, detail["users"], strict=True):
@@ -768,6 +987,47 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     progression = self._progression(course_id, row, raw, path)
                     if progression is not None:
                         yield progression
+
+    async def read_course_items(self) -> AsyncIterator[CourseItem]:
+        async with contextlib.aclosing(self._course_details("course_items")) as details:
+            async for course_id, path, detail in details:
+                units = self._wire(detail, CourseUnits, f"GET {path}").units
+                for item in self._course_items(course_id, units, detail["units"], path):
+                    yield item
+
+    def _course_items(
+        self, course_id: str, rows: Sequence[UnitRow], raws: Sequence[Any], path: str
+    ) -> list[CourseItem]:
+        """The units of one course as items: a Section unit is the parent of the units after it."""
+        items: list[CourseItem] = []
+        positions: collections.Counter[str | None] = collections.Counter()
+        section: str | None = None
+        seen: set[str] = set()
+        for row, raw in zip(rows, raws, strict=True):
+            if row.id in seen:
+                continue
+            seen.add(row.id)
+            kind = _unit_type(row.type)
+            remote_id = f"{course_id}:{row.id}"
+            item_id = self.make_id("course_items", remote_id)
+            parent = None if kind is CourseItemType.SECTION else section
+            items.append(
+                CourseItem(
+                    id=item_id,
+                    remote_id=remote_id,
+                    course_revision_id=self.make_id("course_revisions", course_id),
+                    parent_id=parent,
+                    type=kind,
+                    remote_type=row.type,
+                    title=row.name,
+                    position=positions[parent],
+                    remote_data={path: raw},
+                )
+            )
+            positions[parent] += 1
+            if kind is CourseItemType.SECTION:
+                section = item_id
+        return items
 
     async def _course_detail(self, course_id: str) -> tuple[str, dict[str, Any] | None]:
         try:
@@ -803,6 +1063,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             status=status,
             enrolled_at=row.enrolled_at,
             completed_at=row.completed_at,
+            progress=None if row.completion_percentage is None else float(row.completion_percentage),
+            time_spent=row.time_spent,
             remote_data={path: raw},
         )
 
@@ -1415,6 +1677,15 @@ def _one_failed(action: Any, key: str, code: str, message: str) -> ActionResult:
     return ActionResult.one(
         action, key=key, status=ItemStatus.FAILED, error=ItemError(code=code, message=message)
     )
+
+
+def _unit_type(name: str | None) -> CourseItemType:
+    """The item type of a unit ``type``; each "|"-separated part is tried ("Presentation | Document")."""
+    for part in (name or "").lower().split("|"):
+        kind = _UNIT_TYPES.get(part.strip())
+        if kind is not None:
+            return kind
+    return CourseItemType.UNKNOWN
 
 
 def _list_of(body: Any, where: str) -> list[Any]:

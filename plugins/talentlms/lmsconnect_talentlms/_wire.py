@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final, NewType
 from urllib.parse import quote
@@ -21,21 +22,26 @@ from urllib.parse import quote
 import attrs
 import cattrs
 from cattrs.errors import IterableValidationError, IterableValidationNote
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 
 from lmsconnect.plugin import make_converter as unified_converter
 
 __all__ = [
     "MAX_NUMBER",
+    "CategoryRow",
     "Code",
     "CourseDetail",
+    "CourseRevisionRow",
     "CourseRow",
+    "CourseUnits",
     "CreatedCourse",
+    "CustomFieldRow",
     "EnrolledUser",
     "RateLimitRow",
     "Role",
     "RoleRow",
     "Text",
+    "UnitRow",
     "UserRow",
     "build_path",
     "date_text",
@@ -43,6 +49,8 @@ __all__ = [
     "error_of",
     "is_talent_id",
     "make_wire_converter",
+    "minutes_from_days",
+    "non_negative",
     "number",
     "parse_str",
     "percentage",
@@ -50,6 +58,8 @@ __all__ = [
     "stamp",
     "talent_id",
     "text",
+    "time_text",
+    "url",
 ]
 
 _MINUTES_PER_DAY: Final = 24 * 60
@@ -65,6 +75,14 @@ _MAX_ID_DIGITS: Final = 18
 _MAX_CODE_CHARS: Final = 512
 # 9999-12-31T23:59:59Z: the last second a datetime can hold.
 _MAX_EPOCH: Final = 253_402_300_799
+# Longer than any URL a browser keeps; a 5 MB "thumbnail" is a broken answer.
+_MAX_URL_CHARS: Final = 4096
+# TalentLMS numbers custom fields custom_field_1 .. custom_field_20 (the reference: "XXX is the index").
+_CUSTOM_FIELD: Final = re.compile(r"custom_field_[0-9]{1,4}")
+# total_time as TalentLMS writes it: "7m 31s", "1h 5m 3s" (a day part is allowed, never seen).
+_TIME_TEXT: Final = re.compile(
+    r"(?:(?P<d>[0-9]{1,6})d)?\s*(?:(?P<h>[0-9]{1,7})h)?\s*(?:(?P<m>[0-9]{1,9})m)?\s*(?:(?P<s>[0-9]{1,11})s)?"
+)
 
 # Field types of the wire records; each has its reader registered in `make_wire_converter`.
 TalentId = NewType("TalentId", str)
@@ -75,6 +93,9 @@ Number = NewType("Number", int)
 Percentage = NewType("Percentage", int)
 Stamp = NewType("Stamp", dt.datetime)
 DateText = NewType("DateText", dt.datetime)
+NonNegative = NewType("NonNegative", Number)  # a Number that is never negative
+TimeText = NewType("TimeText", int)
+Url = NewType("Url", str)
 
 
 def build_path(action: str, params: Mapping[str, Any] | None = None) -> str:
@@ -136,6 +157,60 @@ def percentage(value: Any) -> int | None:
     if result is not None and not 0 <= result <= 100:
         raise ValueError(f"a percentage of {result}, expected 0 to 100")
     return result
+
+
+def non_negative(value: Any) -> int | None:
+    """A `number` of at least 0, e.g. seconds or days (a negative time is a broken answer)."""
+    result = _number(value)
+    if result is not None and result < 0:
+        raise ValueError(f"{result}, expected 0 or more")
+    return result
+
+
+def time_text(value: Any) -> int | None:
+    """Seconds of a ``total_time`` text such as ``"1h 5m 3s"``; None for ``""``/``null``/no digits.
+
+    >>> time_text("1h 5m 3s"), time_text("7m 31s"), time_text("")
+    (3903, 451, None)
+    """
+    shown = text(value)
+    if shown is None or not any(c.isdigit() for c in shown):
+        return None
+    match = _TIME_TEXT.fullmatch(shown)
+    if match is None:
+        raise ValueError(f"{shown[:40]!r} is not a time like '1h 5m 3s'")
+    parts = {k: int(v) for k, v in match.groupdict().items() if v}
+    total = parts.get("d", 0) * 86_400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    return _bounded(total)
+
+
+def url(value: Any) -> str | None:
+    """An http(s) URL (`text`), at most 4,096 characters; anything else (``javascript:``...) is an error."""
+    result = text(value)
+    if result is None:
+        return None
+    if len(result) > _MAX_URL_CHARS or not result.lower().startswith(("https://", "http://")):
+        raise ValueError(f"expected an http(s) URL of at most {_MAX_URL_CHARS:,} chars, got {result[:40]!r}")
+    return result
+
+
+def custom_fields(raw: Mapping[str, Any]) -> dict[str, str] | None:
+    """The ``custom_field_N`` entries of a payload with a value, by key; None when it has none at all.
+
+    Checkbox fields arrive as ``"on"``/``"off"`` and are kept as text; empty values are left out.
+    """
+    keys = [k for k in raw if isinstance(k, str) and _CUSTOM_FIELD.fullmatch(k)]
+    if not keys:
+        return None
+    found: dict[str, str] = {}
+    for key in keys:
+        try:
+            value = text(raw[key])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{key}: {exc}") from None
+        if value is not None:
+            found[key] = value
+    return found
 
 
 def talent_id(value: Any) -> str:
@@ -245,6 +320,11 @@ def days_from_minutes(minutes: int) -> int:
     return -(-minutes // _MINUTES_PER_DAY)
 
 
+def minutes_from_days(days: int | None) -> int | None:
+    """A `time_limit` in days as minutes (1 → 1440); None for no limit (0 or missing)."""
+    return days * _MINUTES_PER_DAY if days else None
+
+
 def error_of(body: Any) -> tuple[str | None, str | None]:
     """(type, message) of a TalentLMS error body, or (None, None) if `body` is not one.
 
@@ -276,6 +356,18 @@ class UserRow:
     email: Text | None = None
     status: Text | None = None
     created_on: DateText | None = None
+    login: Text | None = None
+    user_type: Text | None = None
+    language: Text | None = None
+    timezone: Text | None = None
+    last_updated: DateText | None = None
+    last_updated_timestamp: Stamp | None = None
+    #: The ``custom_field_N`` keys with a value (None: the payload has no custom field keys at all).
+    custom_fields: dict[str, str] | None = None
+
+    @property
+    def updated_at(self) -> dt.datetime | None:
+        return self.last_updated_timestamp or self.last_updated
 
 
 @attrs.frozen(kw_only=True)
@@ -292,6 +384,21 @@ class CourseRow:
 
 
 @attrs.frozen(kw_only=True)
+class CourseRevisionRow(CourseRow):
+    """An entry of ``GET /v1/courses`` read for a course revision: the course and its descriptive fields.
+
+    Apart from `CourseRow` so that an odd value in a field only revisions show (a course image that is
+    not a URL) fails the read of revisions, not the reads of courses and progressions or an upsert.
+    """
+
+    time_limit: NonNegative | None = None
+    category_id: Number | None = None
+    last_update_on: DateText | None = None
+    avatar: Url | None = None
+    big_avatar: Url | None = None
+
+
+@attrs.frozen(kw_only=True)
 class EnrolledUser:
     """An entry of a course detail's ``users``: one enrolled user's role and completion."""
 
@@ -304,6 +411,13 @@ class EnrolledUser:
     completed_on_timestamp: Stamp | None = None
     expired_on: DateText | None = None
     expired_on_timestamp: Stamp | None = None
+    total_time: TimeText | None = None
+    total_time_seconds: NonNegative | None = None
+
+    @property
+    def time_spent(self) -> int | None:
+        """Seconds in the course: ``total_time_seconds``, else ``total_time`` read ("1h 5m 3s")."""
+        return self.total_time_seconds if self.total_time_seconds is not None else self.total_time
 
     # The epoch sibling has no time-zone ambiguity, hence the preference.
     @property
@@ -331,6 +445,47 @@ class CourseDetail:
 
 
 @attrs.frozen(kw_only=True)
+class UnitRow:
+    """An entry of a course detail's ``units``: a piece of content, or a ``Section`` heading.
+
+    TalentLMS lists units flat, in the course's order; a ``Section`` unit heads the units after it.
+    """
+
+    id: TalentId
+    type: Text | None = None
+    name: Text | None = None
+    url: Text | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CourseUnits:
+    """``GET /v1/courses/id:N`` read for its content: the ``units`` list.
+
+    ``units`` is required for the same reason as `CourseDetail.users`: an answer without it is broken,
+    and reading it as "no content" would delete every item of the course.
+    """
+
+    units: list[UnitRow]
+
+
+@attrs.frozen(kw_only=True)
+class CategoryRow:
+    """An entry of ``GET /v1/categories``."""
+
+    id: TalentId
+    name: Text | None = None
+    parent_category_id: Number | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CustomFieldRow:
+    """An entry of ``GET /v1/getcustomregistrationfields``: a custom user field's key and name."""
+
+    key: Text | None = None
+    name: Text | None = None
+
+
+@attrs.frozen(kw_only=True)
 class CreatedCourse:
     """The answer of ``POST /v1/createcourse``."""
 
@@ -354,20 +509,21 @@ class RateLimitRow:
     reset: Number | None = None
 
 
-def _users(value: Any, converter: cattrs.Converter) -> list[EnrolledUser]:
+def _rows(value: Any, converter: cattrs.Converter, cls: type[Any], name: str) -> list[Any]:
+    """A list of `cls` from a list of objects (and nothing else), each misfit named ``name[index]``."""
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise TypeError("expected a list of objects")
     rows, errors = [], []
     for index, item in enumerate(value):
         try:
-            rows.append(converter.structure(item, EnrolledUser))
+            rows.append(converter.structure(item, cls))
         except (cattrs.BaseValidationError, ValueError, TypeError, OverflowError) as exc:
-            # The note cattrs' own list hook adds, so the message names users[index].
-            note = IterableValidationNote(f"Structuring users @ index {index}", index, EnrolledUser)
+            # The note cattrs' own list hook adds, so the message names e.g. users[index].
+            note = IterableValidationNote(f"Structuring {name} @ index {index}", index, cls)
             setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010 - 3.10 typing
             errors.append(exc)
     if errors:
-        raise IterableValidationError("While structuring users", errors, list)
+        raise IterableValidationError(f"While structuring {name}", errors, list)
     return rows
 
 
@@ -378,7 +534,10 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
       `Number` with `number`, `Percentage` with `percentage`, `Stamp` with `stamp` and `DateText` with
       `date_text` in `utc_offset` (the domain's time zone, which the API does not state);
     - ignores fields a record does not declare (``remote_data`` keeps the raw answer);
-    - reads ``list[EnrolledUser]`` from a list of objects and nothing else (not ``null``, not an object).
+    - reads `NonNegative` with `non_negative`, `TimeText` with `time_text` and `Url` with `url`;
+    - reads ``list[EnrolledUser]`` and ``list[UnitRow]`` from a list of objects and nothing else (not
+      ``null``, not an object);
+    - fills `UserRow.custom_fields` from the payload's ``custom_field_N`` keys (`custom_fields`).
     """
     converter = unified_converter(forbid_extra_keys=False)
     converter.register_structure_hook(TalentId, lambda v, _: talent_id(v))
@@ -389,9 +548,25 @@ def make_wire_converter(*, utc_offset: dt.timedelta = dt.timedelta(0)) -> cattrs
     converter.register_structure_hook(Percentage, lambda v, _: percentage(v))
     converter.register_structure_hook(Stamp, lambda v, _: stamp(v))
     converter.register_structure_hook(DateText, lambda v, _: date_text(v, utc_offset))
+    converter.register_structure_hook(NonNegative, lambda v, _: non_negative(v))
+    converter.register_structure_hook(TimeText, lambda v, _: time_text(v))
+    converter.register_structure_hook(Url, lambda v, _: url(v))
     converter.register_structure_hook_func(
-        lambda t: t == list[EnrolledUser], lambda v, _: _users(v, converter)
+        lambda t: t == list[EnrolledUser], lambda v, _: _rows(v, converter, EnrolledUser, "users")
     )
-    for cls in (UserRow, CourseRow, EnrolledUser, CourseDetail, CreatedCourse, RoleRow, RateLimitRow):
+    converter.register_structure_hook_func(
+        lambda t: t == list[UnitRow], lambda v, _: _rows(v, converter, UnitRow, "units")
+    )
+    records = (
+        CourseRow, CourseRevisionRow, EnrolledUser, CourseDetail, CreatedCourse, RoleRow, RateLimitRow,
+        UnitRow, CourseUnits, CategoryRow, CustomFieldRow,
+    )  # fmt: skip
+    for cls in records:
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter))
+    user_row = make_dict_structure_fn(UserRow, converter, custom_fields=override(omit=True))
+
+    def structure_user(value: Any, _: Any) -> UserRow:
+        return attrs.evolve(user_row(value, UserRow), custom_fields=custom_fields(value))
+
+    converter.register_structure_hook(UserRow, structure_user)
     return converter

@@ -69,6 +69,7 @@ __all__ = [
     "LEARNER_USER_TYPE",
     "SimCourse",
     "SimEnrollment",
+    "SimUnit",
     "SimUser",
     "TalentLMSSimulator",
 ]
@@ -98,6 +99,29 @@ _TOPICS: Final = (
     "Customer support", "Excel for analysts", "Code of conduct", "Fire safety", "Negotiation",
 )  # fmt: skip
 _TIMEZONE: Final = "(GMT 00:00) Greenwich Mean Time: Edinburgh, Lisbon, London"
+# Labels as TalentLMS shows them (the reference's user examples and its time-zone mappings).
+_TIMEZONES: Final = (
+    _TIMEZONE, _TIMEZONE, "(GMT +02:00) Athens, Istanbul, Minsk", "(GMT +01:00) Berlin, Germany",
+    "(GMT -05:00) Eastern Time (US & Canada)",
+)  # fmt: skip
+_LANGUAGES: Final = ("English", "English", "English", "Greek", "German", "Spanish")
+#: A custom account type a domain's admins made (TalentLMS enrolls it as a learner here).
+CUSTOM_USER_TYPE: Final = "Sales-Team"
+#: The custom user fields of the seeded domain (``/v1/getcustomregistrationfields``).
+CUSTOM_USER_FIELDS: Final[tuple[dict[str, str | None], ...]] = (
+    {"key": "custom_field_1", "type": "text", "name": "Department", "dropdown_values": None},
+    {"key": "custom_field_2", "type": "dropdown", "name": "Office", "dropdown_values": "Athens;Berlin"},
+    {"key": "custom_field_3", "type": "checkbox", "name": "Newsletter", "dropdown_values": None},
+)
+_CUSTOM_KEYS: Final = tuple(str(f["key"]) for f in CUSTOM_USER_FIELDS)
+_DEPARTMENTS: Final = ("Sales", "Support", "Engineering", "Finance", "")
+#: The seeded categories: (id, name, parent id); "Security" sits inside "Compliance".
+CATEGORIES: Final = ((1, "Compliance", None), (2, "Security", 1), (3, "Sales", None))
+#: Unit types TalentLMS sends (the reference, client libraries), and one no mapping knows.
+UNIT_TYPES: Final = (
+    "Content", "Web content", "Video", "Audio", "Presentation | Document", "SCORM | xAPI | cmi5",
+    "Test", "Survey", "Assignment", "ILT", "TalentCraft",
+)  # fmt: skip
 
 
 @attrs.define(kw_only=True)
@@ -120,6 +144,20 @@ class SimUser:
     credits: int = 0
     bio: str | None = None
     restrict_email: bool = False
+    timezone: str = _TIMEZONE
+    #: ``custom_field_N`` → value; every field of `CUSTOM_USER_FIELDS` is served, "" when unset.
+    custom_fields: dict[str, str] = attrs.Factory(dict)
+
+
+@attrs.define(kw_only=True)
+class SimUnit:
+    """A unit of a course; a ``Section`` unit heads the units after it (TalentLMS lists them flat)."""
+
+    id: int
+    type: str
+    name: str
+    #: A Section's delay in minutes ("" when none); other units have none.
+    delay_time: int | None = None
 
 
 @attrs.define(kw_only=True)
@@ -142,7 +180,9 @@ class SimCourse:
     expiration_datetime: int | None = None
     level: int | None = 1
     shared: bool = False
-    units: int = 3
+    #: The course image; None serves TalentLMS's placeholder.
+    avatar: str | None = None
+    units: list[SimUnit] = attrs.Factory(list)
 
 
 @attrs.define(kw_only=True)
@@ -157,6 +197,8 @@ class SimEnrollment:
     completion_percentage: int = 0
     total_time_seconds: int = 0
     expired_on: int | None = None
+    #: False: the course detail leaves ``total_time_seconds`` out (``total_time`` only), as some answers do.
+    time_seconds_given: bool = True
 
 
 
@@ -317,6 +359,7 @@ class TalentLMSSimulator(SimulatorServer):
         self._enrollments: dict[int, dict[int, SimEnrollment]] = {}
         self._next_user_id = 1
         self._next_course_id = 1
+        self._next_unit_id = 1
 
         self._burst_log: collections.deque[float] = collections.deque()
         self._hour_start: float | None = None
@@ -325,6 +368,8 @@ class TalentLMSSimulator(SimulatorServer):
         self._seen_requests: collections.Counter[str] = collections.Counter()
 
         self._seed(users, courses, enrollments, random.Random(seed))
+        # A second stream, so the profile and content details leave the first one's data as it was.
+        self._seed_details(random.Random(f"{seed}/details"))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -448,6 +493,20 @@ class TalentLMSSimulator(SimulatorServer):
         self._enrollments[cid] = {}
         return course
 
+    def add_unit(
+        self, course_id: int, *, type: str = "Content", name: str = "New unit", index: int | None = None
+    ) -> SimUnit:
+        """Add a unit to a course, at the end or at `index` in its flat list."""
+        unit = SimUnit(id=self._next_unit_id, type=type, name=name)
+        self._next_unit_id += 1
+        units = self._courses[course_id].units
+        units.insert(len(units) if index is None else index, unit)
+        return unit
+
+    def remove_unit(self, course_id: int, unit_id: int) -> None:
+        course = self._courses[course_id]
+        course.units = [u for u in course.units if u.id != unit_id]
+
     def remove_course(self, course_id: int) -> None:
         del self._courses[course_id]
         self._enrollments.pop(course_id, None)
@@ -512,8 +571,12 @@ class TalentLMSSimulator(SimulatorServer):
         """The hourly window as ``/v1/ratelimit`` reports it, with ints."""
         now = time.monotonic()
         self._roll_hour(now)
-        start = self._hour_start if self._hour_start is not None else now
-        reset = math.ceil(time.time() + (start + self.hourly_window - now))
+        if self._hour_start is None:
+            # The window this answer describes starts now, so the reset it reports holds: starting it at
+            # the next counted call instead made the real reset later than the one reported, and a
+            # client that trusted the report met a 429 (a flaky test under load).
+            self._hour_start = now
+        reset = math.ceil(time.time() + (self._hour_start + self.hourly_window - now))
         return {
             "limit": self.hourly_limit,
             "remaining": max(0, self.hourly_limit - self._hour_count),
@@ -566,7 +629,8 @@ class TalentLMSSimulator(SimulatorServer):
             )
             course.last_update_on = created + rng.randrange(86_400 * 90)
             course.category_id = rng.choice((None, 1, 2, 3))
-            course.units = rng.randint(1, 6)
+            # How many units; _seed_details draws what they are.
+            course.units = [SimUnit(id=0, type="Content", name="") for _ in range(rng.randint(1, 6))]
         pairs = n_users * n_courses
         if not pairs:
             return
@@ -589,6 +653,40 @@ class TalentLMSSimulator(SimulatorServer):
                 enrollment.total_time_seconds = rng.randrange(30, 10_000)
             elif draw < 0.68:
                 enrollment.expired_on = enrolled + 86_400 * 30
+
+    def _seed_details(self, rng: random.Random) -> None:
+        """Profiles (language, time zone, custom fields, a custom account type) and course content."""
+        for user in self.users:
+            user.language = rng.choice(_LANGUAGES)
+            user.timezone = rng.choice(_TIMEZONES)
+            user.custom_fields = {
+                "custom_field_1": rng.choice(_DEPARTMENTS),
+                "custom_field_2": rng.choice(("Athens", "Berlin", "")),
+                "custom_field_3": rng.choice(("on", "off")),
+            }
+            if user.id > 4 and user.user_type == LEARNER_USER_TYPE and rng.random() < 0.1:
+                user.user_type = CUSTOM_USER_TYPE
+        for index, course in enumerate(self.courses):
+            if rng.random() < 0.5:
+                course.avatar = f"https://sim.talentlms.com/pages/images/courses/{course.id}.png"
+            # Every tenant shows every unit type and a section: course 1 has them all.
+            count = len(course.units)
+            if index == 0:
+                types = ["Section", *UNIT_TYPES[:5], "Section", *UNIT_TYPES[5:]]
+            else:
+                types = [rng.choice(UNIT_TYPES) for _ in range(count)]
+                if count > 2 and rng.random() < 0.5:
+                    types[rng.randrange(1, count)] = "Section"
+            course.units = []
+            for n, kind in enumerate(types):
+                unit = self.add_unit(course.id, type=kind, name=f"{kind} {n + 1}")
+                if kind == "Section":
+                    unit.name = f"Section {n + 1}"
+                    unit.delay_time = rng.choice((None, 60))
+        for enrollment in self.enrollments():
+            # Some answers carry total_time only (the simulator keeps it deterministic per pair).
+            if (enrollment.user_id * 31 + enrollment.course_id) % 17 == 0:
+                enrollment.time_seconds_given = False
 
     # ------------------------------------------------------------------ HTTP
 
@@ -882,25 +980,26 @@ class TalentLMSSimulator(SimulatorServer):
         if enrollment is None:
             raise _ApiError(400, "The requested user is not enrolled in this course")
         status = _completion_status(enrollment)
-        per_unit = max(1, enrollment.total_time_seconds // max(1, course.units))
+        content = [u for u in course.units if u.type != "Section"]
+        per_unit = max(1, enrollment.total_time_seconds // max(1, len(content)))
         done_units = (
-            course.units
+            len(content)
             if enrollment.completed_on
-            else (course.units * enrollment.completion_percentage // 100)
+            else (len(content) * enrollment.completion_percentage // 100)
         )
         units = []
-        for n in range(course.units):
+        for n, unit in enumerate(content):
             done = n < done_units
             completed = enrollment.completed_on if done else None
             units.append(
                 {
-                    "id": str(course.id * 100 + n + 1),
-                    "name": f"Unit {n + 1}",
-                    "type": "Content" if n else "Test",
+                    "id": str(unit.id),
+                    "name": unit.name,
+                    "type": unit.type,
                     "completion_status": "Completed" if done else "Not attempted",
                     "completed_on": _fmt_datetime(completed),
                     "completed_on_timestamp": _fmt_ts(completed),
-                    "score": "100" if done and n == 0 else "",
+                    "score": "100" if done and unit.type == "Test" else "",
                     "total_time": _fmt_total_time(per_unit if done else 0),
                     "total_time_seconds": per_unit if done else 0,
                 }
@@ -919,6 +1018,38 @@ class TalentLMSSimulator(SimulatorServer):
             "total_time_seconds": enrollment.total_time_seconds,
             "units": units,
         }
+
+    def _a_categories(self, params: dict[str, str]) -> Any:
+        category_id = _int_param(params, "id")
+        rows = [
+            {"id": str(cid), "name": name, "price": "$0", "parent_category_id": _fmt_ts(parent, None)}
+            for cid, name, parent in CATEGORIES
+        ]
+        if category_id is None:
+            if params:
+                raise _ApiError(400, "Invalid arguments provided")
+            return rows
+        for row in rows:
+            if row["id"] == str(category_id):
+                courses = [self._course_summary(c) for c in self.courses if c.category_id == category_id]
+                return {**row, "courses": courses}
+        raise _ApiError(404, "The requested category does not exist")
+
+    def _a_getcustomregistrationfields(self, params: dict[str, str]) -> Any:
+        return [
+            {
+                **field,
+                "mandatory": "no",
+                "visible_on_reports": "yes",
+                "checkbox_status": "off",
+                "selective_availability": "no",
+                "branch": None,
+                "main_domain_availability": None,
+                "previous_key": None,
+                "order": str(index + 1),
+            }
+            for index, field in enumerate(CUSTOM_USER_FIELDS)
+        ]
 
     def _a_ratelimit(self, params: dict[str, str]) -> Any:
         status = self.rate_limit_status()
@@ -993,7 +1124,7 @@ class TalentLMSSimulator(SimulatorServer):
             "email": user.email,
             "restrict_email": "1" if user.restrict_email else "0",
             "user_type": user.user_type,
-            "timezone": _TIMEZONE,
+            "timezone": user.timezone,
             "language": user.language,
             "status": user.status,
             "deactivation_date": _fmt_datetime(user.deactivation_date),
@@ -1006,6 +1137,7 @@ class TalentLMSSimulator(SimulatorServer):
             "avatar": "https://sim.talentlms.com/pages/images/unknown_users.png",
             "bio": user.bio,
             "login_key": f"https://sim.talentlms.com/index/autologin/key:sim{user.id:08d}",
+            **{key: user.custom_fields.get(key, "") for key in _CUSTOM_KEYS},
         }
 
     def _user_detail(self, user: SimUser) -> dict[str, Any]:
@@ -1064,14 +1196,14 @@ class TalentLMSSimulator(SimulatorServer):
             "level": "" if course.level is None else str(course.level),
             "shared": "1" if course.shared else "0",
             "shared_url": "",
-            "avatar": "https://sim.talentlms.com/pages/images/unknown_small.png",
-            "big_avatar": "https://sim.talentlms.com/pages/images/unknown_small.png",
+            "avatar": course.avatar or "https://sim.talentlms.com/pages/images/unknown_small.png",
+            "big_avatar": course.avatar or "https://sim.talentlms.com/pages/images/unknown_small.png",
             "certification": "Classic",
             "certification_duration": "Forever",
         }
 
     def _course_detail(self, course: SimCourse) -> dict[str, Any]:
-        users = []
+        users: list[dict[str, Any]] = []
         for uid, enrollment in sorted(self._enrollments[course.id].items()):
             user = self._users[uid]
             users.append(
@@ -1087,18 +1219,11 @@ class TalentLMSSimulator(SimulatorServer):
                     "expired_on": _fmt_datetime(enrollment.expired_on),
                     "expired_on_timestamp": _fmt_ts(enrollment.expired_on),
                     "total_time": _fmt_total_time(enrollment.total_time_seconds),
-                    "total_time_seconds": enrollment.total_time_seconds,
                 }
             )
-        units = [
-            {
-                "id": str(course.id * 100 + n + 1),
-                "type": "Content" if n else "Test",
-                "name": f"Unit {n + 1}",
-                "url": f"sim.talentlms.com/unit/apiview/id:{course.id * 100 + n + 1}",
-            }
-            for n in range(course.units)
-        ]
+            if enrollment.time_seconds_given:
+                users[-1]["total_time_seconds"] = enrollment.total_time_seconds
+        units = [_unit_entry(unit) for unit in course.units]
         return {
             **self._course_summary(course),
             "users": users,
@@ -1107,6 +1232,26 @@ class TalentLMSSimulator(SimulatorServer):
             "prerequisites": [],
             "prerequisite_rule_sets": [],
         }
+
+
+def _unit_entry(unit: SimUnit) -> dict[str, Any]:
+    """A course detail's ``units`` entry: a Section has its delay, other units their view URL."""
+    if unit.type == "Section":
+        delay = "" if unit.delay_time is None else str(unit.delay_time)
+        return {
+            "id": str(unit.id),
+            "type": unit.type,
+            "name": unit.name,
+            "delay_time": delay,
+            "aggregated_delay_time": delay,
+            "formatted_aggregated_delay_time": "" if unit.delay_time is None else f"{unit.delay_time // 60}h",
+        }
+    return {
+        "id": str(unit.id),
+        "type": unit.type,
+        "name": unit.name,
+        "url": f"sim.talentlms.com/unit/apiview/id:{unit.id}",
+    }
 
 
 def _completion_status(enrollment: SimEnrollment) -> tuple[str, str, str]:
@@ -1135,6 +1280,8 @@ _ACTIONS: Final[dict[str, tuple[Iterable[str], _Handler]]] = {
     # TalentLMS mutates on GET here, as the reference's URL pattern shows.
     "removeuserfromcourse": (("GET",), TalentLMSSimulator._a_removeuserfromcourse),
     "getuserstatusincourse": (("GET",), TalentLMSSimulator._a_getuserstatusincourse),
+    "categories": (("GET",), TalentLMSSimulator._a_categories),
+    "getcustomregistrationfields": (("GET",), TalentLMSSimulator._a_getcustomregistrationfields),
     "ratelimit": (("GET",), TalentLMSSimulator._a_ratelimit),
     "siteinfo": (("GET",), TalentLMSSimulator._a_siteinfo),
 }

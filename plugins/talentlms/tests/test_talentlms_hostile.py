@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 from aiohttp import web
 from lmsconnect_talentlms import MAX_DURATION_MINUTES
@@ -26,7 +27,9 @@ from lmsconnect._models import ModelName
 from lmsconnect.plugin import Connector
 from lmsconnect.testing import AnswerTamper, json_rewrite
 
-MODELS: tuple[ModelName, ...] = ("users", "courses", "course_revisions", "course_progressions")
+MODELS: tuple[ModelName, ...] = (
+    "users", "courses", "course_revisions", "course_progressions", "course_items"
+)
 
 
 class TamperedTalentLMS(TalentLMSSimulator):
@@ -69,6 +72,11 @@ def first_enrolled(**values: Any) -> Callable[[Any], Any]:
     return change
 
 
+def _fields(record: Any) -> str:
+    """A record's unified fields (not the raw payload), comparable and sortable."""
+    return repr(attrs.evolve(record, remote_data=None))
+
+
 async def read(lms: Connector[Any], model: ModelName) -> list[Any]:
     with anyio.fail_after(20):
         return [r async for r in lms.list(model)]
@@ -96,12 +104,29 @@ class TestRecordsAreValidated:
             ("course_progressions", "/v1/courses/id:", lambda body: {**body, "users": None}, "users"),
             ("course_progressions", "/v1/courses/id:",
              lambda body: {k: v for k, v in body.items() if k != "users"}, "users"),
+            ("course_progressions", "/v1/courses/id:", first_enrolled(completion_percentage=250),
+             "completion_percentage"),
+            ("course_progressions", "/v1/courses/id:", first_enrolled(total_time_seconds=-5),
+             "total_time_seconds"),
+            ("course_progressions", "/v1/courses/id:", first_enrolled(total_time="3 hours"), "total_time"),
+            ("users", "/v1/users", first_row(custom_field_1=["a", "b"]), "custom_field_1"),
+            ("users", "/v1/users", first_row(last_updated_timestamp="-1"), "last_updated_timestamp"),
+            ("course_revisions", "/v1/courses", first_row(big_avatar="javascript:alert(1)"), "big_avatar"),
+            ("course_revisions", "/v1/courses", first_row(time_limit="-3"), "time_limit"),
+            ("course_items", "/v1/courses/id:",
+             lambda body: {k: v for k, v in body.items() if k != "units"}, "units"),
+            ("course_items", "/v1/courses/id:", lambda body: {**body, "units": None}, "units"),
+            ("course_items", "/v1/courses/id:",
+             lambda body: {**body, "units": [{**body["units"][0], "id": "u1"}]}, "id"),
         ],
         ids=[
             "user-id-word", "user-id-null", "name-object", "date-mangled", "row-a-list", "not-a-list",
             "course-id-fraction", "title-list", "code-a-megabyte", "progression-user-id-float",
             "timestamp-1e30",
             "percentage-word", "users-a-string", "users-null", "users-missing",
+            "percentage-250", "time-negative", "total-time-word", "custom-field-list",
+            "updated-negative", "thumbnail-javascript", "time-limit-negative",
+            "units-missing", "units-null", "unit-id-word",
         ],
     )
     async def test_a_record_that_does_not_fit_fails_the_read_naming_the_field(
@@ -115,11 +140,28 @@ class TestRecordsAreValidated:
         assert field in str(caught.value)
         assert "GET /v1/" in str(caught.value)
 
+    async def test_an_odd_revision_only_field_fails_only_the_revisions(
+        self, sim: TamperedTalentLMS, lms: Connector[Any]
+    ) -> None:
+        """A course image that is not a URL fails course_revisions; courses and progressions still read."""
+        sim.tamper.rewrite = json_rewrite("/v1/courses", lambda body: [
+            {**row, "big_avatar": "javascript:alert(1)"} for row in body
+        ] if isinstance(body, list) else body)
+        with pytest.raises(InvalidRemoteResponse, match="big_avatar"):
+            await read(lms, "course_revisions")
+        assert await read(lms, "courses")
+        assert await read(lms, "course_progressions")
+
     async def test_every_documented_looseness_still_reads(self, sim: TamperedTalentLMS) -> None:
         """Int ids, "" for empty, null timestamps and "Never" read exactly like the simulator's strings."""
 
         def loosen(body: Any) -> Any:
             rows = body if isinstance(body, list) else body.get("users") if isinstance(body, dict) else None
+            units = body.get("units") if isinstance(body, dict) else None
+            for unit in units or ():
+                unit["id"] = int(unit["id"])
+                if unit.get("delay_time") == "":
+                    unit["delay_time"] = None
             for row in rows or ():
                 if isinstance(row, dict) and "id" in row:
                     row["id"] = int(row["id"])
@@ -127,12 +169,16 @@ class TestRecordsAreValidated:
                         row["completed_on_timestamp"] = None
                     if row.get("expired_on") == "":
                         row["expired_on"], row["expired_on_timestamp"] = "Never", 0
+                    if "total_time_seconds" in row:
+                        row["total_time_seconds"] = str(row["total_time_seconds"])
+                    if row.get("custom_field_2") == "":
+                        row["custom_field_2"] = None
             return body
 
         async with lmsconnect.connect("talentlms", **sim.connect_config) as lms:
-            clean = {m: sorted(r.id for r in await read(lms, m)) for m in MODELS}
+            clean = {m: sorted(_fields(r) for r in await read(lms, m)) for m in MODELS}
             sim.tamper.rewrite = json_rewrite("", loosen)
-            loose = {m: sorted(r.id for r in await read(lms, m)) for m in MODELS}
+            loose = {m: sorted(_fields(r) for r in await read(lms, m)) for m in MODELS}
         assert loose == clean and all(clean.values())
 
     async def test_mangled_numbers_fail_the_sync_instead_of_deleting_progressions(

@@ -9,17 +9,22 @@ import pytest
 from lmsconnect_talentlms._wire import (
     CourseDetail,
     CourseRow,
+    CourseUnits,
     EnrolledUser,
     UserRow,
     build_path,
+    custom_fields,
     date_text,
     days_from_minutes,
     error_of,
     make_wire_converter,
+    non_negative,
     number,
     stamp,
     talent_id,
     text,
+    time_text,
+    url,
 )
 
 from lmsconnect import InvalidRemoteResponse
@@ -198,6 +203,67 @@ class TestRecords:
         """A completion percentage outside 0-100 is garbage, not progress."""
         with pytest.raises(InvalidRemoteResponse, match="completion_percentage"):
             enrolled({"completion_percentage": "250"})
+
+
+class TestIssue13Values:
+    @pytest.mark.parametrize(
+        ("value", "seconds"),
+        [("7m 31s", 451), ("1h 5m 3s", 3903), ("3m 33s", 213), ("0s", 0), ("2h", 7200), ("1d 1s", 86401),
+         ("", None), (None, None), ("-", None)],
+    )
+    def test_total_time_text_is_read_in_seconds(self, value: Any, seconds: int | None) -> None:
+        """total_time as the reference writes it ("1h 5m 3s") is seconds; no digits means none."""
+        assert time_text(value) == seconds
+
+    @pytest.mark.parametrize("value", ["3 hours", "5m 1h", "1h 5m 3s extra", "-5s"])
+    def test_total_time_garbage_is_refused(self, value: str) -> None:
+        with pytest.raises(ValueError):
+            time_text(value)
+
+    def test_a_negative_time_is_refused(self) -> None:
+        """Seconds and days are never negative: -5 is a broken answer, 0 and "" are fine."""
+        assert (non_negative("0"), non_negative(""), non_negative(451)) == (0, None, 451)
+        with pytest.raises(ValueError):
+            non_negative("-5")
+
+    @pytest.mark.parametrize("value", ["javascript:alert(1)", "x.png", "ftp://h/x", "https://" + "a" * 5000])
+    def test_only_http_urls_are_urls(self, value: str) -> None:
+        with pytest.raises(ValueError):
+            url(value)
+
+    def test_custom_fields_keep_the_values_and_leave_out_the_empty(self) -> None:
+        """custom_field_N keys with a value are kept (checkboxes as on/off); no keys at all is None."""
+        raw = {"id": "1", "custom_field_1": "Sales", "custom_field_2": "", "custom_field_3": "off", "x": "y"}
+        assert custom_fields(raw) == {"custom_field_1": "Sales", "custom_field_3": "off"}
+        assert custom_fields({"id": "1"}) is None
+        with pytest.raises(ValueError, match="custom_field_1"):
+            custom_fields({"custom_field_1": {"nested": 1}})
+
+    def test_the_reference_course_detail_units_are_read(self) -> None:
+        """The reference's units (a Content unit and a Section with its delay) fit `CourseUnits`."""
+        detail = {
+            "units": [
+                {"id": "1", "type": "Content", "name": "TalentLMS - Introduction",
+                 "url": "example.talentlms.com/unit/apiview/id:1"},
+                {"id": "2", "type": "Section", "name": "Section 1", "delay_time": "60",
+                 "aggregated_delay_time": "60", "formatted_aggregated_delay_time": "1h"},
+            ]
+        }
+        units = structure_wire(make_wire_converter(), detail, CourseUnits, where="GET x").units
+        assert [(u.id, u.type, u.name) for u in units] == [
+            ("1", "Content", "TalentLMS - Introduction"), ("2", "Section", "Section 1")
+        ]
+
+    def test_the_reference_user_entry_gives_the_profile_fields(self) -> None:
+        converter = make_wire_converter()
+        row = structure_wire(converter, {
+            "id": "1", "login": "dummy", "user_type": "SuperAdmin", "language": "English",
+            "timezone": "(GMT +02:00) Athens, Istanbul, Minsk", "last_updated": "27/02/2018, 17:04:31",
+            "last_updated_timestamp": "1519743871",
+        }, UserRow, where="u")
+        assert (row.login, row.user_type, row.language) == ("dummy", "SuperAdmin", "English")
+        assert row.updated_at == dt.datetime(2018, 2, 27, 15, 4, 31, tzinfo=UTC)
+        assert row.custom_fields is None
 
 
 class TestDays:
