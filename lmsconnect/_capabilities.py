@@ -177,13 +177,25 @@ def action_support(
 
 @attrs.frozen(kw_only=True)
 class Capabilities:
-    """A connector's whole table: every model, action and feature, supported or not."""
+    """A connector's whole table: every model, action and feature, supported or not.
+
+    A connector whose abilities depend on the account (TalentLMS with or without API v2) also lists its
+    ``modes``: the table of a connection in each mode, by name. Its class table then describes every mode
+    (its flags are those of any mode), and a connection's ``lms.capabilities`` is one of the modes once
+    `Connector.resolve_capabilities` has found out which (``mode`` names it).
+    """
 
     slug: str
     name: str
     models: Mapping[ModelName, ModelCapability]
     actions: Mapping[ActionName, ActionCapability]
     features: Mapping[FeatureName, FeatureCapability]
+    #: What the whole table depends on, e.g. which API a connection uses.
+    note: str = ""
+    #: Which of the class's modes this connection table is ("" for a class table).
+    mode: str = ""
+    #: The table of a connection in each mode, by mode name (empty when there is one way only).
+    modes: Mapping[str, Capabilities] = attrs.field(factory=dict)
 
     @classmethod
     def build(
@@ -195,6 +207,9 @@ class Capabilities:
         actions: Mapping[ActionName, ActionCapability],
         features: Mapping[FeatureName, str],
         unsupported_notes: Mapping[str, str] | None = None,
+        note: str = "",
+        mode: str = "",
+        modes: Mapping[str, Capabilities] | None = None,
     ) -> Capabilities:
         """Complete a table: models/actions/features not given become unsupported (with the note in
         ``unsupported_notes`` under their key, if any). Unknown model, action or field names raise
@@ -214,8 +229,34 @@ class Capabilities:
             f: FeatureCapability(supported=f in features, note=features.get(f, extra.get(f, "")))
             for f in FEATURES
         }
+        _check_modes(slug, modes or {})
         return cls(
-            slug=slug, name=name, models=full_models, actions=full_actions, features=full_features
+            slug=slug, name=name, models=full_models, actions=full_actions, features=full_features,
+            note=note, mode=mode, modes=dict(modes or {}),
+        )
+
+    def variant(
+        self,
+        *,
+        mode: str = "",
+        note: str | None = None,
+        actions: Mapping[ActionName, ActionCapability] | None = None,
+        modes: Mapping[str, Capabilities] | None = None,
+    ) -> Capabilities:
+        """This table with some actions replaced (fields completed and checked as in `build`): a
+        connector's mode tables, and its class table over them, from one base table.
+
+        >>> v2 = base.variant(mode="v2", actions={"deactivate_course": action_support("course_id")})
+        >>> table = base.variant(note="two ways", modes={"v2": v2, "v1": base.variant(mode="v1")})
+        """
+        replaced = _complete(
+            self.slug, "action", {**self.actions, **(actions or {})}, ACTIONS, action_fields,
+            lambda key: self.actions[key],
+        )
+        _check_modes(self.slug, modes or {})
+        return attrs.evolve(
+            self, mode=mode, note=self.note if note is None else note, actions=replaced,
+            modes=dict(modes or {}),
         )
 
     # -- enforcement ------------------------------------------------------------------------------
@@ -266,7 +307,7 @@ class Capabilities:
         def fields(m: Mapping[str, FieldCapability]) -> dict[str, Any]:
             return {k: {"support": v.support.value, "note": v.note} for k, v in m.items()}
 
-        return {
+        data: dict[str, Any] = {
             "slug": self.slug,
             "name": self.name,
             "models": {
@@ -291,6 +332,14 @@ class Capabilities:
                 k: {"supported": v.supported, "note": v.note} for k, v in self.features.items()
             },
         }
+        # Only where used, so the JSON of a connector with one way of working is as it always was.
+        if self.note:
+            data["note"] = self.note
+        if self.mode:
+            data["mode"] = self.mode
+        if self.modes:
+            data["modes"] = {k: v.to_dict() for k, v in self.modes.items()}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -329,6 +378,9 @@ class Capabilities:
                 k: FeatureCapability(supported=v["supported"], note=v["note"])
                 for k, v in data["features"].items()
             },
+            note=data.get("note", ""),
+            mode=data.get("mode", ""),
+            modes={k: cls.from_dict(v) for k, v in data.get("modes", {}).items()},
         )
 
     def to_markdown(self) -> str:
@@ -338,9 +390,10 @@ class Capabilities:
             "",
             "<!-- Generated from the connector's capability table by `lmsconnect docs`. Do not edit. -->",
             "",
-            "## Models",
-            "",
         ]
+        if self.note:
+            out += [_md(self.note), ""]
+        out += ["## Models", ""]
         out += _markdown_sections(
             self.models, "field", lambda m: "" if m.by_default else "read by `sync` only when asked for"
         )
@@ -355,7 +408,36 @@ class Capabilities:
             f"| {FEATURE_TITLES[k]} | {'yes' if v.supported else 'no'} | {_md(v.note)} |"
             for k, v in self.features.items()
         ]
+        out += self._markdown_modes()
         return "\n".join(out) + "\n"
+
+    def _markdown_modes(self) -> list[str]:
+        """Per mode, what a connection in it does where that differs from the class table above."""
+        if not self.modes:
+            return []
+        out = ["", "## Connection modes", ""]
+        for name, table in self.modes.items():
+            out += [f"### Mode `{name}`", ""]
+            if table.note:
+                out += [_md(table.note), ""]
+            differing = {k: a for k, a in table.actions.items() if a != self.actions[k]}
+            for key, action in differing.items():
+                flags = ", ".join(f"**{f.value}**" for f in sorted(action.flags)) or "no flags"
+                state = f"({flags})" if action.supported else "(not supported)"
+                out += [f"- `{key}` {state}: {_md(action.note)}"]
+            if not differing:
+                out += ["Actions as in the table above."]
+            out.append("")
+        return out[:-1]
+
+
+def _check_modes(slug: str, modes: Mapping[str, Capabilities]) -> None:
+    for name, table in modes.items():
+        if table.slug != slug or table.mode != name or table.modes:
+            raise ValueError(
+                f"{slug}: mode {name!r} must be a table of the same slug, made with mode={name!r} and no "
+                "modes of its own"
+            )
 
 
 K = TypeVar("K", bound=str)
@@ -437,7 +519,7 @@ def matrix_rows(tables: Iterable[Capabilities]) -> tuple[list[str], list[list[st
     for key in MODELS:
         rows.append([f"model {key}", *(_model_cell(t.models[key]) for t in tables)])
     for akey in ACTIONS:
-        rows.append([f"action {akey}", *(_action_cell(t.actions[akey]) for t in tables)])
+        rows.append([f"action {akey}", *(_mode_cells(t, akey) for t in tables)])
     for fkey in FEATURES:
         rows.append(
             [f"feature {fkey}", *(_cell(t.features[fkey].supported) for t in tables)]
@@ -451,6 +533,14 @@ def _model_cell(cap: ModelCapability) -> str:
     partial = any(f.support is Support.PARTIAL for f in cap.fields.values())
     cell = "partial" if partial else "yes"
     return cell if cap.by_default else f"{cell} (on request)"
+
+
+def _mode_cells(table: Capabilities, action: ActionName) -> str:
+    """An action's cell; where a connector's modes differ on it, one cell per mode (``v2: yes; v1: ...``)."""
+    cells = {name: _action_cell(t.actions[action]) for name, t in table.modes.items()}
+    if len(set(cells.values())) > 1:
+        return "; ".join(f"{name}: {cell}" for name, cell in cells.items())
+    return _action_cell(table.actions[action])
 
 
 def _action_cell(cap: ActionCapability) -> str:

@@ -132,8 +132,12 @@ def _cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_capabilities(args: argparse.Namespace, out: TextIO) -> int:
+    connection = args.config_json is not None or args.config_env is not None
+    if connection and not args.slug:
+        raise UsageError("--config-json and --config-env need a connector: capabilities SLUG --config-json")
     if args.slug:
-        caps = registry.get(args.slug).capabilities
+        caps = (asyncio.run(_connection_capabilities(args)) if connection
+                else registry.get(args.slug).capabilities)
         if args.json:
             out.write(caps.to_json())
         elif args.markdown:
@@ -150,6 +154,14 @@ def _cmd_capabilities(args: argparse.Namespace, out: TextIO) -> int:
         header, rows = matrix_rows(tables)
         out.write(table(rows, header) + "\n")
     return 0
+
+
+async def _connection_capabilities(args: argparse.Namespace) -> Any:
+    """The table of one connection: for a connector with modes, the mode this account gets."""
+    from ._api import connect
+
+    async with connect(args.slug, **_config(args)) as lms:
+        return await lms.resolve_capabilities()
 
 
 def _wrapped(rows: list[list[str]], width: int = 72) -> list[list[str]]:
@@ -176,6 +188,16 @@ def _capabilities_text(caps: Any) -> str:
                      action.note])
     for key, feature in caps.features.items():
         rows.append(["feature", key, "yes" if feature.supported else "no", feature.note])
+    for name, mode in caps.modes.items():
+        for key, action in mode.actions.items():
+            if action != caps.actions[key]:
+                flags = ",".join(sorted(f.value for f in action.flags))
+                rows.append([f"mode {name}", key, ("yes" + (f" ({flags})" if flags else ""))
+                             if action.supported else "no", action.note])
+    if caps.mode:
+        lines[0] = f"{caps.name} ({caps.slug}), this connection: mode {caps.mode}"
+    if caps.note:
+        lines += [*textwrap.wrap(caps.note, 100), ""]
     lines.append(table(_wrapped(rows), ["kind", "name", "supported", "fields / note"]))
     return "\n".join(lines) + "\n"
 
@@ -541,16 +563,16 @@ def _add_global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
                    type=str.lower, help="log records at this level and above to stderr (default: warning)")
 
 
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group(required=True)
+def _add_config_options(p: argparse.ArgumentParser, *, required: bool = True, what: str = "") -> None:
+    group = p.add_mutually_exclusive_group(required=required)
     group.add_argument(
         "--config-json", metavar="JSON|@FILE",
         help="the connect() arguments as a JSON object, or @FILE to read them from a file (keeps secrets "
-        "out of the process list); what `lmsconnect simulate` prints is accepted as is",
+        "out of the process list); what `lmsconnect simulate` prints is accepted as is" + what,
     )
     group.add_argument(
         "--config-env", metavar="VAR",
-        help="read the connect() arguments as JSON from the environment variable VAR",
+        help="read the connect() arguments as JSON from the environment variable VAR" + what,
     )
 
 
@@ -589,6 +611,8 @@ def _parser() -> argparse.ArgumentParser:
                 "Print which unified models, fields and actions a connector supports, with its notes; "
                 "without a slug, the matrix across every installed connector.")
     p.add_argument("slug", nargs="?", help=slug_help + " (default: all, as a matrix)")
+    _add_config_options(p, required=False, what=" and print that connection's table (for a connector "
+                        "with modes, the mode this account gets) instead of the class's")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print the table(s) as JSON")
     fmt.add_argument("--markdown", action="store_true", help="print the table(s) as Markdown")

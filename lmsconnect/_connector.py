@@ -159,7 +159,9 @@ class Connector(abc.ABC, Generic[C]):
     """
 
     spec: ClassVar[ConnectorSpec]
-    capabilities: ClassVar[Capabilities]
+    #: The class's table (what any connection may do). A connection whose abilities depend on the account
+    #: replaces it with its own once `resolve_capabilities` has found out (so not a ClassVar).
+    capabilities: Capabilities
     # The longest course duration (minutes) this vendor takes; upsert input over it is InvalidInput
     # before any call. Connectors set their own (tighter) bound; the core's is ten years.
     max_duration_minutes: ClassVar[int] = MAX_DURATION_MINUTES
@@ -286,6 +288,19 @@ class Connector(abc.ABC, Generic[C]):
         """Scope testing: what the credentials may do, per model and action (reads only)."""
         return ()
 
+    async def resolve_capabilities(self) -> Capabilities:
+        """This connection's capability table; afterwards it is also ``lms.capabilities``.
+
+        For most connectors that is the class's table, at no cost. A connector whose abilities depend on
+        the account (its table lists ``modes``) overrides this to find out once per connection (a probe)
+        and sets ``self.capabilities`` to its mode's table. Actions and `check` call it first, so a
+        destructive action is refused by what this connection would really do.
+
+        >>> caps = await lms.resolve_capabilities()
+        >>> caps.mode, caps.actions["deactivate_course"].destructive
+        """
+        return self.capabilities
+
     async def handle_passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
         """A raw vendor call with the connector's auth. Default: one request through `http`."""
         return await self.http.request(method, path, **kwargs)
@@ -382,10 +397,7 @@ class Connector(abc.ABC, Generic[C]):
         if value is not None and fields:
             raise InvalidInput(f"{name}: pass either an input object/dict or keyword fields, not both")
         action: A = structure_action(cls, value if value is not None else dict(fields))
-        if self.unsupported_fields == "drop":
-            action = _drop_unsupported(self.capabilities, name, action)  # same type, fields reset
-        for path in action_fields(name):
-            self.capabilities.require_action_field(name, path, given=_given(action, path))
+        action = self._enforce_table(self.capabilities, name, action)
         if isinstance(action, UpsertCourses):
             for index, item in enumerate(action.items):
                 duration = item.course.duration
@@ -397,15 +409,31 @@ class Connector(abc.ABC, Generic[C]):
                         field=where,
                         connector=self.slug,
                     )
-        if self.capabilities.actions[name].destructive and not self.allow_destructive:
-            note = self.capabilities.actions[name].note
+        if self._http is None:
+            # Closed: refused by the class table (which flags what any mode may do), then "not open".
+            self._refuse_destructive(self.capabilities, name)
+        self.http  # noqa: B018 - not open is an error before anything else happens
+        caps = await self.resolve_capabilities()
+        action = self._enforce_table(caps, name, action)
+        self._refuse_destructive(caps, name)
+        return action
+
+    def _enforce_table(self, caps: Capabilities, name: ActionName, action: A) -> A:
+        caps.require_action(name)
+        if self.unsupported_fields == "drop":
+            action = _drop_unsupported(caps, name, action)  # same type, fields reset
+        for path in action_fields(name):
+            caps.require_action_field(name, path, given=_given(action, path))
+        return action
+
+    def _refuse_destructive(self, caps: Capabilities, name: ActionName) -> None:
+        if caps.actions[name].destructive and not self.allow_destructive:
+            note = caps.actions[name].note
             raise DestructiveActionRefused(
                 f"{name} is destructive on {self.spec.name} and this connection was opened with "
                 f"allow_destructive=False" + (f" ({note})" if note else ""),
                 connector=self.slug,
             )
-        self.http  # noqa: B018 - not open is an error before anything else happens
-        return action
 
     async def _run(
         self, name: ActionName, cls: type[A], value: Any, fields: Mapping[str, Any]
@@ -519,6 +547,12 @@ class Connector(abc.ABC, Generic[C]):
         (with the vendor's name of it) / error. Never raises for a remote failure; reports it."""
         items: list[CheckItem] = []
         auth_failed: str | None = None
+        try:
+            await self.resolve_capabilities()
+        except LMSConnectError as exc:
+            # What this connection can do stays unknown (the class table stands); check_access says more.
+            items.append(CheckItem(kind="credentials", name="capabilities", status=CheckStatus.ERROR,
+                                   detail=f"could not find out this connection's capabilities: {exc}"))
         if self.capabilities.features["scope_testing"].supported:
             try:
                 items.extend(await self.check_access())

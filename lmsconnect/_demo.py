@@ -117,21 +117,33 @@ async def _one(cls: type[Connector[Any]], store: Any, say: _Out) -> None:
             course_id = await _create_and_enrol(lms, say)
             say("3. Sync again; the change feed shows what those actions did")
             await _sync_and_feed(lms, store, say, cursor)
+            # This connection's table: for a connector with modes, the mode it found.
+            caps = await lms.resolve_capabilities()
             if course_id and caps.actions["deactivate_course"].supported:
                 cap = caps.actions["deactivate_course"]
                 flags = ", ".join(sorted(f.value for f in cap.flags)) or "not destructive"
-                say(f"4. Deactivate the new course ({flags})")
+                mode = f", this connection's mode {caps.mode}" if caps.mode else ""
+                say(f"4. Deactivate the new course ({flags}{mode})")
                 say(cap.note, 3)
+                for name, other in cls.capabilities.modes.items():
+                    if name != caps.mode and other.actions["deactivate_course"] != cap:
+                        shown = ", ".join(sorted(f.value for f in other.actions["deactivate_course"].flags))
+                        say(f"(in mode {name}: {shown or 'no flags'})", 3)
                 if cap.destructive:
                     async with connect(cls.spec.slug, allow_destructive=False, **sim.connect_config) as safe:
+                        # What this connection would really do (a connector with modes finds out first).
+                        before = (await safe.resolve_capabilities(), safe.stats.calls)[1]
                         try:
                             await safe.deactivate_course(course_id=course_id)
                         except LMSConnectError as exc:
                             say(f"on a connection opened with allow_destructive=False -> "
-                                f"{type(exc).__name__} ({safe.stats.calls} API calls)", 6)
+                                f"{type(exc).__name__} ({safe.stats.calls - before} API calls)", 6)
                 cursor = await store.last_cursor()
                 result = await lms.deactivate_course(course_id=course_id)
                 say(f"-> {_item_line(result.items[0])}", 6)
+                if result.items[0].status is ItemStatus.ACCEPTED:
+                    result = await lms.wait_until_visible(result, timeout_s=60)
+                    say(f"waited for the vendor -> {_item_line(result.items[0])}", 6)
                 say("5. Sync again; the change feed shows the deactivation as this LMS does it")
                 await _sync_and_feed(lms, store, say, cursor)
             say(f"{lms.stats.calls} API calls in all, {lms.stats.rejected} rejected by rate limits", 3)

@@ -10,6 +10,7 @@ import pytest
 
 import lmsconnect
 from lmsconnect import Capabilities, NotSupported, Support
+from lmsconnect._capabilities import matrix_rows
 from lmsconnect.plugin import ActionFlag, action_support, model_support
 from lmsconnect.testing import simulator
 
@@ -157,6 +158,51 @@ async def toy() -> AsyncIterator[tuple[Any, lmsconnect.Connector[Any]]]:
         lms = lmsconnect.connect("toylms", **sim.connect_config)
         async with lms:
             yield sim, lms
+
+
+class TestModes:
+    """A connector whose abilities depend on the account lists a table per mode."""
+
+    @staticmethod
+    def moded() -> Capabilities:
+        base = build()
+        gentle = base.variant(
+            mode="v2",
+            note="The newer API.",
+            actions={"deactivate_course": action_support("course_id", flags={"asynchronous"}, note="Hides.")},
+        )
+        return base.variant(note="Depends on the API.", modes={"v2": gentle, "v1": base.variant(mode="v1")})
+
+    def test_variant_replaces_actions_with_complete_fields(self) -> None:
+        table = self.moded()
+        v2 = table.modes["v2"]
+        assert v2.mode == "v2" and v2.note == "The newer API."
+        assert v2.actions["deactivate_course"].flags == frozenset({ActionFlag.ASYNCHRONOUS})
+        assert set(v2.actions["upsert_courses"].fields) == set(table.actions["upsert_courses"].fields)
+        assert table.modes["v1"].actions["deactivate_course"].destructive
+
+    def test_mode_tables_must_match_their_name_and_slug(self) -> None:
+        base = build()
+        with pytest.raises(ValueError, match="mode 'v2'"):
+            base.variant(modes={"v2": base.variant(mode="v1")})
+        with pytest.raises(ValueError, match="mode 'x'"):
+            build(modes={"x": build(slug="other", mode="x")})
+
+    def test_json_round_trips_with_modes_and_stays_as_it_was_without(self) -> None:
+        table = self.moded()
+        data = json.loads(table.to_json())
+        assert data["note"] == "Depends on the API." and set(data["modes"]) == {"v2", "v1"}
+        assert Capabilities.from_dict(data) == table
+        assert not {"mode", "modes", "note"} & set(json.loads(build().to_json()))
+
+    def test_markdown_and_matrix_show_each_mode_where_it_differs(self) -> None:
+        table = self.moded()
+        page = table.to_markdown()
+        assert "## Connection modes" in page and "### Mode `v2`" in page
+        assert "- `deactivate_course` (**asynchronous**): Hides." in page
+        assert "Actions as in the table above." not in page.split("### Mode `v2`")[1].split("### Mode")[0]
+        row = next(r for r in matrix_rows([table])[1] if r[0] == "action deactivate_course")
+        assert row[1] == "v2: yes (asynchronous); v1: yes (destructive)"
 
 
 class TestEnforcement:

@@ -323,6 +323,33 @@ class TestActions:
         assert "allow_destructive=True" in str(caught.value)
         assert vendor.hits == []
 
+    async def test_destructive_refusal_follows_the_connections_resolved_table(self, vendor: Vendor) -> None:
+        """A connector with modes: the table resolve_capabilities() finds decides, not the class's."""
+        table = QueryTokenConnector.capabilities
+        gentle = table.variant(mode="gentle", actions={"deactivate_course": action_support("course_id")})
+        moded = table.variant(modes={"gentle": gentle, "harsh": table.variant(mode="harsh")})
+
+        class Moded(QueryTokenConnector):
+            capabilities = moded
+            found = "gentle"
+
+            async def resolve_capabilities(self) -> Capabilities:
+                self.capabilities = moded.modes[self.found]
+                return self.capabilities
+
+        config = QueryConfig(base_url=vendor.url, wstoken=Secret(SECRET))
+        closed = Moded(config, allow_destructive=False)
+        with pytest.raises(DestructiveActionRefused):  # closed: the class table, which flags it, decides
+            await closed.deactivate_course(course_id="remote:7")
+        async with Moded(config, allow_destructive=False) as lms:
+            result = await lms.deactivate_course(course_id="remote:7")
+            assert result.items[0].status is ItemStatus.UPDATED and lms.capabilities.mode == "gentle"
+        Moded.found = "harsh"
+        async with Moded(config, allow_destructive=False) as lms:
+            with pytest.raises(DestructiveActionRefused):
+                await lms.deactivate_course(course_id="remote:7")
+        assert len(vendor.hits) == 1
+
     @pytest.mark.parametrize("value", ["false", "no", 0, None], ids=repr)
     def test_allow_destructive_must_be_a_bool(self, value: Any) -> None:
         """allow_destructive="false" (say, from an env var) is refused rather than read as true."""

@@ -34,19 +34,23 @@ def test_every_connector_is_synced_and_acted_on(output: str) -> None:
 
 
 def test_talentlms_quirks_show(output: str) -> None:
-    """Days rounding, trainer rollback, refusal on a safe connection, deletion seen as remote_deleted_at."""
+    """Days rounding, trainer rollback, and (with API v2, the simulator's default) a reversible
+    deactivation, waited for, with the v1 mode's destructive one named beside it."""
     if not installed("talentlms"):
         pytest.skip("talentlms not installed")
     section = output.split("(talentlms) — simulator")[1].split("\n== ")[0]
     assert "time_limit 2 day(s)" in section
     assert "LMS.ENROLLED_AS_TRAINER" in section
-    assert "allow_destructive=False -> DestructiveActionRefused (0 API calls)" in section
-    assert "deleted  courses" in section and "remote_deleted_at set" in section
+    assert "(asynchronous, this connection's mode v2)" in section
+    assert "(in mode v1: destructive)" in section
+    assert "waited for the vendor -> updated" in section
+    assert "deleted  courses" not in section
 
 
 def test_hidden_and_archived_courses_become_inactive_revisions(output: str) -> None:
-    """Moodle hides and 360Learning archives: the next sync records the revision as INACTIVE."""
-    for slug in ("moodle", "360learning"):
+    """Moodle hides, 360Learning archives, TalentLMS (API v2) deactivates: the next sync records the revision
+    as INACTIVE."""
+    for slug in ("moodle", "360learning", "talentlms"):
         if not installed(slug):
             continue
         section = output.split(f"({slug}) — simulator")[1].split("\n== ")[0]

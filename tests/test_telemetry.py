@@ -120,9 +120,13 @@ async def test_sync_spans_and_metrics(slug: str, otel: tuple[Any, Any], tmp_path
     calls = [s for s in spans if s.kind.name == "CLIENT"]
     assert len(calls) == stats.calls
     read_ids = {s.context.span_id: model for model, s in reads.items()}
-    # Every HTTP call happened within one model's read, and every model's read made calls.
+    # Every HTTP call happened within one model's read, and every model's read made calls, except one
+    # that shares a call made in another's read (TalentLMS lists /v1/courses once for courses and
+    # revisions read together).
     assert all(c.parent is not None and c.parent.span_id in read_ids for c in calls)
-    assert set(read_ids.values()) == {read_ids[c.parent.span_id] for c in calls}
+    callers = {read_ids[c.parent.span_id] for c in calls}
+    sharing: set[str] = {"course_revisions", "courses"} if slug == "talentlms" else set()
+    assert set(read_ids.values()) - callers <= sharing
     for call in calls:
         attributes = call.attributes
         assert attributes["lmsconnect.connector"] == slug

@@ -1,4 +1,4 @@
-"""The TalentLMS (API v1) connector."""
+"""The TalentLMS connector: API v1 for reads and creates, API v2 (where the key has it) for course edits."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import collections
 import contextlib
 import datetime as dt
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Final, TypeVar, cast
@@ -42,6 +43,7 @@ from lmsconnect import (
     UserStatus,
 )
 from lmsconnect.plugin import (
+    ActionFlag,
     Capabilities,
     CheckItem,
     CheckStatus,
@@ -63,6 +65,7 @@ from lmsconnect.plugin import (
     total_wanted,
 )
 
+from ._v2 import BATCH_LIMIT, DEFAULT_API_VERSION, V2_ROUTES, TaskState, V2Client
 from ._wire import (
     CategoryRow,
     Code,
@@ -97,9 +100,14 @@ RATE_MARGIN_S: Final = 0.25
 HOUR_S: Final = 3600.0
 #: Times a write refused with 429 is sent again (after the budget's pause) before RateLimited is raised.
 WRITE_429_ATTEMPTS: Final = 5
+#: Items sent to v2 batch tasks that a connection remembers for wait_until_visible (the oldest beyond it
+#: stay `accepted` if waited for).
+MAX_PENDING: Final = 100_000
 
 # Item error codes callers branch on.
 COURSE_UPDATE_NOT_SUPPORTED: Final = "LMS.COURSE_UPDATE_NOT_SUPPORTED"
+#: A v2 batch task failed an item, or finished without the course showing the change.
+COURSE_BATCH_FAILED: Final = "LMS.COURSE_BATCH_FAILED"
 ENROLLED_AS_TRAINER: Final = "LMS.ENROLLED_AS_TRAINER"
 ROLLBACK_FAILED: Final = "LMS.ROLLBACK_FAILED"
 
@@ -189,6 +197,18 @@ class TalentLMSConfig:
         help="Key User.custom_fields by the fields' names instead of their keys (custom_field_1...): one "
         "more call (GET /v1/getcustomregistrationfields) per read of users",
     )
+    api_v2: str = config_field(
+        default="auto",
+        help="TalentLMS API v2 for course updates and reversible deactivation: auto (probe once per "
+        "connection, v1 only when v2 answers 401/403/404), on (use it, no probe), off (v1 only)",
+        example="auto",
+    )
+    api_version: str = config_field(
+        default=DEFAULT_API_VERSION,
+        help="The X-API-Version date sent on API v2 calls (TalentLMS publishes no value; this default "
+        "is pinned)",
+        example=DEFAULT_API_VERSION,
+    )
 
     def __attrs_post_init__(self) -> None:
         if bool(self.domain) == bool(self.base_url):
@@ -210,6 +230,10 @@ class TalentLMSConfig:
             raise ValueError("hourly_budget must be at least 1")
         if self.page_size < 1 or self.concurrency < 1:
             raise ValueError("page_size and concurrency must be at least 1")
+        if self.api_v2 not in ("auto", "on", "off"):
+            raise ValueError(f"api_v2 must be 'auto', 'on' or 'off', not {self.api_v2!r}")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.api_version):
+            raise ValueError(f"api_version must be a date as YYYY-MM-DD, not {self.api_version!r}")
 
     @property
     def api_root(self) -> str:
@@ -441,7 +465,8 @@ CAPABILITIES: Final = Capabilities.build(
     },
     features={
         "passthrough": "raw v1 calls (e.g. GET /v1/siteinfo) with the connection's Basic auth and "
-        "rate budgets; write path-style parameters yourself",
+        "rate budgets; write path-style parameters yourself. Paths under /v2/ are sent with API v2's "
+        "headers (X-API-Key, X-API-Version) instead, on the same budgets",
         "scope_testing": "401 → bad API key; 403 → the API is not enabled for the domain (or the domain "
         "is inactive). TalentLMS v1 keys have no scopes: an enabled key may call every endpoint",
         "per_model_tests": "reads the first record of each model",
@@ -456,8 +481,84 @@ CAPABILITIES: Final = Capabilities.build(
 )
 
 
+_V2_UPSERT_NOTE: Final = (
+    "New courses are created through API v1, the only way to set the duration: `duration` (minutes) is "
+    "sent as `time_limit` in whole days, rounded up, at most 3,650 days; `code` holds `origin_id` (one "
+    "list call first finds the course made before, so a repeat never creates a second). An existing "
+    "course whose title or description differ, or that is inactive, is updated through API v2's batch "
+    "upsert (POST /v2/batch/courses, by id, at most 100 per call, `is_active` true: an upsert "
+    "reactivates a deactivated course). TalentLMS applies it in a background task, so the item is "
+    "`accepted`; wait_until_visible polls the task and reads the courses back: `updated` once the "
+    "course shows the change, `failed` with LMS.COURSE_BATCH_FAILED when the task failed it. The batch "
+    "has no duration field: a duration change on an existing course is not applied and says so on the "
+    "item with the code LMS.COURSE_UPDATE_NOT_SUPPORTED (`failed` when it is the only change). A course "
+    "that already matches is `unchanged`."
+)
+_V2_DEACTIVATE_NOTE: Final = (
+    "Sets the course inactive through API v2's batch upsert (`is_active`: false): reversible, and every "
+    "enrolment and progress in it is kept. TalentLMS applies it in a background task, so the result is "
+    "`accepted`, then `updated` after wait_until_visible once the course reads back inactive. An upsert "
+    "of the same origin_id makes it active again. Already inactive: `unchanged`."
+)
+_MODES_NOTE: Final = (
+    "What a connection can do depends on whether the API key can use TalentLMS API v2 (the connector "
+    "option api_v2: auto probes once per connection, on, off). Mode `v2`: upsert_courses updates a "
+    "course's title and description and deactivate_course is reversible (both asynchronous). Mode `v1` "
+    "(v2 answers 401/403/404, or api_v2=off): no course updates, and deactivate_course permanently "
+    "deletes the course (destructive). The flags below are those of either mode; a connection's "
+    "`lms.capabilities` (after `await lms.resolve_capabilities()`) is its mode's table."
+)
+V1_CAPABILITIES: Final = CAPABILITIES.variant(
+    mode="v1",
+    note="API v1 only (api_v2=off, or v2 answered 401/403/404): no course updates; deactivate deletes.",
+)
+V2_CAPABILITIES: Final = CAPABILITIES.variant(
+    mode="v2",
+    note="API v2 available: course updates and reversible deactivation through its batch upsert.",
+    actions={
+        "upsert_courses": attrs.evolve(
+            CAPABILITIES.actions["upsert_courses"], flags=frozenset({ActionFlag.ASYNCHRONOUS}),
+            note=_V2_UPSERT_NOTE,
+        ),
+        "deactivate_course": action_support(
+            "course_id", flags={"asynchronous"}, note=_V2_DEACTIVATE_NOTE
+        ),
+    },
+)
+#: The class's table: every mode's flags (so a closed connection refuses what either mode might
+#: destroy), both notes, and the two modes' own tables.
+TABLE: Final = CAPABILITIES.variant(
+    note=_MODES_NOTE,
+    actions={
+        "upsert_courses": attrs.evolve(
+            CAPABILITIES.actions["upsert_courses"],
+            flags=frozenset({ActionFlag.ASYNCHRONOUS}),
+            note=f"With API v2 (mode v2): {_V2_UPSERT_NOTE} With API v1 only (mode v1): {_UPSERT_NOTE}",
+        ),
+        "deactivate_course": action_support(
+            "course_id",
+            flags={"asynchronous", "destructive"},
+            note=f"With API v2 (mode v2): {_V2_DEACTIVATE_NOTE} With API v1 only (mode v1): "
+            f"{_DEACTIVATE_NOTE}",
+        ),
+    },
+    modes={"v2": V2_CAPABILITIES, "v1": V1_CAPABILITIES},
+)
+
+
+@attrs.frozen(kw_only=True)
+class _Pending:
+    """An item sent to a v2 batch task, and how the course must read back once it is applied."""
+
+    task_id: str
+    remote_id: str
+    name: str | None
+    description: str | None
+    status: str
+
+
 class TalentLMSConnector(Connector[TalentLMSConfig]):
-    """TalentLMS through API v1.
+    """TalentLMS through API v1, and API v2 for course edits where the key has it.
 
     >>> async with lmsconnect.connect("talentlms", domain="acme.talentlms.com", api_key=key) as lms:
     ...     async for progression in lms.list(lmsconnect.CourseProgression):
@@ -468,11 +569,11 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         slug=SLUG,
         name="TalentLMS",
         config=TalentLMSConfig,
-        api_versions=("v1",),
+        api_versions=("v1", "v2"),
         simulator="lmsconnect_talentlms.testing:TalentLMSSimulator",
         docs_url="https://www.talentlms.com/pages/docs/TalentLMS-API-Documentation.pdf",
     )
-    capabilities = CAPABILITIES
+    capabilities = TABLE
     # Longer upsert durations are InvalidInput before any call (the core checks it).
     max_duration_minutes = MAX_DURATION_MINUTES
 
@@ -483,6 +584,14 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
     _plan_window: _PlanWindow
     _calibrated: bool
     _calibration_lock: asyncio.Lock
+    _v2: V2Client
+    #: "v2" or "v1" once known (api_v2=on/off: at open; auto: after the probe), else None.
+    _mode: str | None
+    #: Why this connection has no v2 (shown by check()), or how it found that it has.
+    _mode_reason: str
+    _mode_lock: asyncio.Lock
+    #: Items sent to v2 batch tasks and not yet seen applied, by (action, item key).
+    _pending: dict[tuple[str, str], _Pending]
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -513,12 +622,30 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             secrets=(key, token),
             options=self.http_options,
             headers={"Accept": "application/json"},
+            # v2 task ids may look like words: named by template in telemetry, never by id.
+            routes=V2_ROUTES,
         )
 
     async def on_open(self) -> None:
         self._calibrated = False
         self._calibration_lock = asyncio.Lock()
         self._converter = make_wire_converter(utc_offset=self._offset)
+        self._v2 = V2Client(
+            self.http,
+            api_key=self.config.api_key.reveal(),
+            api_version=self.config.api_version,
+            error_for=_error_for,
+            before_call=self._ensure_calibrated,
+            write_attempts=WRITE_429_ATTEMPTS,
+        )
+        self._course_list: asyncio.Future[list[tuple[CourseRow, dict[str, Any]]] | None] | None = None
+        self._mode_lock = asyncio.Lock()
+        self._pending = {}
+        self._mode, self._mode_reason = None, ""
+        self.capabilities = TABLE
+        if self.config.api_v2 != "auto":
+            # Said, not probed: no call is spent on it.
+            self._set_mode("v2" if self.config.api_v2 == "on" else "v1", f"api_v2={self.config.api_v2}")
 
     def _wire(self, raw: Any, cls: type[_T], where: str) -> _T:
         """`raw` as the wire record `cls`, or InvalidRemoteResponse naming `where` and the field."""
@@ -535,8 +662,34 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 self._calibrated = True
 
     async def handle_passthrough(self, method: str, path: str, **kwargs: Any) -> Response:
+        if V2Client.is_v2_path(path):
+            return await self._v2.send(method, path, **kwargs)
         await self._ensure_calibrated()
         return await self.http.request(method, path, **kwargs)
+
+    # -- which API this connection uses ------------------------------------------------------------
+
+    def _set_mode(self, mode: str, reason: str) -> None:
+        self._mode, self._mode_reason = mode, reason
+        self.capabilities = V2_CAPABILITIES if mode == "v2" else V1_CAPABILITIES
+
+    async def resolve_capabilities(self) -> Capabilities:
+        """With api_v2=auto, probe once (GET /v2/health, then one authenticated v2 read): v2 if both
+        answer, v1 only if either says 401/403/404. Any other failure raises and is probed again next
+        time: a connection never falls back to v1's destructive deactivate on a passing outage."""
+        if self._mode is None:
+            async with self._mode_lock:
+                if self._mode is None:
+                    unavailable = await self._v2.probe()
+                    if unavailable is None:
+                        self._set_mode("v2", "GET /v2/health and an authenticated v2 read answered")
+                    else:
+                        self._set_mode("v1", unavailable)
+        return self.capabilities
+
+    @property
+    def _uses_v2(self) -> bool:
+        return self._mode == "v2"
 
     async def _calibrate(self) -> None:
         """Size the hourly budget from /v1/ratelimit (free: it does not count against the limit)."""
@@ -702,7 +855,38 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
         )
 
     async def _course_rows(self) -> list[tuple[CourseRow, dict[str, Any]]]:
-        """Every course of ``GET /v1/courses`` (once each), with its raw entry."""
+        """Every course of ``GET /v1/courses`` (once each), with its raw entry.
+
+        Callers that ask while a list call is in flight share its answer: courses, revisions and
+        progressions read together cost one list call, not three. A call after it has answered lists
+        again.
+        """
+        shared = self._course_list
+        if shared is not None:
+            # Shielded: this reader given up does not cancel the answer the others wait for.
+            rows = await asyncio.shield(shared)
+            if rows is not None:
+                return rows
+            # The reader that was listing gave up (its stream closed or cancelled): list here instead.
+        # No task of its own: the reader that lists does the call, so nothing runs on after the
+        # connection (or the stream that wanted it) has closed.
+        shared = self._course_list = asyncio.get_running_loop().create_future()
+        try:
+            rows = await self._list_course_rows()
+        except Exception as exc:
+            shared.set_exception(exc)
+            shared.exception()  # raised to every waiter; marked seen for when there is none
+            raise
+        except BaseException:
+            shared.set_result(None)
+            raise
+        finally:
+            if self._course_list is shared:
+                self._course_list = None
+        shared.set_result(rows)
+        return rows
+
+    async def _list_course_rows(self) -> list[tuple[CourseRow, dict[str, Any]]]:
         where = "GET /v1/courses"
         rows: dict[str, tuple[CourseRow, dict[str, Any]]] = {}
         for index, raw in enumerate(_list_of(await self._get("courses"), where)):
@@ -888,6 +1072,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
 
     async def handle_upsert_courses(self, action: UpsertCourses) -> ActionResult:
         by_code = await self._courses_by_code()
+        if self._uses_v2:
+            return await self._upsert_v2(action, by_code)
         results = []
         for item in action.items:
             results.append(await self._upsert_one(item.origin_id, item.course, by_code))
@@ -952,14 +1138,19 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             detail=detail or (f"time_limit {days} day(s)" if days else ""),
         )
 
-    def _compare(self, origin_id: str, row: CourseRow, wanted: Mapping[str, str]) -> ItemResult:
-        remote_id = row.id
+    @staticmethod
+    def _differences(row: CourseRow, wanted: Mapping[str, str]) -> list[str]:
+        """The keys of `wanted` (name, description, time_limit) the course does not already have."""
         current = {
             "name": row.name or "",
             "description": row.description or "",
             "time_limit": str(row.time_limit or 0),
         }
-        differs = [k for k, v in wanted.items() if (v.strip() if k != "time_limit" else v) != current[k]]
+        return [k for k, v in wanted.items() if (v.strip() if k != "time_limit" else v) != current[k]]
+
+    def _compare(self, origin_id: str, row: CourseRow, wanted: Mapping[str, str]) -> ItemResult:
+        remote_id = row.id
+        differs = self._differences(row, wanted)
         if not differs:
             return ItemResult(
                 key=origin_id,
@@ -991,6 +1182,8 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             raise InvalidInput(
                 f"course_id: TalentLMS course ids are integers, got {course_id!r}", field="course_id"
             )
+        if self._uses_v2:
+            return await self._deactivate_v2(action.course_id, course_id)
         try:
             await self._post("deletecourse", {"course_id": course_id})
         except RemoteError:
@@ -1132,6 +1325,232 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
             # Cannot tell: assume the worst so the error does not claim a clean rollback.
             return _INSTRUCTOR
 
+    # -- course edits through API v2 ---------------------------------------------------------------
+
+    async def _upsert_v2(self, action: UpsertCourses, by_code: dict[str, CourseRow]) -> ActionResult:
+        """Creates through v1 (as in v1 mode); edits and reactivations through v2 batches of 100."""
+        results: dict[int, ItemResult] = {}
+        batch: list[tuple[int, str, dict[str, Any], _Pending, ItemError | None]] = []
+        for index, item in enumerate(action.items):
+            origin_id, course = item.origin_id, item.course
+            existing = by_code.get(origin_id)
+            if existing is None:
+                results[index] = await self._upsert_one(origin_id, course, by_code)
+                continue
+            wanted: dict[str, str] = {"name": course.title, "description": course.description or ""}
+            if course.duration is not None:
+                wanted["time_limit"] = str(days_from_minutes(course.duration))
+            differs = self._differences(existing, wanted)
+            inactive = (existing.status or "").lower() == "inactive"
+            edits = [k for k in differs if k != "time_limit"] + (["status"] if inactive else [])
+            duration = None
+            if "time_limit" in differs:
+                duration = ItemError(
+                    code=COURSE_UPDATE_NOT_SUPPORTED,
+                    message=(
+                        f"course {existing.id} (code {origin_id!r}) has time_limit "
+                        f"{existing.time_limit or 0} day(s), not the {wanted['time_limit']} asked for: "
+                        "not applied, since TalentLMS API v2's batch course update has no duration "
+                        "field (change it in TalentLMS)"
+                    ),
+                )
+            if not edits:
+                if duration is None:
+                    results[index] = self._compare(origin_id, existing, wanted)  # unchanged
+                else:
+                    results[index] = self._course_item(
+                        origin_id, ItemStatus.FAILED, existing.id, error=duration
+                    )
+                continue
+            name, description = course.title.strip(), (course.description or "").strip()
+            entry = {
+                "id": int(existing.id),
+                "code": origin_id,
+                "name": name,
+                "description": description,
+                "is_active": True,
+            }
+            pending = _Pending(
+                task_id="", remote_id=existing.id, name=name, description=description, status="active"
+            )
+            shown = {"name": "title", "description": "description", "status": "reactivation"}
+            batch.append((index, ", ".join(shown[k] for k in edits), entry, pending, duration))
+        for start in range(0, len(batch), BATCH_LIMIT):
+            chunk = batch[start : start + BATCH_LIMIT]
+            try:
+                task_id = await self._v2.batch_courses([entry for _, _, entry, _, _ in chunk])
+            except LMSConnectError as exc:
+                for index, _, _, pending, _ in chunk:
+                    results[index] = self._batch_refused(
+                        "upsert_courses", action.items[index].origin_id, pending.remote_id, exc
+                    )
+                continue
+            for index, what, _, pending, duration in chunk:
+                key = action.items[index].origin_id
+                self._remember(("upsert_courses", key), attrs.evolve(pending, task_id=task_id))
+                results[index] = self._course_item(
+                    key,
+                    ItemStatus.ACCEPTED,
+                    pending.remote_id,
+                    error=duration,
+                    detail=f"{what} sent to TalentLMS API v2 (batch task {task_id}); "
+                    "wait_until_visible confirms it"
+                    + ("; the duration change is NOT applied (see error)" if duration else ""),
+                )
+        return ActionResult(action="upsert_courses", items=tuple(results[i] for i in sorted(results)))
+
+    def _remember(self, key: tuple[str, str], pending: _Pending) -> None:
+        # Results nobody waits for must not grow a long-lived connection without end: the oldest go.
+        self._pending.pop(key, None)
+        self._pending[key] = pending
+        while len(self._pending) > MAX_PENDING:
+            del self._pending[next(iter(self._pending))]
+
+    def _batch_refused(self, action: str, key: str, remote_id: str, exc: LMSConnectError) -> ItemResult:
+        if isinstance(exc, (InvalidInput, PermissionDenied, NotFound, AuthenticationError)):
+            message = f"TalentLMS refused the v2 batch call, nothing was applied: {exc}"
+        else:
+            message = (
+                f"the v2 batch call failed ({exc}); TalentLMS may or may not have applied it: run the "
+                f"same {action} again (it reports `unchanged` if it was applied)"
+            )
+        return self._course_item(
+            key, ItemStatus.FAILED, remote_id, error=ItemError(code=exc.code, message=message)
+        )
+
+    def _course_item(
+        self,
+        key: str,
+        status: ItemStatus,
+        remote_id: str,
+        *,
+        error: ItemError | None = None,
+        detail: str = "",
+    ) -> ItemResult:
+        return ItemResult(
+            key=key,
+            status=status,
+            id=self.make_id("courses", remote_id),
+            remote_id=remote_id,
+            error=error,
+            detail=detail,
+        )
+
+    async def _deactivate_v2(self, key: str, course_id: str) -> ActionResult:
+        rows: dict[str, CourseRow] = {row.id: row for row, _ in await self._course_rows()}
+        row = rows.get(course_id)
+        if row is None:
+            raise NotFound(
+                f"deactivate_course: TalentLMS has no course {course_id}",
+                connector=SLUG,
+                vendor_message="The requested course does not exist",
+            )
+        if (row.status or "").lower() == "inactive":
+            item = self._course_item(key, ItemStatus.UNCHANGED, course_id, detail="already inactive")
+            return ActionResult(action="deactivate_course", items=(item,))
+        # Name, code and description as they are: the batch body lists them and the docs do not say
+        # which an update may leave out.
+        entry: dict[str, Any] = {
+            "id": int(course_id),
+            "name": row.name or "",
+            "description": row.description or "",
+            "is_active": False,
+        }
+        if row.code:
+            entry["code"] = row.code
+        try:
+            task_id = await self._v2.batch_courses([entry])
+        except LMSConnectError as exc:
+            refused = self._batch_refused("deactivate_course", key, course_id, exc)
+            assert refused.error is not None
+            raise ActionFailed(
+                refused.error.message,
+                result=ActionResult(action="deactivate_course", items=(refused,)),
+                connector=SLUG,
+            ) from exc
+        self._remember(
+            ("deactivate_course", key),
+            _Pending(task_id=task_id, remote_id=course_id, name=None, description=None, status="inactive"),
+        )
+        accepted = self._course_item(
+            key,
+            ItemStatus.ACCEPTED,
+            course_id,
+            detail=f"is_active=false sent to TalentLMS API v2 (batch task {task_id}); enrolments and "
+            "progress are kept; an upsert of the same origin_id reactivates it",
+        )
+        return ActionResult(action="deactivate_course", items=(accepted,))
+
+    async def wait_until_visible(self, result: ActionResult, *, timeout_s: float = 60.0) -> ActionResult:
+        """For `accepted` items of upsert_courses and deactivate_course (API v2 batch tasks): poll the
+        tasks until each reports a finished or failed status (an unknown status counts as running) or
+        `timeout_s` passes, then read the courses back once: `updated` where the course shows the
+        change, `failed` (LMS.COURSE_BATCH_FAILED) where its task ended without it, else still
+        `accepted`. Items this connection did not send stay as they are."""
+        waiting = {
+            (result.action, item.key): self._pending[(result.action, item.key)]
+            for item in result.items
+            if item.status is ItemStatus.ACCEPTED and (result.action, item.key) in self._pending
+        }
+        if not waiting:
+            return result
+        deadline = time.monotonic() + timeout_s
+        tasks = await self._wait_for_tasks({p.task_id for p in waiting.values()}, deadline)
+        rows: dict[str, CourseRow] = {row.id: row for row, _ in await self._course_rows()}
+        items = []
+        for item in result.items:
+            pending = waiting.get((result.action, item.key))
+            if pending is None:
+                items.append(item)
+                continue
+            items.append(self._settled(item, pending, rows.get(pending.remote_id), tasks[pending.task_id]))
+            if items[-1].status is not ItemStatus.ACCEPTED:
+                del self._pending[(result.action, item.key)]
+        return ActionResult(action=result.action, items=tuple(items))
+
+    async def _wait_for_tasks(self, task_ids: set[str], deadline: float) -> dict[str, TaskState]:
+        states = {t: TaskState(task_id=t) for t in task_ids}
+        delay = 0.2
+        while True:
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            for task_id, state in states.items():
+                if not state.finished:
+                    states[task_id] = await self._v2.task(task_id)
+            if all(s.finished for s in states.values()) or time.monotonic() >= deadline:
+                return states
+            delay = min(delay * 2, 5.0)
+
+    def _settled(
+        self, item: ItemResult, pending: _Pending, row: CourseRow | None, task: TaskState
+    ) -> ItemResult:
+        if row is not None and self._shows(row, pending):
+            applied = "inactive; enrolments and progress kept" if pending.status == "inactive" else (
+                "TalentLMS now shows the new title and description, active"
+            )
+            return attrs.evolve(item, status=ItemStatus.UPDATED, detail=applied + (
+                "; the duration change is NOT applied (see error)" if item.error else ""
+            ))
+        if not task.finished:
+            return item
+        said = task.item_errors.get(item.key) or task.item_errors.get(pending.remote_id)
+        where = f"TalentLMS API v2 batch task {task.task_id} ended ({task.status or 'no status given'})"
+        message = (
+            f"{where} and failed this course: {said}" if said
+            else f"{where} but course {pending.remote_id} does not show the change"
+            if row is not None else f"{where} and course {pending.remote_id} no longer exists"
+        )
+        return attrs.evolve(
+            item, status=ItemStatus.FAILED, error=ItemError(code=COURSE_BATCH_FAILED, message=message)
+        )
+
+    @staticmethod
+    def _shows(row: CourseRow, pending: _Pending) -> bool:
+        if (row.status or "").lower() != pending.status:
+            return False
+        if pending.name is not None and (row.name or "").strip() != pending.name:
+            return False
+        return pending.description is None or (row.description or "").strip() == pending.description
+
     # -- scope testing ------------------------------------------------------------------------------
 
     async def check_access(self) -> Sequence[CheckItem]:
@@ -1146,6 +1565,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     permissions=("API access (Account & Settings → Basic settings → Enable API)",),
                     detail=str(exc),
                 ),
+                await self._check_v2(),
             )
         except AuthenticationError:
             raise
@@ -1157,6 +1577,7 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                 detail="API key accepted; the API is enabled for the domain",
             ),
         ]
+        items.append(await self._check_v2())
         for name, cap in self.capabilities.actions.items():
             if cap.supported:
                 items.append(
@@ -1168,6 +1589,46 @@ class TalentLMSConnector(Connector[TalentLMSConfig]):
                     )
                 )
         return items
+
+
+    async def _check_v2(self) -> CheckItem:
+        """Whether this connection uses API v2; with api_v2=on, whether v2 really answers the key."""
+        reason = self._mode_reason
+        if self.config.api_v2 == "on":
+            unavailable = await self._v2.probe()
+            if unavailable is not None:
+                return CheckItem(
+                    kind="credentials",
+                    name="api_v2",
+                    status=CheckStatus.MISSING_PERMISSION,
+                    permissions=("TalentLMS API v2 for this key",),
+                    detail=f"api_v2=on but v2 is not available: {unavailable}; course updates and "
+                    "deactivation will fail (use api_v2=auto to fall back to v1)",
+                )
+            reason = "api_v2=on; GET /v2/health and an authenticated v2 read answered"
+        if self._mode is None:
+            return CheckItem(
+                kind="credentials",
+                name="api_v2",
+                status=CheckStatus.ERROR,
+                detail="whether API v2 is available is not known: its probe failed (see the "
+                "capabilities item); course updates and deactivation wait until it answers",
+            )
+        if self._uses_v2:
+            return CheckItem(
+                kind="credentials",
+                name="api_v2",
+                status=CheckStatus.OK,
+                detail=f"API v2 available ({reason}): upsert_courses updates title and description, "
+                "deactivate_course is reversible",
+            )
+        return CheckItem(
+            kind="credentials",
+            name="api_v2",
+            status=CheckStatus.NOT_SUPPORTED,
+            detail=f"API v2 unavailable ({reason}): v1 only, so upsert_courses cannot update a course "
+            "and deactivate_course DELETES it",
+        )
 
 
 def _error_for(

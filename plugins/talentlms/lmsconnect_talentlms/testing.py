@@ -1,4 +1,4 @@
-"""An offline simulator of the TalentLMS API v1, for tests, demos and benchmarks.
+"""An offline simulator of the TalentLMS API (v1, and v2 for courses): for tests, demos, benchmarks.
 
 Example::
 
@@ -30,6 +30,9 @@ client libraries where the reference is silent:
   that); learner types are enrolled as ``learner``. The seeded tenant always has users of all four types
   (ids 1 to 4 are SuperAdmin, Admin-Type, Trainer-Type, Learner-Type when there are at least 4 users).
 * ``deletecourse`` removes the course and its enrolments for good.
+* API v2 (on by default; ``api_v2=False`` is a tenant without it, answering 404): the health check, the
+  course list and detail, the batch course upsert and its background tasks, on the same tenant and the
+  same rate limits; see ``lmsconnect_talentlms._simv2`` for what they do.
 
 Faults are opt-in and deterministic for a given ``fault_seed``: whether a request is faulted depends on
 the seed, the request (method, path and body) and how many times that same request was received before,
@@ -58,6 +61,8 @@ import attrs
 from aiohttp import web
 
 from lmsconnect.testing import SimulatorServer
+
+from ._simv2 import V2Endpoints
 
 __all__ = [
     "INSTRUCTOR_USER_TYPES",
@@ -274,6 +279,9 @@ class TalentLMSSimulator(SimulatorServer):
         "throttle_seconds": "length of a 429 burst, in seconds",
         "fault_seed": "seed of the fault draws: the same seed gives the same faults",
         "fault_routes": "faults only on these routes, comma-separated (e.g. 'POST /v1/createcourse')",
+        "api_v2": "false: a tenant without API v2 (every /api/v2 path answers 404)",
+        "task_seconds": "seconds before an API v2 batch task applies its courses",
+        "batch_fail_codes": "course codes an API v2 batch task fails, comma-separated",
     }
 
     def __init__(
@@ -299,6 +307,9 @@ class TalentLMSSimulator(SimulatorServer):
         throttle_seconds: float = 1.0,
         fault_seed: int = 0,
         fault_routes: Iterable[str] | str | None = None,
+        api_v2: bool = True,
+        task_seconds: float = 0.2,
+        batch_fail_codes: Iterable[str] | str = (),
     ) -> None:
         if min(users, courses, enrollments) < 0:
             raise ValueError("users, courses and enrollments must not be negative")
@@ -322,6 +333,16 @@ class TalentLMSSimulator(SimulatorServer):
             # From the CLI: --option "fault_routes=POST /v1/createcourse,GET /v1/users"
             fault_routes = [r.strip() for r in fault_routes.split(",") if r.strip()]
         self.fault_routes: frozenset[str] | None = None if fault_routes is None else frozenset(fault_routes)
+        self.api_v2 = api_v2
+        if task_seconds < 0:
+            raise ValueError("task_seconds must not be negative")
+        self.task_seconds = task_seconds
+        if isinstance(batch_fail_codes, str):
+            batch_fail_codes = [c.strip() for c in batch_fail_codes.split(",") if c.strip()]
+        #: Course codes whose items an API v2 batch task fails.
+        self.batch_fail_codes: set[str] = set(batch_fail_codes)
+        #: The API v2 endpoints and their background tasks.
+        self.v2 = V2Endpoints(self)
 
         #: Every HTTP request received, whatever its outcome.
         self.calls = 0
@@ -360,6 +381,7 @@ class TalentLMSSimulator(SimulatorServer):
         app.router.add_get("/_simulator/stats", self._handle_stats)
         app.router.add_route("*", "/api/v1/{action}", self._handle)
         app.router.add_route("*", "/api/v1/{action}/{params:.*}", self._handle)
+        app.router.add_route("*", "/api/v2/{path:.*}", self.v2.handle)
         return app
 
     @property
@@ -702,14 +724,12 @@ class TalentLMSSimulator(SimulatorServer):
             bad_params = True
         else:
             bad_params = False
-        self.calls += 1
         route = f"{request.method} /v1/{action}"
         if action in ("users", "courses"):
             for key in ("id", "email", "username"):
                 if key in path_params:
                     route += f"/{key}"
                     break
-        self.calls_by_route[route] += 1
 
         form: dict[str, str] = {}
         if request.method == "POST" and request.content_type in (
@@ -718,12 +738,32 @@ class TalentLMSSimulator(SimulatorServer):
         ):
             posted = await request.post()
             form = {k: v for k, v in posted.items() if isinstance(v, str)}
+        return await self._serve(
+            request,
+            route,
+            form,
+            lambda throttle, fail: self._respond(
+                request, action, {**path_params, **form}, bad_params, throttle, fail
+            ),
+        )
 
+    async def _serve(
+        self,
+        request: web.Request,
+        route: str,
+        form: Mapping[str, str],
+        respond: Callable[[float, float], web.Response],
+    ) -> web.StreamResponse:
+        """Count a call (v1 or v2), draw its faults, answer it with `respond(throttle, fail)`, then
+        spend the latency and drop the connection if drawn."""
+        self.calls += 1
+        self.calls_by_route[route] += 1
+        self.v2.settle()
         rng = self._fault_rng(request, form, route)
         slow, drop, throttle, fail = (rng.random() for _ in range(4))
         # The request is admitted, counted and applied when it arrives; the latency is spent before
         # the answer leaves, as on a real network where the rate counter sits at the vendor's door.
-        response = self._respond(request, action, {**path_params, **form}, bad_params, throttle, fail)
+        response = respond(throttle, fail)
         delay = self.latency
         if slow < self.slow_rate:
             self.faults["slow"] += 1

@@ -1,7 +1,13 @@
-"""The TalentLMS connector against its simulator: reads, the three quirks, errors, limits, faults."""
+"""The TalentLMS connector against its simulator without API v2: reads, the v1 quirks, errors, limits, faults.
+
+Every test on the `sim`/`lms` fixtures runs twice, for the two ways a connection is v1 only: a tenant
+without API v2 (api_v2=auto falls back on its 404), and api_v2=off on a tenant that has it. The v2 mode is
+tested in test_talentlms_v2.py.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -41,15 +47,35 @@ FAST_RETRIES = HttpOptions(max_attempts=12, backoff_base_s=0.01, backoff_max_s=0
 MODELS: tuple[ModelName, ...] = ("users", "courses", "course_revisions", "course_progressions")
 
 
+V1_WAYS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "tenant-without-v2": ({"api_v2": False}, {}),
+    "api_v2-off": ({}, {"api_v2": "off"}),
+}
+
+
+@pytest.fixture(params=list(V1_WAYS))
+def v1_way(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[TalentLMSSimulator]:
-    async with TalentLMSSimulator(users=40, courses=6, enrollments=90, seed=5) as simulator:
+def v1_options(v1_way: str) -> dict[str, Any]:
+    """connect() options that make the connection v1 only (with the `sim` of the same way)."""
+    return V1_WAYS[v1_way][1]
+
+
+@pytest.fixture
+async def sim(v1_way: str) -> AsyncIterator[TalentLMSSimulator]:
+    options = V1_WAYS[v1_way][0]
+    async with TalentLMSSimulator(users=40, courses=6, enrollments=90, seed=5, **options) as simulator:
         yield simulator
 
 
 @pytest.fixture
-async def lms(sim: TalentLMSSimulator) -> AsyncIterator[Connector[Any]]:
-    async with lmsconnect.connect("talentlms", **sim.connect_config, http=FAST_RETRIES) as connector:
+async def lms(sim: TalentLMSSimulator, v1_options: dict[str, Any]) -> AsyncIterator[Connector[Any]]:
+    async with lmsconnect.connect(
+        "talentlms", **sim.connect_config, **v1_options, http=FAST_RETRIES
+    ) as connector:
         yield connector
 
 
@@ -87,8 +113,9 @@ class TestConfig:
 
 class TestCapabilities:
     def test_every_coverage_field_and_action_is_supported_with_quirk_notes(self) -> None:
-        """The coverage table's fields and actions are all `supported`; the quirks are in the notes."""
-        data = json.loads(TalentLMSConnector.capabilities.to_json())
+        """The coverage table's fields and actions are all `supported`; the quirks are in the v1 mode's
+        notes."""
+        data = json.loads(TalentLMSConnector.capabilities.to_json())["modes"]["v1"]
         coverage = {
             "users": ["first_name", "last_name", "work_email", "status", "remote_created_at"],
             "courses": ["remote_created_at"],
@@ -186,6 +213,21 @@ class TestReads:
         assert sim.calls_by_route["GET /v1/courses/id"] == len(sim.courses)
         assert sim.calls_by_route["GET /v1/getuserstatusincourse"] == 0
 
+    async def test_models_read_together_share_one_course_list(
+        self, lms: Connector[Any], sim: TalentLMSSimulator
+    ) -> None:
+        """Courses, revisions and progressions streamed concurrently list /v1/courses once; a later read
+        lists again (fresh data)."""
+
+        async def count(model: ModelName) -> int:
+            return len([r async for r in lms.list(model)])
+
+        counts = await asyncio.gather(*(count(m) for m in MODELS))
+        assert counts[1] == counts[2] == len(sim.courses) and counts[3] > 0
+        assert sim.calls_by_route["GET /v1/courses"] == 1
+        assert await count("courses") == len(sim.courses)
+        assert sim.calls_by_route["GET /v1/courses"] == 2
+
 
 class TestUpsertCourses:
     @pytest.mark.parametrize(
@@ -269,7 +311,7 @@ class TestDeactivateCourse:
     async def test_deletes_the_course_and_the_table_says_destructive(
         self, lms: Connector[Any], sim: TalentLMSSimulator
     ) -> None:
-        assert lms.capabilities.actions["deactivate_course"].destructive
+        assert (await lms.resolve_capabilities()).actions["deactivate_course"].destructive
         course = sim.courses[0]
         assert sim.enrollments(course_id=course.id)
         result = await lms.deactivate_course(course_id=lms.make_id("courses", course.id))
@@ -280,15 +322,21 @@ class TestDeactivateCourse:
         assert str(course.id) not in {c.remote_id async for c in lms.list("courses")}
 
     async def test_refused_when_the_connection_forbids_destructive_actions(
-        self, sim: TalentLMSSimulator
+        self, sim: TalentLMSSimulator, v1_options: dict[str, Any]
     ) -> None:
+        """Refused before any write; api_v2=off makes no call at all, auto only its probe."""
         course = sim.courses[0]
-        async with lmsconnect.connect("talentlms", **sim.connect_config, allow_destructive=False) as lms:
+        async with lmsconnect.connect(
+            "talentlms", **sim.connect_config, **v1_options, allow_destructive=False
+        ) as lms:
             with pytest.raises(DestructiveActionRefused) as info:
                 await lms.deactivate_course(course_id=lms.make_id("courses", course.id))
+            assert lms.capabilities.mode == "v1"
         assert info.value.code == "LMS.DESTRUCTIVE_REFUSED"
         assert sim.course(course.id) is not None
-        assert sim.calls == 0
+        assert set(sim.calls_by_route) <= {"GET /v1/ratelimit", "GET /v2/health"}
+        if v1_options:
+            assert sim.calls == 0
 
     async def test_unknown_course_is_not_found(self, lms: Connector[Any]) -> None:
         with pytest.raises(NotFound) as info:
