@@ -1009,23 +1009,26 @@ class MoodleConnector(Connector[MoodleConfig]):
             remote_data=data,
         )
 
+    async def _grade_items(self, courseid: int, userid: int) -> Any:
+        """One ``gradereport_user_get_grade_items`` answer. Moodle creates a course's grade category and
+        course total on the first gradebook read; concurrent first reads of one course raced on the real
+        site and the losers answered `morethanonerecordinfetch`. So the first read of each course goes
+        alone, the rest in parallel."""
+        params = {"courseid": courseid, "userid": userid}
+        if courseid not in self._gradebooks_ready:
+            async with self._gradebook_locks[courseid]:
+                if courseid not in self._gradebooks_ready:
+                    raw = await self.call(SCORES_FUNCTION, params)
+                    self._gradebooks_ready.add(courseid)
+                    return raw
+        return await self.call(SCORES_FUNCTION, params)
+
     async def _course_score(self, courseid: int, userid: int, data: dict[str, Any]) -> float | None:
         """The user's course total as a percentage of its range (``gradereport_user_get_grade_items``), None
         while ungraded. A total above the maximum (sites may allow grades over it, ``unlimitedgrades``)
         is left out with a warning rather than stretched onto 0-100."""
         function = SCORES_FUNCTION
-        params = {"courseid": courseid, "userid": userid}
-        raw: Any = None
-        if courseid not in self._gradebooks_ready:
-            # Moodle creates a course's grade category and course total on the first gradebook read;
-            # concurrent first reads of one course raced on the real site and the losers answered
-            # `morethanonerecordinfetch`. So the first read of each course goes alone, the rest in parallel.
-            async with self._gradebook_locks[courseid]:
-                if courseid not in self._gradebooks_ready:
-                    raw = await self.call(function, params)
-                    self._gradebooks_ready.add(courseid)
-        if raw is None:
-            raw = await self.call(function, params)
+        raw = await self._grade_items(courseid, userid)
         report = self._wire(raw, GradeItemsWire, function)
         self._no_warnings(function, report.warnings)
         totals = [
