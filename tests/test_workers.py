@@ -67,6 +67,30 @@ def resolver(sim: TalentLMSSimulator, **extra: Any) -> Any:
     return resolve
 
 
+async def signal_when(
+    argv: list[str], env: dict[str, str], log: Path, db: str, ready: str, how: signal.Signals
+) -> int:
+    """Start a worker process (output to `log`), send it `how` once the query `ready` returns a row,
+    and return its exit code; it is killed if the test fails first. A plain Popen: the test polls it
+    while its own event loop serves the simulator."""
+    with open(log, "w") as log_file:  # noqa: ASYNC230
+        proc = subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+    try:
+        deadline = time.monotonic() + 30
+        while not sql(db, ready):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]  # noqa: ASYNC240
+            await asyncio.sleep(0.05)
+        proc.send_signal(how)
+        while proc.poll() is None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 async def snapshot(store: Any, key: str) -> dict[str, list[Any]]:
     """Every stored record of `key`, per model, without the times of our own observation."""
     out: dict[str, list[Any]] = {}
@@ -319,31 +343,17 @@ class TestWorkerLoss:
             options = {"batch_size": 10, "lease_s": 3.0, "wait": 30.0}
             async with Workers(db, resolve=resolver(sim), sync_options=options) as w:
                 await w.defer_sync("acme")
-                # A plain Popen: the test polls it while its own event loop serves the simulator.
-                with open(tmp_path / "worker.log", "w") as log_file:  # noqa: ASYNC230
-                    proc = subprocess.Popen(  # noqa: ASYNC220
-                        [sys.executable, "-c", WORKER], env=env, stdout=subprocess.DEVNULL, stderr=log_file
-                    )
-                try:
-                    deadline = time.monotonic() + 30
-                    # Cut it off once some batches are in the store but the run is not finished.
-                    while not sql(db, "SELECT 1 FROM records LIMIT 1 OFFSET 30"):
-                        assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
-                        await asyncio.sleep(0.05)
-                    proc.send_signal(how)
-                    while proc.poll() is None:
-                        assert time.monotonic() < deadline
-                        await asyncio.sleep(0.05)
-                finally:
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+                # Cut it off once some batches are in the store but the run is not finished.
+                returncode = await signal_when(
+                    [sys.executable, "-c", WORKER], env, tmp_path / "worker.log",
+                    db, "SELECT 1 FROM records LIMIT 1 OFFSET 30", how,
+                )  # fmt: skip
                 assert sql(db, "SELECT status FROM runs") == [("running",)], "cut off too late"
                 if how == signal.SIGKILL:
                     await asyncio.sleep(1.5)  # its heartbeat goes stale
                     assert await w.recover_stalled(heartbeat_s=1.0) == 1
                 else:
-                    assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]
+                    assert returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]
                 await w.run_worker(concurrency=2, wait=False)
                 [health] = await w.health()
                 assert health.last_outcome == "ok", health
@@ -413,25 +423,12 @@ class TestCLI:
             **os.environ,
             "LMSCONNECT_CONNECTION_ACME": json.dumps({"slug": "talentlms", "config": sim.connect_config}),
         }
-        with open(tmp_path / "worker.log", "w") as log_file:  # noqa: ASYNC230
-            proc = subprocess.Popen(  # noqa: ASYNC220 - polled below while the loop serves the simulator
-                [sys.executable, "-m", "lmsconnect", "worker", "--db", db, "--concurrency", "2"],
-                env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while not sql(db, "SELECT 1 FROM worker_connections WHERE last_outcome = 'ok'"):
-                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
-                await asyncio.sleep(0.1)
-            proc.send_signal(signal.SIGTERM)
-            while proc.poll() is None:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        returncode = await signal_when(
+            [sys.executable, "-m", "lmsconnect", "worker", "--db", db, "--concurrency", "2"], env,
+            tmp_path / "worker.log", db, "SELECT 1 FROM worker_connections WHERE last_outcome = 'ok'",
+            signal.SIGTERM,
+        )  # fmt: skip
+        assert returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
         code, text = await loop.run_in_executor(None, cli, "connections", "--json")
         [row] = json.loads(text)
         assert (row["key"], row["last_outcome"], row["needs_attention"]) == ("acme", "ok", False)
